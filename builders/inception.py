@@ -1,0 +1,64 @@
+"""GoogLeNet's blocks (Szegedy et al. 2014): the inception module and the auxiliary classifier."""
+
+from keras import layers
+
+from builders.layers import conv
+from builders.registry import register
+
+
+@register("inception")
+def inception(
+    x,
+    *,
+    name: str,
+    b1x1: int,
+    b3x3_reduce: int,
+    b3x3: int,
+    b5x5_reduce: int,
+    b5x5: int,
+    pool_proj: int,
+    batch_norm: bool = False,
+):
+    """Figure 2b: four parallel branches concatenated; the arguments are Table 1's columns.
+
+    The 1x1 reductions in front of the 3x3 and 5x5 convolutions are what keep the module cheap.
+    Output channels: b1x1 + b3x3 + b5x5 + pool_proj.
+    """
+
+    def unit(tensor, suffix, filters, kernel_size):
+        return conv(
+            tensor, name=f"{name}_{suffix}", filters=filters, kernel_size=kernel_size,
+            padding="same", batch_norm=batch_norm,
+        )
+
+    branch_1x1 = unit(x, "1x1", b1x1, 1)
+    branch_3x3 = unit(unit(x, "3x3_reduce", b3x3_reduce, 1), "3x3", b3x3, 3)
+    branch_5x5 = unit(unit(x, "5x5_reduce", b5x5_reduce, 1), "5x5", b5x5, 5)
+    pooled = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
+    branch_pool = unit(pooled, "pool_proj", pool_proj, 1)
+    return layers.Concatenate(name=f"{name}_concat")([branch_1x1, branch_3x3, branch_5x5, branch_pool])
+
+
+@register("aux_classifier", side_output=True)
+def aux_classifier(
+    x,
+    *,
+    name: str,
+    units: int,
+    pool_size: int = 5,
+    strides: int = 3,
+    filters: int = 128,
+    hidden_units: int = 1024,
+    dropout: float = 0.7,
+):
+    """Section 5's side classifier on 4a and 4d: its logits are an extra model output.
+
+    Average pool 5x5/3 (4x4 at 224 input), 1x1 conv 128 with ReLU, fully connected 1024 with
+    ReLU, 70% dropout, linear classifier.
+    """
+    x = layers.AveragePooling2D(pool_size, strides, name=f"{name}_pool")(x)
+    x = conv(x, name=f"{name}_proj", filters=filters, kernel_size=1)
+    x = layers.Flatten(name=f"{name}_flatten")(x)
+    x = layers.Dense(hidden_units, activation="relu", name=f"{name}_fc")(x)
+    x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return layers.Dense(units, name=f"{name}_logits")(x)

@@ -1,0 +1,113 @@
+"""Single-layer blocks: convolution, pooling, LRN, dropout, flatten, dense.
+
+Layer names follow Keras Applications (`conv1_conv`, `conv1_bn`, `conv1_relu`) so saved models
+reload by name and the report can group layers by the row that made them.
+"""
+
+from typing import Literal
+
+import keras
+from keras import layers, ops
+
+from builders.registry import register
+
+PoolPadding = Literal["valid", "same"]
+# An int is the papers' explicit zero padding on each side (AlexNet conv2: 5x5, pad 2).
+Padding = PoolPadding | int
+
+
+@register("conv")
+def conv(
+    x,
+    *,
+    name: str,
+    filters: int,
+    kernel_size: int,
+    strides: int = 1,
+    padding: Padding = "valid",
+    groups: int = 1,
+    activation: str | None = "relu",
+    batch_norm: bool = False,
+):
+    if isinstance(padding, int):
+        x = layers.ZeroPadding2D(padding, name=f"{name}_pad")(x)
+        padding = "valid"
+    # Batch norm's beta replaces the bias (He et al. 2015; torchvision and Keras Applications).
+    x = layers.Conv2D(
+        filters, kernel_size, strides=strides, padding=padding, groups=groups,
+        use_bias=not batch_norm, name=f"{name}_conv",
+    )(x)
+    if batch_norm:
+        x = layers.BatchNormalization(epsilon=1e-5, name=f"{name}_bn")(x)
+    if activation:
+        x = layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return x
+
+
+@register("maxpool")
+def maxpool(x, *, name: str, pool_size: int, strides: int | None = None, padding: PoolPadding = "valid"):
+    return layers.MaxPooling2D(pool_size, strides, padding, name=name)(x)
+
+
+@register("avgpool")
+def avgpool(x, *, name: str, pool_size: int, strides: int | None = None, padding: PoolPadding = "valid"):
+    return layers.AveragePooling2D(pool_size, strides, padding, name=name)(x)
+
+
+@register("global_avgpool")
+def global_avgpool(x, *, name: str):
+    return layers.GlobalAveragePooling2D(name=name)(x)
+
+
+@register("flatten")
+def flatten(x, *, name: str):
+    return layers.Flatten(name=name)(x)
+
+
+@register("dropout")
+def dropout(x, *, name: str, rate: float):
+    return layers.Dropout(rate, name=name)(x)
+
+
+@register("dense")
+def dense(x, *, name: str, units: int, activation: str | None = "relu"):
+    return layers.Dense(units, activation=activation, name=name)(x)
+
+
+@register("lrn")
+def lrn(x, *, name: str, depth_radius: int = 5, bias: float = 1.0, alpha: float = 1.0, beta: float = 0.5):
+    return LocalResponseNormalization(depth_radius, bias, alpha, beta, name=name)(x)
+
+
+@keras.saving.register_keras_serializable(package="builders")
+class LocalResponseNormalization(layers.Layer):
+    """Local response normalisation across channels (Krizhevsky et al. 2012, Section 3.3).
+
+    b_c = a_c / (bias + alpha * sum of a_j^2 for |j - c| <= depth_radius) ** beta, with the
+    arguments and defaults of tf.nn.local_response_normalization (alpha is not divided by the
+    window size, unlike Caffe's). Keras 3 has no LRN layer, so it is written with keras.ops and
+    runs on every backend.
+    """
+
+    def __init__(self, depth_radius=5, bias=1.0, alpha=1.0, beta=0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.depth_radius = depth_radius
+        self.bias = bias
+        self.alpha = alpha
+        self.beta = beta
+
+    def call(self, inputs):
+        radius = self.depth_radius
+        channels = inputs.shape[-1]
+        squares = ops.pad(ops.square(inputs), [[0, 0]] * (len(inputs.shape) - 1) + [[radius, radius]])
+        # The window is a handful of channels: summing shifted slices beats a convolution here.
+        window_sum = sum(squares[..., shift : shift + channels] for shift in range(2 * radius + 1))
+        return inputs / ops.power(self.bias + self.alpha * window_sum, self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta)
+        return config

@@ -1,0 +1,56 @@
+"""Builds a model from the config and renders its report as a terminal table, Markdown or JSON."""
+
+import json
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from tabulate import tabulate
+
+import builders
+from builders.report import Report, report
+
+HEADERS = ["#", "name", "type", "kernel / stride / pad", "input", "output", "output size", "params", "MACs"]
+
+
+def model_spec(cfg: DictConfig) -> dict[str, Any]:
+    """The model node as the plain mapping builders take, interpolations (num_classes) resolved."""
+    return OmegaConf.to_container(cfg.model, resolve=True)
+
+
+def describe(cfg: DictConfig) -> Report:
+    return report(builders.build(model_spec(cfg)))
+
+
+def render(result: Report, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(result.to_dict(), indent=2)
+    rows = [_cells(number, layer) for number, layer in enumerate(result.layers, start=1)]
+    table = tabulate(rows, HEADERS, tablefmt="github" if fmt == "markdown" else "simple",
+                     colalign=("right",) + ("left",) * 6 + ("right", "right"))
+    totals = (
+        f"total params {result.total_params:,} (trainable {result.trainable_params:,}), "
+        f"MACs {result.macs:,} ({_giga(result.macs)}) per image"
+    )
+    title = f"{result.model}, input {_shape(result.input_shape)}"
+    if fmt == "markdown":
+        return f"## {title}\n\n{table}\n\n{totals}\n"
+    return f"{title}\n{table}\n{totals}\n"
+
+
+def _cells(number: int, layer) -> list:
+    geometry = ""
+    if layer.kernel is not None:
+        padding = f"pad {layer.padding}" if isinstance(layer.padding, int) else layer.padding
+        geometry = f"{layer.kernel}x{layer.kernel} / {layer.stride} / {padding}"
+    return [
+        number, layer.name, layer.type, geometry, _shape(layer.input_shape),
+        _shape(layer.output_shape), layer.size_rule or "", f"{layer.params:,}", f"{layer.macs:,}",
+    ]
+
+
+def _giga(count: int) -> str:
+    return f"{count / 1e9:.2f} G" if count >= 1e8 else f"{count / 1e6:.2f} M"
+
+
+def _shape(shape: list[int]) -> str:
+    return "x".join(str(size) for size in shape)

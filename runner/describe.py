@@ -1,0 +1,34 @@
+"""`python -m runner.describe model=X`: the architecture report, row by row, as the article reads.
+
+describe.format=table|markdown|json, describe.output=FILE. With -m, several models in one process.
+"""
+
+import pathlib
+
+import hydra
+import keras
+from omegaconf import DictConfig
+
+from runner import schema
+from runner.architecture import describe, render
+from runner.errors import reported_as_one_line
+
+schema.register()
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    keras.backend.clear_session()  # a multirun describes many models in one process
+    with reported_as_one_line():
+        text = render(describe(cfg), cfg.describe.format.value)
+    if cfg.describe.output:
+        path = pathlib.Path(cfg.describe.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
