@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import keras
 
-from builders import arguments
+from builders import arguments, geometry
 from builders.errors import SpecError
 from builders.registry import Block, lookup
 
@@ -135,17 +135,29 @@ def _check_unique_names(applications: list[Application]) -> None:
 
 def _apply(application: Application, x):
     where = f"{application.path} ({application.name}: {application.block.type})"
+    _check_no_collapse(application, x, where)
     try:
-        output = application.block.fn(x, name=application.name, **application.args)
+        return application.block.fn(x, name=application.name, **application.args)
     except ValueError as error:  # Keras rejects the shape or a value; say which row and input
-        reason = str(error).strip().splitlines()[0]
-        raise SpecError(f"{where}: cannot be applied to a {_shape(x)} input: {reason}") from None
-    if any(size is not None and size <= 0 for size in output.shape[1:]):
-        raise SpecError(
-            f"{where}: the feature map collapses from {_shape(x)} to {_shape(output)}; "
-            f"use a larger model.input_shape or remove the row"
-        )
-    return output
+        raise SpecError(f"{where}: cannot be applied to a {_shape(x)} input: {_reason(error)}") from None
+
+
+def _check_no_collapse(application: Application, x, where: str) -> None:
+    rule = geometry.of_row(application.block.type, application.args)
+    if rule is None or len(x.shape) != 4:
+        return
+    for size in x.shape[1:3]:
+        if rule.output_size(size) <= 0:
+            raise SpecError(
+                f"{where}: the feature map collapses: {rule.rule(size)} from a {_shape(x)} input; "
+                f"use a larger model.input_shape or remove the row"
+            )
+
+
+def _reason(error: ValueError) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith("Exception encountered")]
+    return (useful or lines or ["invalid"])[0]
 
 
 def _check_logits(x, last: Application) -> None:

@@ -10,10 +10,8 @@ from typing import Any
 
 import keras
 
+from builders import geometry
 from builders.model import AppliedRow, BuiltModel
-
-# Only rows of these types change the size by the article's rule; the arguments name its terms.
-SIZE_RULE_KEYS = {"conv": "kernel_size", "maxpool": "pool_size", "avgpool": "pool_size"}
 
 
 @dataclasses.dataclass
@@ -70,13 +68,10 @@ def _layer_row(row: AppliedRow) -> LayerRow:
         params=sum(layer.count_params() for layer in layers),
         macs=sum(_macs(layer) for layer in layers),
     )
-    kernel_key = SIZE_RULE_KEYS.get(application.block.type)
-    if kernel_key:
-        args = application.args
-        result.kernel = args[kernel_key]
-        result.stride = args.get("strides") or (1 if kernel_key == "kernel_size" else result.kernel)
-        result.padding = args.get("padding", "valid")
-        result.size_rule = size_rule(result.input_shape[0], result.kernel, result.stride, result.padding)
+    shape_rule = geometry.of_row(application.block.type, application.args)
+    if shape_rule:
+        result.kernel, result.stride, result.padding = shape_rule.kernel, shape_rule.stride, shape_rule.padding
+        result.size_rule = shape_rule.rule(result.input_shape[0])
     return result
 
 
@@ -84,15 +79,6 @@ def _layers_of(row: AppliedRow) -> list[keras.layers.Layer]:
     """The layers one row made: the functional graph between its input and output tensors."""
     graph = keras.Model(row.inputs, row.output)
     return [layer for layer in graph.layers if not isinstance(layer, keras.layers.InputLayer)]
-
-
-def size_rule(size: int, kernel: int, stride: int, padding: str | int) -> str:
-    """The article's formula, filled in: floor((in + 2*pad - kernel) / stride) + 1."""
-    if padding == "same":  # Keras/TensorFlow 'same' pads just enough to give ceil(in / stride)
-        return f"ceil({size} / {stride}) = {math.ceil(size / stride)}"
-    pad = 0 if padding == "valid" else padding
-    out = (size + 2 * pad - kernel) // stride + 1
-    return f"floor(({size} + 2*{pad} - {kernel}) / {stride}) + 1 = {out}"
 
 
 def _conv_macs(layer) -> int:

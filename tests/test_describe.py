@@ -1,0 +1,92 @@
+"""`python -m runner.describe`: the report as table, Markdown and JSON, from the real Hydra app."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import MODEL_NAMES, REPO, compose, zoo_report
+from runner.architecture import describe, render
+
+JSON_KEYS = {"model", "input_shape", "total_params", "trainable_params", "macs", "layers"}
+ROW_KEYS = {"name", "type", "output_shape", "params", "macs"}
+
+
+def run_describe(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "runner.describe", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_table_shows_the_size_rule_and_totals():
+    text = render(zoo_report("alexnet", "imagenet"), "table")
+    assert "floor((227 + 2*0 - 11) / 4) + 1 = 55" in text
+    assert "27x27x96" in text and "total params 62,378,344" in text
+
+
+def test_markdown_is_a_table_with_one_line_per_row():
+    report = zoo_report("vgg16", "imagenet")
+    lines = [line for line in render(report, "markdown").splitlines() if line.startswith("|")]
+    assert len(lines) == 2 + len(report.layers)  # header, rule, rows
+
+
+def test_json_has_the_contract_keys():
+    data = json.loads(render(zoo_report("resnet50", "imagenet"), "json"))
+    assert JSON_KEYS <= set(data)
+    assert all(ROW_KEYS <= set(layer) for layer in data["layers"])
+    assert data["layers"][0]["output_shape"] == [None, 112, 112, 64]
+    assert len(data["layers"]) == 2 + 3 + 4 + 6 + 3 + 2  # conv1, pool1, 16 bottlenecks, pool, fc
+
+
+def test_input_shape_override_shrinks_the_maps():
+    report = describe(compose("model=resnet18", "model.input_shape=[64,64,3]"))
+    assert report.layers[-2].input_shape == [2, 2, 512]
+
+
+@pytest.mark.slow
+def test_multirun_describes_every_model_in_one_process(tmp_path):
+    result = run_describe("-m", f"model={','.join(MODEL_NAMES)}", "describe.format=json",
+                          f"describe.output={tmp_path}/${{model.name}}.json", f"hydra.sweep.dir={tmp_path}/sweep")
+    assert result.returncode == 0, result.stderr
+    for name in MODEL_NAMES:
+        data = json.loads((tmp_path / f"{name}.json").read_text())
+        assert data["model"] == name and JSON_KEYS <= set(data)
+        assert data["layers"][-1]["output_shape"] == [None, 10]
+
+
+def test_a_new_architecture_needs_only_a_yaml_file(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mixed.yaml").write_text(
+        "name: mixed\n"
+        "input_shape: [64, 64, 3]\n"
+        "blocks:\n"
+        "  - {type: conv, filters: 32, kernel_size: 3, strides: 2, padding: same, batch_norm: true, name: stem}\n"
+        "  - {type: inception, b1x1: 16, b3x3_reduce: 16, b3x3: 32, b5x5_reduce: 8, b5x5: 8, pool_proj: 8, name: mix}\n"
+        "  - {type: bottleneck, filters: 16, strides: 2, repeat: 2, name: deep}\n"
+        "  - {type: basic, filters: 96, strides: 2, name: wide}\n"
+        "  - {type: global_avgpool}\n"
+        "  - {type: dense, units: \"${data.num_classes}\"}\n")
+    out = tmp_path / "mixed.json"
+    result = run_describe("--config-dir", str(tmp_path), "model=mixed", "describe.format=json",
+                          f"describe.output={out}", f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out.read_text())
+    assert [layer["name"] for layer in data["layers"]] == [
+        "stem", "mix", "deep_1", "deep_2", "wide", "global_avgpool1", "dense1"]
+    assert [layer["output_shape"] for layer in data["layers"]][:5] == [
+        [None, 32, 32, 32], [None, 32, 32, 64], [None, 16, 16, 64], [None, 16, 16, 64], [None, 8, 8, 96]]
+
+
+def test_a_spec_error_is_one_line_and_exit_2(tmp_path):
+    result = run_describe("model=lenet", "model.input_shape=[4,4,1]", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: model.blocks[0] (c1: conv): the feature map collapses: floor((4 + 2*0 - 5) / 1) + 1 = 0 "
+        "from a 4x4x1 input; use a larger model.input_shape or remove the row")
+
+
+def test_an_unknown_model_lists_the_available_ones(tmp_path):
+    result = run_describe("model=lenett", f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "Could not find 'model/lenett'" in result.stderr and "resnet50" in result.stderr
