@@ -22,9 +22,91 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-    name: str = MISSING
+    name: str = MISSING  # digits, imagenette, imagenet, folder, synthetic
     num_classes: int = MISSING
-    root: Optional[str] = None  # where the dataset lives on disk
+    root: Optional[str] = None  # where the dataset lives on disk (folder layouts, imagenette)
+    variant: Optional[str] = None  # imagenette: full, 320 or 160 (pixels of the shorter side)
+    cache: bool = False  # keep decoded, resized uint8 images in memory after the first epoch
+    val_fraction: float = 0.2  # digits: stratified validation share
+    train_size: int = 512  # synthetic: images per split
+    val_size: int = 128
+    shuffle_buffer: int = 10_000
+    mean: list[float] = dataclasses.field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = dataclasses.field(default_factory=lambda: [0.229, 0.224, 0.225])
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    name: str = "none"  # crop_flip, inception, none
+    # crop_flip: the shorter side is resized to input * resize_ratio before the random crop
+    # (256 for a 224 input, as AlexNet and VGG).
+    resize_ratio: float = 256 / 224
+    flip: bool = True
+    # inception: random-resized crop's area fraction and aspect ratio ranges (Szegedy et al. 2014).
+    area_range: list[float] = dataclasses.field(default_factory=lambda: [0.08, 1.0])
+    aspect_range: list[float] = dataclasses.field(default_factory=lambda: [3 / 4, 4 / 3])
+
+
+@dataclasses.dataclass
+class EvalConfig:
+    resize_ratio: float = 256 / 224  # shorter side before the centre crop
+    ten_crop: bool = False  # AlexNet's four corners + centre and their mirrors, softmax averaged
+
+
+class Strategy(enum.Enum):
+    auto = "auto"
+    mirrored = "mirrored"
+    multi_worker = "multi_worker"
+    default = "default"
+
+
+class Precision(enum.Enum):
+    float32 = "float32"
+    mixed_float16 = "mixed_float16"
+    mixed_bfloat16 = "mixed_bfloat16"
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    epochs: int = 30
+    batch_size: int = 64  # global: split across replicas
+    strategy: Strategy = Strategy.auto
+    cpu_replicas: int = 0  # > 0: split the CPU into N logical devices (a real MirroredStrategy without GPUs)
+    precision: Precision = Precision.float32
+    jit_compile: Optional[bool] = None  # None: XLA where Keras would use it (one device)
+    steps_per_execution: int = 1
+    steps_per_epoch: Optional[int] = None  # cap, for smoke runs; None: one pass over the data
+    label_smoothing: float = 0.0
+    early_stopping_patience: int = 0  # epochs without val_top1 progress; 0: off
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class OptimizerConfig:
+    name: str = "sgd"  # sgd, adam, adamw
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+
+@dataclasses.dataclass
+class ScheduleConfig:
+    name: str = "constant"  # constant, step, cosine, plateau
+    warmup_epochs: int = 0
+    decay_rate: float = 0.1  # step and plateau: multiply the rate by this
+    step_epochs: list[int] = dataclasses.field(default_factory=list)  # step: epochs where it decays
+    patience: int = 5  # plateau: epochs without val_loss progress before a decay
+    min_lr: float = 0.0
+
+
+@dataclasses.dataclass
+class TrackingConfig:
+    uri: Optional[str] = None  # MLFLOW_TRACKING_URI wins; None: sqlite under outputs/
+    experiment: Optional[str] = None  # None: the dataset's name
+    run_name: Optional[str] = None  # None: <model>-<data>-<time>
+    log_model: bool = False
+    system_metrics: bool = False
 
 
 class ReportFormat(enum.Enum):
@@ -43,6 +125,12 @@ class DescribeConfig:
 class Config:
     model: ModelConfig = MISSING
     data: DataConfig = MISSING
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    optimizer: OptimizerConfig = dataclasses.field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
+    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
     describe: DescribeConfig = dataclasses.field(default_factory=DescribeConfig)
 
 
