@@ -1,0 +1,21 @@
+"""`python -m runner [overrides]`: train, evaluate and record one model (or a sweep with -m)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from runner import schema
+from runner.errors import reported_as_one_line
+
+schema.register()
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    from runner.train import train  # TensorFlow loads only once the config has composed
+
+    with reported_as_one_line():
+        return train(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""The compiled training and evaluation steps: one code path for every tf.distribute strategy.
+
+Keras 3's `model.fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585), while a
+loop over `strategy.run` with the same model works under all of them, so the runner uses this.
+Each step returns sums (loss, correct top-1, correct top-5, examples) reduced over replicas;
+averages are taken on the host, so every replica count gives the same numbers.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+SUMS = ("loss", "top1", "top5", "count")
+
+
+@dataclasses.dataclass
+class Objective:
+    num_classes: int
+    label_smoothing: float
+    aux_loss_weight: float
+
+    def per_example_loss(self, labels, outputs):
+        """Cross-entropy of the main logits, plus GoogLeNet's auxiliary heads at their weight."""
+        main, *aux = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        loss = self.cross_entropy(labels, main)
+        for side in aux:
+            loss += self.aux_loss_weight * self.cross_entropy(labels, side)
+        return loss
+
+    def cross_entropy(self, labels, logits):
+        targets = tf.one_hot(labels, self.num_classes)
+        return keras.losses.categorical_crossentropy(
+            targets, tf.cast(logits, tf.float32), from_logits=True, label_smoothing=self.label_smoothing)
+
+
+def main_output(outputs):
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+
+
+def correct(labels, scores, k):
+    k = min(k, scores.shape[-1])
+    return tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, tf.cast(scores, tf.float32), k), tf.float32))
+
+
+def sums(loss, labels, scores):
+    return {"loss": tf.reduce_sum(loss), "top1": correct(labels, scores, 1),
+            "top5": correct(labels, scores, 5), "count": tf.cast(tf.size(labels), tf.float32)}
+
+
+def make_train_steps(model, optimizer, objective, strategy, global_batch_size, steps_per_execution, xla):
+    """A function running `steps_per_execution` training steps on a distributed iterator."""
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            outputs = model(images, training=True)
+            per_example = objective.per_example_loss(labels, outputs)
+            # Average over the global batch so the all-reduced gradient is the full batch's.
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+            scaled = optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        optimizer.apply(gradients, model.trainable_variables)
+        return sums(per_example, labels, main_output(outputs))
+
+    step = tf.function(replica_step, jit_compile=xla) if xla else replica_step
+
+    @tf.function
+    def train_steps(iterator):
+        totals = {key: tf.constant(0.0) for key in SUMS}
+        for _ in tf.range(steps_per_execution):
+            images, labels = next(iterator)
+            per_replica = strategy.run(step, args=(images, labels))
+            totals = {key: totals[key] + strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS}
+        return totals
+
+    return train_steps
+
+
+def make_eval_step(model, objective, strategy, ten_crop=False):
+    """One evaluation batch: sums, plus the predicted and true labels for the confusion matrix."""
+
+    def replica_step(images, labels):
+        if ten_crop:  # [B, 10, H, W, C]: average the ten crops' softmax (Krizhevsky et al. 2012, Section 4.1)
+            crops = tf.reshape(images, [-1, *images.shape[2:]])
+            logits = tf.cast(main_output(model(crops, training=False)), tf.float32)
+            scores = tf.reduce_mean(tf.reshape(tf.nn.softmax(logits), [-1, 10, logits.shape[-1]]), axis=1)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, scores)
+        else:
+            scores = main_output(model(images, training=False))
+            per_example = objective.cross_entropy(labels, scores)
+        result = sums(per_example, labels, scores)
+        result["predicted"] = tf.argmax(scores, axis=-1, output_type=tf.int32)
+        result["labels"] = labels
+        return result
+
+    @tf.function
+    def eval_step(images, labels):
+        per_replica = strategy.run(replica_step, args=(images, labels))
+        totals = {key: strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS}
+        local = lambda key: tf.concat(strategy.experimental_local_results(per_replica[key]), axis=0)
+        return totals, local("predicted"), local("labels")
+
+    return eval_step

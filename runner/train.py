@@ -1,0 +1,49 @@
+"""One training run, start to finish; reads like a table of contents."""
+
+import pathlib
+
+import keras
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+import builders
+from builders.report import report
+from runner import data, tracking, trainer
+from runner.architecture import model_spec, render
+from runner.optim import make_optimizer
+from runner.strategy import make_strategy, set_precision
+
+
+def train(cfg: DictConfig) -> float:
+    """Train, evaluate and record one run; returns the final validation top-1 (a sweep's objective)."""
+    keras.backend.clear_session()  # jobs of a multirun share this process
+    keras.utils.set_random_seed(cfg.trainer.seed)
+    strategy = make_strategy(cfg.trainer)
+    set_precision(cfg.trainer)
+    with strategy.scope():
+        built = builders.build(model_spec(cfg))  # a bad spec fails before any data is read
+    model = built.model
+    splits = data.load(cfg)
+    run_dir = pathlib.Path(HydraConfig.get().runtime.output_dir)
+    with tracking.Run(cfg) as run:
+        run.log_params({"replicas": strategy.num_replicas_in_sync})
+        run.log_text(render(report(built), "markdown"), "architecture.md")
+        with strategy.scope():
+            optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
+        history = trainer.fit(cfg, model, optimizer, splits, strategy, [tracking.EpochLogger(run)], run_dir)
+        metrics, evaluation = trainer.final_evaluation(cfg, model, splits, strategy)
+        run.log_metrics(metrics, step=len(history["loss"]))
+        run.log_curves(history)
+        run.log_confusion_matrix(evaluation.labels, evaluation.predicted, splits.class_names)
+        model_path = run_dir / "model.keras"
+        model.save(model_path)
+        if cfg.tracking.log_model:
+            run.log_artifact(model_path)
+        _print_summary(metrics, history, run, model_path)
+    return metrics["eval_top1"]
+
+
+def _print_summary(metrics, history, run, model_path) -> None:
+    final = {key: values[-1] for key, values in history.items() if key in ("loss", "top1", "val_loss", "val_top1")}
+    shown = ", ".join(f"{key} {value:.4f}" for key, value in {**final, **metrics}.items())
+    print(f"\n{shown}\nmodel: {model_path}\nMLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")

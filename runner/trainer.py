@@ -1,0 +1,124 @@
+"""The epoch loop: distributed steps, Keras callbacks (progress bar, early stopping, checkpoints,
+plateau decay, MLflow), and evaluation with centre crops and AlexNet's ten crops."""
+
+import dataclasses
+import pathlib
+import time
+
+import keras
+import numpy as np
+from omegaconf import DictConfig
+
+from runner import steps
+from runner.optim import current_learning_rate
+from runner.strategy import uses_xla
+
+
+@dataclasses.dataclass
+class Evaluation:
+    metrics: dict[str, float]  # loss, top1, top5
+    labels: np.ndarray
+    predicted: np.ndarray
+
+
+def averages(totals) -> dict[str, float]:
+    count = max(float(totals["count"]), 1.0)
+    return {key: float(totals[key]) / count for key in ("loss", "top1", "top5")}
+
+
+def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir: pathlib.Path) -> dict[str, list[float]]:
+    """Train for trainer.epochs (or until a callback stops it); returns the per-epoch history."""
+    trainer = cfg.trainer
+    objective = steps.Objective(cfg.data.num_classes, trainer.label_smoothing, cfg.model.aux_loss_weight)
+    steps_per_epoch = epoch_steps(cfg, splits)
+    per_call = max(1, min(trainer.steps_per_execution, steps_per_epoch))
+    train_steps = steps.make_train_steps(model, optimizer, objective, strategy, trainer.batch_size,
+                                         per_call, xla=uses_xla(trainer, strategy))
+    eval_step = steps.make_eval_step(model, objective, strategy)
+    callback_list = keras.callbacks.CallbackList(
+        _standard_callbacks(cfg, run_dir) + callbacks, add_progbar=True, model=model,
+        verbose=1, epochs=trainer.epochs, steps=steps_per_epoch)
+    with strategy.scope():
+        # Slot variables (momentum) must exist before the step loop: none may be created in a
+        # tf.while_loop under a distribution strategy.
+        optimizer.build(model.trainable_variables)
+    model.optimizer = optimizer  # what ReduceLROnPlateau and checkpoints reach for
+    model.stop_training = False
+    history: dict[str, list[float]] = {}
+    callback_list.on_train_begin()
+    for epoch in range(trainer.epochs):
+        callback_list.on_epoch_begin(epoch)
+        logs, seconds = _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callback_list)
+        logs.update({f"val_{k}": v for k, v in evaluate(splits.val, strategy, eval_step).metrics.items()})
+        logs.update(lr=current_learning_rate(optimizer), epoch_seconds=seconds,
+                    images_per_second=steps_per_epoch * trainer.batch_size / seconds)
+        callback_list.on_epoch_end(epoch, logs)
+        for key, value in logs.items():
+            history.setdefault(key, []).append(value)
+        if model.stop_training:
+            break
+    callback_list.on_train_end()
+    return history
+
+
+def epoch_steps(cfg: DictConfig, splits) -> int:
+    steps_per_epoch = splits.train_examples // cfg.trainer.batch_size
+    if cfg.trainer.steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.trainer.steps_per_epoch)
+    return steps_per_epoch
+
+
+def _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callback_list):
+    iterator = iter(strategy.experimental_distribute_dataset(splits.train))
+    totals = {key: 0.0 for key in steps.SUMS}
+    start = time.perf_counter()
+    step = 0
+    while step + per_call <= steps_per_epoch:
+        callback_list.on_train_batch_begin(step)
+        for key, value in train_steps(iterator).items():
+            totals[key] += float(value)
+        step += per_call
+        callback_list.on_train_batch_end(step - 1, averages(totals))
+    return averages(totals), time.perf_counter() - start
+
+
+def evaluate(dataset, strategy, eval_step) -> Evaluation:
+    totals = {key: 0.0 for key in steps.SUMS}
+    labels, predicted = [], []
+    for images, batch_labels in strategy.experimental_distribute_dataset(dataset):
+        batch_totals, batch_predicted, batch_true = eval_step(images, batch_labels)
+        for key, value in batch_totals.items():
+            totals[key] += float(value)
+        predicted.append(batch_predicted.numpy())
+        labels.append(batch_true.numpy())
+    return Evaluation(averages(totals), np.concatenate(labels), np.concatenate(predicted))
+
+
+def final_evaluation(cfg: DictConfig, model, splits, strategy) -> tuple[dict[str, float], Evaluation]:
+    """eval_top1/eval_top5 on centre crops, and with eval.ten_crop the ten-crop metrics."""
+    objective = steps.Objective(cfg.data.num_classes, 0.0, cfg.model.aux_loss_weight)
+    centre = evaluate(splits.val, strategy, steps.make_eval_step(model, objective, strategy))
+    metrics = {"eval_top1": centre.metrics["top1"], "eval_top5": centre.metrics["top5"]}
+    if splits.val_ten_crop is not None:
+        ten = evaluate(splits.val_ten_crop, strategy, steps.make_eval_step(model, objective, strategy, ten_crop=True))
+        metrics.update(eval_top1_10crop=ten.metrics["top1"], eval_top5_10crop=ten.metrics["top5"])
+    return metrics, centre
+
+
+def _standard_callbacks(cfg: DictConfig, run_dir: pathlib.Path) -> list[keras.callbacks.Callback]:
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(checkpoints / "best.weights.h5", monitor="val_top1", mode="max",
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(checkpoints / "last.weights.h5", save_weights_only=True),
+    ]
+    if cfg.trainer.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_top1", mode="max",
+                                                       patience=cfg.trainer.early_stopping_patience))
+    if cfg.schedule.name == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min",
+                                                           factor=cfg.schedule.decay_rate,
+                                                           patience=cfg.schedule.patience,
+                                                           min_lr=cfg.schedule.min_lr))
+    return callbacks
