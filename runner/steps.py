@@ -64,13 +64,18 @@ def make_train_steps(model, optimizer, objective, strategy, global_batch_size, s
 
     step = tf.function(replica_step, jit_compile=xla) if xla else replica_step
 
+    def one_step(iterator):
+        per_replica = strategy.run(step, args=next(iterator))
+        return {key: strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS}
+
     @tf.function
     def train_steps(iterator):
+        if steps_per_execution == 1:  # no loop: a while loop around a deep model slows tracing
+            return one_step(iterator)
         totals = {key: tf.constant(0.0) for key in SUMS}
         for _ in tf.range(steps_per_execution):
-            images, labels = next(iterator)
-            per_replica = strategy.run(step, args=(images, labels))
-            totals = {key: totals[key] + strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS}
+            step_sums = one_step(iterator)
+            totals = {key: value + step_sums[key] for key, value in totals.items()}
         return totals
 
     return train_steps

@@ -45,7 +45,9 @@ def test_input_shape_override_shrinks_the_maps():
 
 @pytest.mark.slow
 def test_multirun_describes_every_model_in_one_process(tmp_path):
-    result = run_describe("-m", f"model={','.join(MODEL_NAMES)}", "describe.format=json",
+    # At 128 pixels: the paper sizes are checked in test_zoo; here it is the sweep in one process.
+    result = run_describe("-m", f"model={','.join(MODEL_NAMES)}", "model.input_shape=[128,128,3]",
+                          "describe.format=json",
                           f"describe.output={tmp_path}/${{model.name}}.json", f"hydra.sweep.dir={tmp_path}/sweep")
     assert result.returncode == 0, result.stderr
     for name in MODEL_NAMES:

@@ -1,0 +1,70 @@
+"""Datasets as tf.data pipelines: `load(cfg)` gives batches of training and validation images.
+
+A source (digits, imagenette, imagenet, folder, synthetic) lists its examples; augment.py says how
+each image is cropped; pipeline.py shuffles, reads, batches and normalises.
+"""
+
+import dataclasses
+
+import tensorflow as tf
+from omegaconf import DictConfig
+
+from runner.data import augment, digits, folders, imagenette, pipeline, synthetic
+from runner.errors import UserError
+
+SOURCES = {
+    "digits": digits.from_config,
+    "imagenette": imagenette.from_config,
+    "imagenet": folders.from_config,
+    "folder": folders.from_config,
+    "synthetic": synthetic.from_config,
+}
+
+
+@dataclasses.dataclass
+class Splits:
+    # (images float32 [B, H, W, C] normalised with data.mean/std, labels int32 [B]); one epoch per
+    # iteration, reshuffled each time, only full batches.
+    train: tf.data.Dataset
+    val: tf.data.Dataset  # centre crops, every example once, the last batch possibly smaller
+    val_ten_crop: tf.data.Dataset | None  # eval.ten_crop: (images [B, 10, H, W, C], labels [B])
+    class_names: list[str]
+    train_examples: int
+    val_examples: int
+
+
+def load(cfg: DictConfig) -> Splits:
+    """The splits of cfg.data, shaped for cfg.model.input_shape, in batches of cfg.trainer.batch_size
+    (global), augmented by cfg.augment and evaluated as cfg.eval says."""
+    augment.check_ratio("augment.resize_ratio", cfg.augment.resize_ratio)
+    augment.check_ratio("eval.resize_ratio", cfg.eval.resize_ratio)
+    height, width, channels = cfg.model.input_shape
+    size, batch_size = (height, width), cfg.trainer.batch_size
+    source = _source(cfg)
+    if source.train.count < batch_size:
+        raise UserError(f"data has {source.train.count} training images, "
+                        f"fewer than trainer.batch_size={batch_size}")
+    normalise = pipeline.normaliser(cfg.data.mean, cfg.data.std, channels)
+    cache = cfg.data.cache
+    train = pipeline.training(
+        source.train, augment.training(cfg.augment, size), batch_size=batch_size, seed=cfg.trainer.seed,
+        normalise=normalise, shuffle_buffer=cfg.data.shuffle_buffer,
+        cache_view=augment.resized(size, cfg.augment.resize_ratio) if cache else None)
+    # One cache serves the centre crops and the ten crops.
+    val = pipeline.cached(source.val, augment.resized(size, cfg.eval.resize_ratio)) if cache else source.val
+    evaluation = dict(batch_size=batch_size, normalise=normalise)
+    return Splits(
+        train=train,
+        val=pipeline.evaluation(val, augment.centre_crop(size, cfg.eval.resize_ratio), **evaluation),
+        val_ten_crop=(pipeline.evaluation(val, augment.ten_crop(size, cfg.eval.resize_ratio), **evaluation)
+                      if cfg.eval.ten_crop else None),
+        class_names=source.class_names,
+        train_examples=source.train.count,
+        val_examples=source.val.count,
+    )
+
+
+def _source(cfg):
+    if cfg.data.name not in SOURCES:
+        raise UserError(f"data.name: unknown dataset {cfg.data.name!r}; valid: {', '.join(SOURCES)}")
+    return SOURCES[cfg.data.name](cfg)

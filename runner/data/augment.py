@@ -1,0 +1,155 @@
+"""Crops and flips as views (see pixels.py): how a training or evaluation image is cut out.
+
+Crops read only the source pixels under them, so a JPEG decodes only those. `size` is the model's
+input (height, width); `ratio` is how much larger than the input the image is resized first.
+"""
+
+import math
+
+import tensorflow as tf
+
+from runner.errors import UserError
+
+
+def cover(shape, size, ratio: float) -> tf.Tensor:
+    """The size an image of `shape` is resized to, keeping its aspect, before a crop of `size`.
+
+    It covers size * ratio: for a square input the shorter side becomes round(input * ratio),
+    256 for 224 (Krizhevsky et al. 2012, Section 2; Simonyan & Zisserman 2015, Section 3.1).
+    """
+    shape = tf.cast(shape, tf.float32)
+    target = tf.round(tf.constant(size, tf.float32) * ratio)
+    return tf.cast(tf.round(shape * tf.reduce_max(target / shape)), tf.int32)
+
+
+def scaled_window(shape, read, resized, corner, size) -> tf.Tensor:
+    """The `size` window at `corner` of the image resized to `resized`, reading only what it needs.
+
+    The same pixels as tf.image.resize(image, resized)[window] (bilinear, half-pixel centres),
+    sampled straight from the source pixels under the window instead of resizing the whole image.
+    Bilinear without antialiasing, as TF's ImageNet pipelines: antialiasing doubles the CPU time.
+    """
+
+    def resampled():
+        source = tf.cast(shape, tf.float32)
+        step = source / tf.cast(resized, tf.float32)  # per axis, as tf.image.resize
+        top_left = tf.cast(corner, tf.float32)
+        # Source coordinates of the window's first and last pixel centres.
+        first = (top_left + 0.5) * step - 0.5
+        last = (top_left + tf.constant(size, tf.float32) - 0.5) * step - 0.5
+        start = tf.maximum(tf.floor(first), 0.0)
+        stop = tf.minimum(tf.floor(last) + 2.0, source)  # up to the last sample's right neighbour
+        begin, extent = tf.cast(start, tf.int32), tf.cast(stop - start, tf.int32)
+        patch = read(begin[0], begin[1], extent[0], extent[1])
+        # Enlarging, samples fall up to half a pixel past the image's edge, where tf.image.resize
+        # repeats the edge: so does one mirrored pixel around the patch.
+        enlarging = tf.reduce_any(step < 1.0)
+        margin = tf.cast(enlarging, tf.float32)
+        patch = tf.cond(enlarging, lambda: tf.pad(patch, [[1, 1], [1, 1], [0, 0]], mode="SYMMETRIC"),
+                        lambda: patch)
+        span = tf.cast(extent, tf.float32) - 1.0 + 2.0 * margin  # crop_and_resize boxes: 0 to 1 over it
+        box = tf.concat([(first - start + margin) / span, (last - start + margin) / span], 0)
+        return tf.image.crop_and_resize(patch[tf.newaxis], box[tf.newaxis], [0], size)[0]
+
+    def plain():  # already at that size (a cached image): just the window
+        return read(corner[0], corner[1], size[0], size[1])
+
+    window = tf.cond(tf.reduce_all(tf.equal(resized, shape)), plain, resampled)
+    return tf.ensure_shape(window, [*size, None])
+
+
+def centre_crop(size, ratio: float):
+    """Resize (see `cover`), then the centre `size` crop: the evaluation view, and `none`'s."""
+
+    def view(shape, read):
+        resized = cover(shape, size, ratio)
+        return scaled_window(shape, read, resized, (resized - size) // 2, size)
+
+    return view
+
+
+def random_crop(size, ratio: float, seed):
+    """Resize (see `cover`), then a `size` crop anywhere inside (AlexNet's and VGG's recipe)."""
+
+    def view(shape, read):
+        resized = cover(shape, size, ratio)
+        room = tf.cast(resized - size + 1, tf.float32)  # every corner that keeps the crop inside
+        corner = tf.cast(tf.random.stateless_uniform([2], seed) * room, tf.int32)
+        return scaled_window(shape, read, resized, tf.minimum(corner, resized - size), size)
+
+    return view
+
+
+def inception_crop(size, area_range, aspect_range, seed):
+    """A random window of area_range of the image's area and aspect_range width/height, resized to
+    `size` (Szegedy et al. 2014, Section 6). When 10 draws all fail, the whole image (TF's rule)."""
+
+    def view(shape, read):
+        begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
+            tf.concat([shape, [1]], 0), tf.zeros([1, 0, 4]), seed, min_object_covered=0.0,
+            aspect_ratio_range=list(aspect_range), area_range=list(area_range), max_attempts=10,
+            use_image_if_no_bounding_boxes=True)
+        return tf.image.resize(read(begin[0], begin[1], extent[0], extent[1]), size)
+
+    return view
+
+
+def ten_crop(size, ratio: float):
+    """[10, height, width, channels]: after resizing (see `cover`), the four corner crops and the
+    centre crop, then their horizontal mirrors (Krizhevsky et al. 2012, Section 4.1)."""
+    height, width = size
+
+    def view(shape, read):
+        resized = cover(shape, size, ratio)
+        image = tf.image.resize(read(0, 0, shape[0], shape[1]), resized)
+        bottom, right = resized[0] - height, resized[1] - width
+        corners = [(0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2)]
+        crops = tf.stack([image[y : y + height, x : x + width] for y, x in corners])
+        crops = tf.ensure_shape(crops, [5, height, width, None])  # static: the slices' sizes are known
+        return tf.concat([crops, tf.reverse(crops, axis=[2])], 0)
+
+    return view
+
+
+def resized(size, ratio: float):
+    """The whole image resized (see `cover`) as uint8: what data.cache keeps, to crop afterwards."""
+
+    def view(shape, read):
+        image = tf.image.resize(read(0, 0, shape[0], shape[1]), cover(shape, size, ratio))
+        return tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
+
+    return view
+
+
+def flipped(view, seed):
+    """`view`, mirrored left-right with probability 1/2."""
+    return lambda shape, read: tf.image.stateless_random_flip_left_right(view(shape, read), seed)
+
+
+CROPS = {
+    "crop_flip": lambda augment, size, seed: random_crop(size, augment.resize_ratio, seed),
+    "inception": lambda augment, size, seed: inception_crop(
+        size, augment.area_range, augment.aspect_range, seed),
+    "none": lambda augment, size, seed: centre_crop(size, augment.resize_ratio),
+}
+
+
+def training(augment, size):
+    """seed [2] -> the view that prepares one training image under `augment` (conf/augment)."""
+    if augment.name not in CROPS:
+        raise UserError(f"augment.name: unknown augmentation {augment.name!r}; valid: {', '.join(CROPS)}")
+    crop = CROPS[augment.name]
+
+    def view(seed):
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        chosen = crop(augment, size, crop_seed)
+        return flipped(chosen, flip_seed) if augment.flip else chosen
+
+    return view
+
+
+def check_ratio(name: str, ratio: float) -> None:
+    """A ratio under 1 would resize the image smaller than the crop taken from it."""
+    if not (ratio >= 1 and math.isfinite(ratio)):
+        raise UserError(f"{name}={ratio} must be at least 1 (the image is resized to input * ratio, "
+                        "then cropped)")

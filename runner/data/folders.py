@@ -1,0 +1,76 @@
+"""Image folder trees in ImageNet's layout: root/train/<class>/<image> and root/val/<class>/<image>."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+
+from runner.data import source
+from runner.errors import UserError
+
+LAYOUT = "<root>/train/<class>/<image> and <root>/val/<class>/<image>"
+# What TensorFlow decodes; anything else in a class folder (.DS_Store, notes) is not an example.
+IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".gif"})
+
+
+def from_config(cfg) -> source.Source:
+    """data=folder and data=imagenet: the tree at data.root."""
+    if cfg.data.root is None:
+        raise UserError(f"data.root is not set; pass data.root=/path/to/dataset, the folder holding {LAYOUT}")
+    return tree(Path(cfg.data.root).expanduser(), cfg)
+
+
+def tree(root: Path, cfg, class_name=str) -> source.Source:
+    """Class folders of root/train in sorted order are labels 0, 1, ...; `class_name(folder)` names them."""
+    if not root.is_dir():
+        raise UserError(f"data.root={root} is not a folder; expected {LAYOUT}")
+    classes = _class_folders(root, "train")
+    _check_num_classes(cfg.data, len(classes), root)
+    unknown = sorted(set(_class_folders(root, "val")) - set(classes))
+    if unknown:
+        raise UserError(f"data.root={root}: val/{unknown[0]} has no train/{unknown[0]}; "
+                        "val classes must be train classes")
+    channels = cfg.model.input_shape[2]
+    return source.Source(
+        train=source.files(*_images(root, "train", classes), channels),
+        val=source.files(*_images(root, "val", classes), channels),
+        class_names=[class_name(folder) for folder in classes],
+    )
+
+
+def _class_folders(root: Path, split: str) -> list[str]:
+    folder = root / split
+    if not folder.is_dir():
+        raise UserError(f"data.root={root} has no {split}/ folder; expected {LAYOUT}")
+    with os.scandir(folder) as entries:
+        classes = sorted(entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("."))
+    if not classes:
+        raise UserError(f"data.root={root}: {split}/ holds no class folders; expected {LAYOUT}")
+    return classes
+
+
+def _check_num_classes(data, found: int, root: Path) -> None:
+    if OmegaConf.is_missing(data, "num_classes"):
+        raise UserError(f"data.num_classes is not set; {root}/train holds {found} class folders: "
+                        f"pass data.num_classes={found}")
+    if data.num_classes != found:
+        raise UserError(f"data.num_classes={data.num_classes} but {root}/train holds {found} class folders; "
+                        f"pass data.num_classes={found}")
+
+
+def _images(root: Path, split: str, classes: list[str]) -> tuple[list[str], np.ndarray]:
+    """Paths (sorted by class, then name) and labels, listed once: no per-epoch globbing."""
+    paths, labels = [], []
+    for label, name in enumerate(classes):
+        folder = root / split / name
+        if not folder.is_dir():  # a class may lack validation images
+            continue
+        with os.scandir(folder) as entries:
+            found = sorted(entry.path for entry in entries
+                           if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES)
+        paths += found
+        labels += [label] * len(found)
+    if not paths:
+        raise UserError(f"data.root={root}: {split}/ holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return paths, np.array(labels, np.int32)

@@ -1,0 +1,67 @@
+"""tf.data pipelines from a source's examples: shuffle keys, read through a view, batch, normalise."""
+
+import numpy as np
+import tensorflow as tf
+
+from runner.data import pixels
+from runner.data.source import Examples
+from runner.errors import UserError
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+# ITU-R BT.601 luma weights, as tf.image.rgb_to_grayscale uses them.
+LUMA = np.array([0.2989, 0.5870, 0.1140], np.float32)
+
+
+def cached(examples: Examples, view, *, deterministic: bool = True) -> Examples:
+    """The examples' pixels through `view` (e.g. augment.resized), decoded once and kept in memory;
+    in their order unless not `deterministic`."""
+    images = examples.keys.map(lambda key, label: (examples.pixels(key, view), label),
+                               num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return Examples(images.cache(), examples.count, pixels.decoded)
+
+
+def training(examples: Examples, view, *, batch_size: int, seed: int, normalise, shuffle_buffer: int,
+             cache_view=None):
+    """One epoch per iteration, reshuffled each time; `view(seed)` prepares each image.
+
+    Only keys are shuffled (file names, not pixels), so the whole split fits in the buffer. With
+    `cache_view` the cache freezes the first epoch's order, so its output is reshuffled within
+    `shuffle_buffer` images. The last partial batch is dropped: XLA needs static shapes.
+    """
+    keys = examples.keys.shuffle(examples.count, seed, reshuffle_each_iteration=cache_view is None)
+    if cache_view is not None:
+        examples = cached(Examples(keys, examples.count, examples.pixels), cache_view, deterministic=False)
+        keys = examples.keys.shuffle(shuffle_buffer, seed, reshuffle_each_iteration=True)
+    # One stateless seed per example, new every epoch: crops differ between epochs, yet a run
+    # repeats given trainer.seed (stateful random ops in a map would repeat each epoch's draws).
+    seeds = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).batch(2)
+    images = tf.data.Dataset.zip(keys, seeds).map(
+        lambda example, image_seed: (examples.pixels(example[0], view(image_seed)), example[1]),
+        num_parallel_calls=AUTOTUNE, deterministic=False)
+    return images.batch(batch_size, drop_remainder=True).map(normalise, AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def evaluation(examples: Examples, view, *, batch_size: int, normalise):
+    """Every example once, in order, the last batch possibly smaller."""
+    images = examples.keys.map(lambda key, label: (examples.pixels(key, view), label),
+                               num_parallel_calls=AUTOTUNE)
+    return images.batch(batch_size).map(normalise, AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def normaliser(mean, std, channels: int):
+    """(images, labels) -> ((images - mean) / std, labels), with data.mean and data.std per channel."""
+    mean, std = _per_channel("data.mean", mean, channels), _per_channel("data.std", std, channels)
+    return lambda images, labels: ((images - mean) / std, labels)
+
+
+def _per_channel(name: str, values, channels: int) -> np.ndarray:
+    values = np.asarray(list(values), np.float32)
+    if len(values) in (1, channels):
+        return np.broadcast_to(values, [channels]).copy()
+    if channels == 1 and len(values) == 3:
+        # RGB statistics for a grayscale model: the luma of the means; of the stds as well, which
+        # assumes correlated channels (close for natural images) and errs towards a larger std.
+        return np.array([LUMA @ values], np.float32)
+    raise UserError(f"{name} has {len(values)} values but the model takes {channels} channels; "
+                    f"give 1 or {channels}")

@@ -1,0 +1,34 @@
+"""An example's pixels, read through a view: from encoded bytes (JPEG, PNG, ...) or from a tensor.
+
+A view is `view(shape, read)`: `shape` is the image's [height, width] and `read(y, x, h, w)` returns
+that window as float32 [h, w, channels] in [0, 1]. A view decides which window it needs from the
+shape alone, so a JPEG decodes only that window (`tf.image.decode_and_crop_jpeg`).
+"""
+
+import tensorflow as tf
+
+JPEG_MAGIC = b"\xff\xd8\xff"  # SOI marker + the first byte of the next marker (JFIF, Exif, ...)
+
+
+def encoded(data: tf.Tensor, channels: int, view):
+    """Calls `view` on an encoded image; any format TensorFlow decodes, with `channels` channels."""
+
+    def jpeg():
+        def read(y, x, h, w):
+            window = tf.image.decode_and_crop_jpeg(data, tf.stack([y, x, h, w]), channels=channels)
+            return tf.image.convert_image_dtype(window, tf.float32)
+
+        return view(tf.image.extract_jpeg_shape(data)[:2], read)
+
+    def other():  # PNG, GIF, BMP: no partial decoding, so decode the whole image and slice it
+        image = tf.io.decode_image(data, channels=channels, dtype=tf.float32, expand_animations=False)
+        return decoded(image, view)
+
+    # By content, not by file name: ILSVRC-2012 has a PNG named .JPEG (n02105855_2933).
+    return tf.cond(tf.strings.substr(data, 0, len(JPEG_MAGIC)) == JPEG_MAGIC, jpeg, other)
+
+
+def decoded(image: tf.Tensor, view):
+    """Calls `view` on an image tensor [height, width, channels] (uint8, or float in [0, 1])."""
+    image = tf.image.convert_image_dtype(image, tf.float32)
+    return view(tf.shape(image)[:2], lambda y, x, h, w: image[y : y + h, x : x + w])

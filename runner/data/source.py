@@ -1,0 +1,37 @@
+"""What a dataset source hands to the pipeline: per split, cheap keys and a way to read pixels."""
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from runner.data import pixels
+
+
+@dataclasses.dataclass
+class Examples:
+    """One split, before any pixel is read."""
+
+    keys: tf.data.Dataset  # (key, label int32): a file path, an index or a small image
+    count: int
+    pixels: Callable  # pixels(key, view): the view (see pixels.py) applied to the example's pixels
+
+
+@dataclasses.dataclass
+class Source:
+    train: Examples
+    val: Examples
+    class_names: list[str]
+
+
+def files(paths: list[str], labels: np.ndarray, channels: int) -> Examples:
+    """Image files of any format TensorFlow decodes, decoded with `channels` channels."""
+    keys = tf.data.Dataset.from_tensor_slices((paths, labels.astype(np.int32)))
+    return Examples(keys, len(paths), lambda path, view: pixels.encoded(tf.io.read_file(path), channels, view))
+
+
+def tensors(images: np.ndarray, labels: np.ndarray) -> Examples:
+    """Images already in memory: [n, height, width, channels], uint8 or float in [0, 1]."""
+    keys = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    return Examples(keys, len(labels), pixels.decoded)

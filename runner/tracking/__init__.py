@@ -1,0 +1,215 @@
+"""MLflow for one training run: the store, the run's lifecycle, its params, metrics and figures.
+
+`with Run(cfg) as run:` starts a run that records the resolved config, and ends it FINISHED,
+FAILED (with a `failure_reason` tag) or KILLED however the block is left, SIGTERM included.
+Writes go through MlflowClient in batches, a few per epoch, so parallel jobs can share a sqlite store.
+"""
+
+import collections
+import datetime
+import numbers
+import os
+import pathlib
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Iterator, Optional
+
+import keras
+import mlflow
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from mlflow.entities import Metric, Param
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
+from omegaconf import DictConfig, OmegaConf
+
+from runner.tracking import plots
+from runner.tracking.store import open_experiment, store_uri
+
+__all__ = ["EpochLogger", "Run", "store_uri"]
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+class Run:
+    """One MLflow run; use as a context manager. Logging methods write to this run only."""
+
+    def __init__(self, cfg: DictConfig):
+        self._cfg = cfg
+        self._uri = store_uri(cfg)
+        self._client: Optional[mlflow.MlflowClient] = None
+        self._sigterm_trapped = False
+        self._previous_sigterm_handler = None
+        self.run_id: Optional[str] = None
+
+    def __enter__(self) -> "Run":
+        cfg = self._cfg
+        self._client, experiment = open_experiment(self._uri, cfg.tracking.experiment or cfg.data.name)
+        # The fluent API is the public way to get the system-metrics monitor; it reads the global URI.
+        mlflow.set_tracking_uri(self._uri)
+        active = mlflow.start_run(
+            experiment_id=experiment,
+            run_name=cfg.tracking.run_name or _default_run_name(cfg),
+            tags=_run_tags(cfg),
+            log_system_metrics=cfg.tracking.system_metrics,
+        )
+        self.run_id = active.info.run_id
+        self._trap_sigterm()
+        try:
+            self.log_params(_config_params(cfg))
+            self.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        except BaseException:
+            # __exit__ is not called when __enter__ raises, and the run has already started.
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        status = _end_status(exc)
+        try:
+            if status == "FAILED":
+                self._client.set_tag(self.run_id, "failure_reason", _one_line(exc)[:MAX_TAG_VAL_LENGTH])
+        finally:
+            mlflow.end_run(status)  # also stops the system-metrics monitor
+            self._release_sigterm()
+        return False
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        entries = [Param(key, _param_value(value)) for key, value in params.items()]
+        self._client.log_batch(self.run_id, params=entries)  # the client splits it into legal batches
+
+    def log_metrics(self, metrics: dict[str, Optional[float]], step: int) -> None:
+        timestamp = int(time.time() * 1000)
+        entries = [Metric(key, float(value), timestamp, step) for key, value in metrics.items() if value is not None]
+        if entries:
+            self._client.log_batch(self.run_id, metrics=entries)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._client.log_text(self.run_id, text, artifact_file)
+
+    def log_curves(self, history: dict[str, list[float]]) -> None:
+        self._client.log_figure(self.run_id, plots.curves(history), "curves.png")
+
+    def log_confusion_matrix(self, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> None:
+        figure = plots.confusion_matrix(y_true, y_pred, class_names)
+        self._client.log_figure(self.run_id, figure, "confusion_matrix.png")
+
+    def log_artifact(self, path: str | os.PathLike) -> None:
+        self._client.log_artifact(self.run_id, os.fspath(path))
+
+    def ui_command(self) -> str:
+        if self._uri.startswith(("http://", "https://")):
+            return f"open {self._uri} in a browser"
+        return f"mlflow ui --backend-store-uri {shlex.quote(self._uri)}"
+
+    def _trap_sigterm(self) -> None:
+        """SIGTERM (a scheduler, a launcher stopping a sweep) ends the run KILLED instead of leaving it RUNNING."""
+        if threading.current_thread() is threading.main_thread():  # Python only allows handlers there
+            self._previous_sigterm_handler = signal.signal(signal.SIGTERM, _interrupt)
+            self._sigterm_trapped = True
+
+    def _release_sigterm(self) -> None:
+        if self._sigterm_trapped:
+            # None: the previous handler was not set from Python; the default is the closest we can restore.
+            previous = self._previous_sigterm_handler
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+            self._sigterm_trapped = False
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Logs every numeric value Keras reports at the end of an epoch, in one batch, at step=epoch."""
+
+    def __init__(self, run: Run):
+        super().__init__()
+        self._run = run
+
+    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
+        numeric = {key: value for key, value in (logs or {}).items() if _is_number(value)}
+        self._run.log_metrics(numeric, step=epoch)
+
+
+def _default_run_name(cfg: DictConfig) -> str:
+    return f"{cfg.model.name}-{cfg.data.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+
+
+def _run_tags(cfg: DictConfig) -> dict[str, str]:
+    tags = {"model": cfg.model.name, "data": cfg.data.name, "command": " ".join(sys.argv)}
+    commit = _git_commit()
+    if commit:
+        tags["git_commit"] = commit
+    return tags | _hydra_tags()
+
+
+def _git_commit() -> Optional[str]:
+    try:
+        result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None  # no git installed, or it hangs
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _hydra_tags() -> dict[str, str]:
+    """Where Hydra put the job and which overrides made it; nothing when Hydra is not running the app."""
+    if not HydraConfig.initialized():
+        return {}
+    hydra_cfg = HydraConfig.get()
+    tags = {
+        "hydra.overrides": " ".join(hydra_cfg.overrides.task),
+        "hydra.output_dir": OmegaConf.select(hydra_cfg, "runtime.output_dir", default=None),
+        "hydra.job_num": OmegaConf.select(hydra_cfg, "job.num", default=None),
+    }
+    return {key: str(value) for key, value in tags.items() if value is not None}
+
+
+def _config_params(cfg: DictConfig) -> dict[str, Any]:
+    """The resolved config flattened with dots; the block list becomes one summary param."""
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    resolved["model"]["blocks"] = _blocks_summary(resolved["model"]["blocks"])
+    return dict(_flatten(resolved))
+
+
+def _blocks_summary(blocks: list[dict]) -> str:
+    """Applied blocks per type, in order, e.g. '1 conv, 1 maxpool, 16 bottleneck, 1 global_avgpool, 1 dense'."""
+    counts = collections.Counter()
+    for row in blocks:
+        counts[row["type"]] += row.get("repeat", 1)
+    return ", ".join(f"{count} {block_type}" for block_type, count in counts.items())
+
+
+def _flatten(node: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for key, value in node.items():
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _param_value(value: Any) -> str:
+    text = str(value)
+    if len(text) <= MAX_PARAM_VAL_LENGTH:
+        return text
+    return text[: MAX_PARAM_VAL_LENGTH - 3] + "..."
+
+
+def _end_status(exc: Optional[BaseException]) -> str:
+    if exc is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
+        return "FINISHED"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KILLED"
+    return "FAILED"
+
+
+def _one_line(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message.splitlines()[0]}" if message else type(exc).__name__
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -1,0 +1,77 @@
+"""The MLflow store: where it is, how parallel jobs open it, and the experiment a run goes in."""
+
+import contextlib
+import fcntl
+import importlib
+import os
+import pathlib
+from typing import Iterator, Optional
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig
+
+from runner.errors import UserError
+
+DEFAULT_STORE_DIR = pathlib.Path("outputs")  # relative to where the command runs, as Hydra's outputs
+
+
+def store_uri(cfg: DictConfig) -> str:
+    """MLFLOW_TRACKING_URI, else tracking.uri, else a sqlite file under ./outputs."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or cfg.tracking.uri
+    if uri:
+        return uri
+    DEFAULT_STORE_DIR.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(DEFAULT_STORE_DIR / 'mlflow.db').resolve()}"
+
+
+def open_experiment(uri: str, name: str) -> tuple[mlflow.MlflowClient, str]:
+    """A client on the store and the id of experiment `name`, created if missing."""
+    with _store_lock(uri):
+        client = mlflow.MlflowClient(uri)  # creates and migrates a new store
+        return client, _experiment_id(client, name, uri)
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """MLflow creates a new sqlite store's tables without a lock: parallel jobs on a fresh store break it."""
+    database = _sqlite_file(uri)
+    if database is None:
+        yield
+        return
+    # Seconds of imports the store would do inside the lock, where parallel jobs queue.
+    importlib.import_module("mlflow.store.tracking.sqlalchemy_store")
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _sqlite_file(uri: str) -> Optional[pathlib.Path]:
+    return pathlib.Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def _experiment_id(client: mlflow.MlflowClient, name: str, uri: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name, artifact_location=_artifact_location(uri, name))
+        except MlflowException:
+            experiment = client.get_experiment_by_name(name)  # a parallel job on a server created it first
+            if experiment is None:
+                raise
+    if experiment.lifecycle_stage == "deleted":
+        raise UserError(
+            f"MLflow experiment {name!r} is deleted in {uri}: restore it "
+            f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) "
+            "or name another with tracking.experiment=NAME"
+        )
+    return experiment.experiment_id
+
+
+def _artifact_location(uri: str, experiment: str) -> Optional[str]:
+    """A sqlite store keeps artifacts beside its file; MLflow's default is ./mlruns wherever the job ran."""
+    database = _sqlite_file(uri)
+    if database is None:
+        return None  # servers and file stores have their own artifact roots
+    return (database.parent / "mlartifacts" / experiment).resolve().as_uri()

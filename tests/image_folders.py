@@ -1,0 +1,55 @@
+"""Real image files in ImageNet's folder layout, made in a test: root/train/<class>/, root/val/<class>/.
+
+    from image_folders import make_image_folder
+    root = make_image_folder(tmp_path / "imagenette", per_class=4)
+    cfg = compose("data=imagenette", f"data.root={root}")
+
+Each class has its own colour (CLASS_COLOURS), so a model can learn the classes from them.
+"""
+
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+IMAGENETTE_WNIDS = ("n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
+                    "n03394916", "n03417042", "n03425413", "n03445777", "n03888257")
+
+# Far apart in RGB (gray images of two classes may look alike: their luma is not always far apart).
+CLASS_COLOURS = np.array([
+    [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
+    [145, 30, 180], [70, 240, 240], [240, 50, 230], [210, 245, 60], [0, 0, 128],
+], np.uint8)
+
+NOISE = 8  # +- grey levels of uniform noise: images differ, classes stay apart
+ENCODERS = {"jpeg": (tf.io.encode_jpeg, ".JPEG"), "png": (tf.io.encode_png, ".png")}
+
+
+def make_image_folder(root, classes=IMAGENETTE_WNIDS, per_class=2, size=(48, 64),
+                      formats=("jpeg", "png"), grayscale_every=3, seed=0) -> pathlib.Path:
+    """Writes per_class images per class into root/train/<class>/ and root/val/<class>/; returns root.
+
+    Image i of a class is formats[i % len(formats)] (JPEG as <class>_<i>.JPEG, PNG as .png), one
+    channel when i % grayscale_every == grayscale_every - 1 (0: never), and size (height, width)
+    when i is even, transposed when odd (landscape and portrait). Pixels: the class's colour from
+    CLASS_COLOURS (cycled) plus noise, fixed by seed.
+    """
+    root = pathlib.Path(root)
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                shape = size if i % 2 == 0 else size[::-1]
+                gray = grayscale_every > 0 and i % grayscale_every == grayscale_every - 1
+                pixels = _pixels(CLASS_COLOURS[label % len(CLASS_COLOURS)], shape, gray, rng)
+                encode, suffix = ENCODERS[formats[i % len(formats)]]
+                (folder / f"{name}_{i}{suffix}").write_bytes(encode(pixels).numpy())
+    return root
+
+
+def _pixels(colour, shape, gray, rng) -> np.ndarray:
+    noise = rng.integers(-NOISE, NOISE + 1, (*shape, 3))
+    image = np.clip(colour.astype(int) + noise, 0, 255).astype(np.uint8)
+    return tf.image.rgb_to_grayscale(image).numpy() if gray else image

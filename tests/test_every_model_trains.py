@@ -1,0 +1,43 @@
+"""Every file in conf/model/ takes a real training step, at the smallest input its architecture allows."""
+
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import builders
+from conftest import MODEL_NAMES, compose
+from runner import data, trainer
+from runner.architecture import model_spec
+from runner.optim import make_optimizer
+
+# AlexNet and ZFNet need 128 pixels (64 collapses before pool5); GoogLeNet's auxiliary heads need
+# 96 (their 5x5 pool on 4a's map). Any other model: 64.
+REDUCED_SIZE = {"alexnet": 128, "alexnet_grouped": 128, "zfnet": 128, "googlenet": 96, "lenet": 32}
+
+
+# Tracing a training step of ResNet-101/152 takes minutes on two CPU cores (Keras's own fit too);
+# they share the bottleneck block with ResNet-50 and run with `pytest -m deep`.
+DEEP = {"resnet101", "resnet152"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [pytest.param(name, marks=pytest.mark.deep) if name in DEEP else name
+                                   for name in MODEL_NAMES])
+def test_model_trains_for_a_step(model, tmp_path):
+    size = REDUCED_SIZE.get(model, 64)
+    channels = compose(f"model={model}").model.input_shape[2]
+    cfg = compose(f"model={model}", "data=synthetic", f"model.input_shape=[{size},{size},{channels}]",
+                  "trainer.batch_size=4", "trainer.epochs=1", "trainer.steps_per_epoch=1",
+                  "data.train_size=8", "data.val_size=4", "trainer.jit_compile=false")
+    strategy = tf.distribute.get_strategy()
+    model_ = builders.build_model(model_spec(cfg))
+    before = [weight.numpy().copy() for weight in model_.trainable_weights]
+    splits = data.load(cfg)
+    optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
+    history = trainer.fit(cfg, model_, optimizer, splits, strategy, [], tmp_path)
+    # Only the training loss: one step does not make deep nets' batch-norm statistics usable for inference.
+    assert math.isfinite(history["loss"][0])
+    changed = [not np.array_equal(old, new.numpy()) for old, new in zip(before, model_.trainable_weights)]
+    assert all(changed), "every trainable weight takes a step"

@@ -1,0 +1,194 @@
+"""MLflow tracking against a real sqlite store in tmp_path: what a run records and how it ends."""
+
+import contextlib
+import pathlib
+import signal
+import time
+
+import hydra
+import keras
+import mlflow
+import numpy as np
+import pytest
+from hydra.core.hydra_config import HydraConfig
+from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+
+from conftest import CONF, compose
+from runner import tracking
+from runner.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def project_dir(tmp_path_factory) -> pathlib.Path:
+    """Where the jobs run. Its default store serves the whole module: a new store costs seconds of migrations,
+    and each test reads back only its own run."""
+    return tmp_path_factory.mktemp("project")
+
+
+@pytest.fixture
+def store(project_dir, monkeypatch) -> str:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    return f"sqlite:///{project_dir / 'outputs' / 'mlflow.db'}"
+
+
+@pytest.fixture
+def client(store) -> mlflow.MlflowClient:
+    return mlflow.MlflowClient(store)
+
+
+def artifact_paths(client, run_id: str) -> set[str]:
+    return {artifact.path for artifact in client.list_artifacts(run_id)}
+
+
+def test_store_uri_precedence_env_then_config_then_outputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.store_uri(compose()) == f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+    assert (tmp_path / "outputs").is_dir()
+
+    configured = compose("tracking.uri=sqlite:///configured.db")
+    assert tracking.store_uri(configured) == "sqlite:///configured.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    assert tracking.store_uri(configured) == "http://tracking.example:5000"
+
+
+def test_default_store_keeps_artifacts_under_outputs(project_dir, client, monkeypatch):
+    monkeypatch.chdir(project_dir)
+    with tracking.Run(compose()) as run:
+        pass
+    artifact_uri = client.get_run(run.run_id).info.artifact_uri  # the client reads the store under outputs/
+    assert artifact_uri.startswith((project_dir / "outputs" / "mlartifacts").as_uri())
+    assert not (project_dir / "mlruns").exists()
+
+
+def test_run_records_config_tags_metrics_and_artifacts(store, client, tmp_path):
+    model_file = tmp_path / "model.keras"
+    model_file.write_bytes(b"weights")
+    history = {"loss": [1.2, 0.8, 0.5], "top1": [0.3, 0.6, 0.8], "val_loss": [1.3, 0.9, 0.7], "val_top1": [0.2, 0.5, 0.7]}
+    cfg = compose("model=resnet18", "model.input_shape=[64,64,3]", "optimizer.lr=0.125", "trainer.strategy=mirrored",
+                  f"tracking.uri={store}")
+    with tracking.Run(cfg) as run:
+        run.log_params({"replicas": 2, "note": "x" * (MAX_PARAM_VAL_LENGTH + 10)})
+        for epoch in range(3):
+            run.log_metrics({"loss": history["loss"][epoch], "top5": None}, step=epoch)
+        run.log_text("## resnet18\n", "architecture.md")
+        run.log_curves(history)
+        run.log_confusion_matrix(np.array([0, 1, 2, 2]), np.array([0, 2, 2, 2]), ["a", "b", "c"])
+        run.log_artifact(model_file)
+
+    recorded = client.get_run(run.run_id)
+    assert recorded.info.status == "FINISHED"
+    assert recorded.info.run_name.startswith("resnet18-digits-")
+    assert client.get_experiment(recorded.info.experiment_id).name == "digits"
+
+    params = recorded.data.params
+    assert params["optimizer.lr"] == "0.125"
+    assert params["model.input_shape"] == "[64, 64, 3]"
+    assert params["data.num_classes"] == "10"
+    assert params["trainer.strategy"] == "mirrored"  # the enum's value, not Strategy.mirrored
+    assert params["replicas"] == "2"
+    assert params["model.blocks"] == "1 conv, 1 maxpool, 8 basic, 1 global_avgpool, 1 dense"
+    assert not any(key.startswith("model.blocks.") for key in params)
+    assert len(params["note"]) == MAX_PARAM_VAL_LENGTH
+
+    tags = recorded.data.tags
+    assert (tags["model"], tags["data"]) == ("resnet18", "digits")
+    assert len(tags["git_commit"]) == 40
+    assert "pytest" in tags["command"]
+
+    loss = client.get_metric_history(run.run_id, "loss")
+    assert [(point.step, point.value) for point in loss] == [(0, 1.2), (1, 0.8), (2, 0.5)]
+    assert client.get_metric_history(run.run_id, "top5") == []
+
+    assert artifact_paths(client, run.run_id) == {
+        "config.yaml", "architecture.md", "curves.png", "confusion_matrix.png", "model.keras"
+    }
+    config_yaml = pathlib.Path(client.download_artifacts(run.run_id, "config.yaml", str(tmp_path))).read_text()
+    assert "name: resnet18" in config_yaml and "units: 10" in config_yaml  # interpolations resolved
+    curves = pathlib.Path(client.download_artifacts(run.run_id, "curves.png", str(tmp_path))).read_bytes()
+    assert curves.startswith(b"\x89PNG")
+
+
+def test_experiment_and_run_name_come_from_the_config(store, client):
+    with tracking.Run(compose(f"tracking.uri={store}", "tracking.experiment=ablation", "tracking.run_name=first")) as run:
+        pass
+    recorded = client.get_run(run.run_id)
+    assert recorded.info.run_name == "first"
+    assert client.get_experiment(recorded.info.experiment_id).name == "ablation"
+
+
+def test_a_deleted_experiment_is_a_user_error(store, client):
+    client.delete_experiment(client.create_experiment("deleted"))
+    with pytest.raises(UserError, match="experiments restore"):
+        with tracking.Run(compose(f"tracking.uri={store}", "tracking.experiment=deleted")):
+            pass
+
+
+@pytest.mark.parametrize(
+    "error, status, failure_reason",
+    [
+        (None, "FINISHED", None),
+        (RuntimeError("disk full\nsecond line"), "FAILED", "RuntimeError: disk full"),
+        (SystemExit(2), "FAILED", "SystemExit: 2"),
+        (SystemExit(0), "FINISHED", None),
+        (KeyboardInterrupt(), "KILLED", None),
+    ],
+)
+def test_run_ends_with_a_status_and_never_swallows_the_error(store, client, error, status, failure_reason):
+    with pytest.raises(type(error)) if error else contextlib.nullcontext():
+        with tracking.Run(compose(f"tracking.uri={store}")) as run:
+            if error:
+                raise error
+    recorded = client.get_run(run.run_id)
+    assert recorded.info.status == status
+    assert recorded.data.tags.get("failure_reason") == failure_reason
+    assert mlflow.active_run() is None  # the next Run in this process can start
+
+
+def test_sigterm_ends_the_run_killed_and_restores_the_handler(store, client):
+    # Pytest's own handler first, so a Run that forgot to trap SIGTERM fails the test instead of killing pytest.
+    caught = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with tracking.Run(compose(f"tracking.uri={store}")) as run:
+                signal.raise_signal(signal.SIGTERM)
+                time.sleep(5)  # the handler interrupts the sleep at the latest
+        assert client.get_run(run.run_id).info.status == "KILLED"
+        assert not caught
+        signal.raise_signal(signal.SIGTERM)
+        assert caught == [signal.SIGTERM]  # the handler from before the run is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_epoch_logger_logs_keras_epochs_as_steps(store, client):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 3, size=32)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    with tracking.Run(compose(f"tracking.uri={store}")) as run:
+        fit = model.fit(x, y, validation_split=0.25, epochs=2, batch_size=8, verbose=0,
+                        callbacks=[tracking.EpochLogger(run)])
+    for name in ("loss", "val_loss", "accuracy"):
+        logged = client.get_metric_history(run.run_id, name)
+        assert [point.step for point in logged] == [0, 1]
+        assert [point.value for point in logged] == pytest.approx(fit.history[name])
+
+
+def test_hydra_overrides_become_tags(store, client):
+    with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
+        hydra_cfg = hydra.compose("config", overrides=["optimizer.lr=0.1"], return_hydra_config=True)
+    HydraConfig.instance().set_config(hydra_cfg)
+    try:
+        with tracking.Run(compose("optimizer.lr=0.1", f"tracking.uri={store}")) as run:
+            pass
+    finally:
+        HydraConfig.instance().cfg = None
+    assert client.get_run(run.run_id).data.tags["hydra.overrides"] == "optimizer.lr=0.1"
+
+
+def test_ui_command_names_the_store(store, monkeypatch):
+    assert tracking.Run(compose(f"tracking.uri={store}")).ui_command() == f"mlflow ui --backend-store-uri {store}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
+    assert "http://tracking.example:5000" in tracking.Run(compose()).ui_command()

@@ -1,0 +1,81 @@
+"""`python -m runner`: real training runs, read back from a real MLflow store."""
+
+import os
+import subprocess
+import sys
+
+import mlflow
+import pytest
+
+from conftest import MODEL_NAMES, REPO, compose
+from image_folders import make_image_folder
+
+EPOCH_METRICS = {"loss", "top1", "top5", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds",
+                 "images_per_second"}
+ARTIFACTS = {"config.yaml", "architecture.md", "curves.png", "confusion_matrix.png"}
+
+
+def run_runner(tmp_path, *overrides, env=None):
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "runner", f"hydra.run.dir={tmp_path}/run", *overrides],
+                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=900)
+
+
+def only_run(tmp_path):
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+@pytest.mark.slow
+def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
+    result = run_runner(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, run = only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics["eval_top1"] >= 0.97
+    assert EPOCH_METRICS | {"eval_top1", "eval_top5"} <= set(run.data.metrics)
+    epochs = compose().trainer.epochs
+    assert len(client.get_metric_history(run.info.run_id, "val_top1")) == epochs
+    assert run.data.params["optimizer.lr"] == str(compose().optimizer.lr)
+    assert run.data.params["replicas"] == "1"
+    assert run.data.tags["model"] == "lenet" and run.data.tags["data"] == "digits"
+    assert ARTIFACTS <= {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    assert (tmp_path / "run" / "model.keras").exists()
+    assert (tmp_path / "run" / "checkpoints" / "best.weights.h5").exists()
+    assert run.info.run_id in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
+
+
+@pytest.mark.slow
+def test_resnet18_on_an_imagenette_folder_with_ten_crop_evaluation(tmp_path):
+    root = make_image_folder(tmp_path / "imagenette", per_class=4, size=(80, 96))
+    result = run_runner(tmp_path, "model=resnet18", "data=imagenette", f"data.root={root}",
+                        "model.input_shape=[64,64,3]", "eval.ten_crop=true", "trainer.epochs=2",
+                        "trainer.batch_size=8", "trainer.jit_compile=false")  # XLA: the LeNet test
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, run = only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert {"eval_top1", "eval_top5", "eval_top1_10crop", "eval_top5_10crop"} <= set(run.data.metrics)
+    assert run.data.params["augment.name"] == "crop_flip"
+
+
+@pytest.mark.slow
+def test_googlenet_with_auxiliary_heads_on_two_mirrored_cpu_replicas(tmp_path):
+    result = run_runner(tmp_path, "model=googlenet", "data=synthetic", "model.input_shape=[96,96,3]",
+                        "trainer.strategy=mirrored", "trainer.cpu_replicas=2", "trainer.epochs=1",
+                        "trainer.batch_size=16", "trainer.steps_per_epoch=2", "data.train_size=32",
+                        "data.val_size=16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, run = only_run(tmp_path)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["replicas"] == "2" and run.data.params["model.aux_loss_weight"] == "0.3"
+
+
+def test_bad_data_root_is_one_line_and_leaves_no_run(tmp_path):
+    result = run_runner(tmp_path, "data=folder", f"data.root={tmp_path}/missing", "data.num_classes=3")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: data.root")
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    assert all(run.info.status != "RUNNING" for run in client.search_runs(experiments))
