@@ -36,10 +36,11 @@ def learning_rate(cfg: DictConfig, steps_per_epoch: int):
         # Linear warm-up from 0 to lr, then cosine decay to min_lr (Goyal et al. 2017; Loshchilov and Hutter 2017).
         return keras.optimizers.schedules.CosineDecay(
             0.0 if warmup_steps else base, decay_steps=max(total_steps - warmup_steps, 1),
-            alpha=schedule.min_lr / base, warmup_target=base if warmup_steps else None,
+            alpha=schedule.min_lr / base if base else 0.0, warmup_target=base if warmup_steps else None,
             warmup_steps=warmup_steps)
     if schedule.name == "step":
-        boundaries = [epoch * steps_per_epoch for epoch in schedule.step_epochs]
+        # The schedule sees the number of steps taken so far: epoch e starts after e * steps_per_epoch.
+        boundaries = [epoch * steps_per_epoch - 1 for epoch in schedule.step_epochs]
         values = [base * schedule.decay_rate**index for index in range(len(boundaries) + 1)]
         return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values) if boundaries else base
     raise UserError(f"schedule.name: unknown schedule {schedule.name!r}; valid: constant, step, cosine, plateau")

@@ -48,9 +48,10 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
     callback_list.on_train_begin()
     for epoch in range(trainer.epochs):
         callback_list.on_epoch_begin(epoch)
+        lr = current_learning_rate(optimizer)  # the rate the epoch starts with
         logs, seconds = _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callback_list)
         logs.update({f"val_{k}": v for k, v in evaluate(splits.val, strategy, eval_step).metrics.items()})
-        logs.update(lr=current_learning_rate(optimizer), epoch_seconds=seconds,
+        logs.update(lr=lr, epoch_seconds=seconds,
                     images_per_second=steps_per_epoch * trainer.batch_size / seconds)
         callback_list.on_epoch_end(epoch, logs)
         for key, value in logs.items():

@@ -1,0 +1,64 @@
+"""The epoch loop's options on a small real model: precision, steps per execution, schedules, stopping."""
+
+import math
+
+import keras
+import pytest
+import tensorflow as tf
+
+import builders
+from conftest import compose
+from runner import data, trainer
+from runner.architecture import model_spec
+from runner.optim import current_learning_rate, make_optimizer
+from runner.strategy import set_precision
+
+SMALL = ("data=synthetic", "data.train_size=64", "data.val_size=32", "trainer.batch_size=16")
+
+
+def fit(tmp_path, *overrides):
+    cfg = compose(*SMALL, *overrides)
+    set_precision(cfg.trainer)
+    try:
+        model = builders.build_model(model_spec(cfg))
+        splits = data.load(cfg)
+        optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
+        history = trainer.fit(cfg, model, optimizer, splits, tf.distribute.get_strategy(), [], tmp_path)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    return model, optimizer, history
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
+    model, optimizer, history = fit(tmp_path, f"trainer.precision={precision}", "trainer.epochs=2",
+                                    "trainer.jit_compile=false")
+    assert model.layers[1].compute_dtype == precision.removeprefix("mixed_")
+    assert all(math.isfinite(value) for value in history["loss"])
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
+
+
+def test_steps_per_execution_runs_the_same_number_of_steps(tmp_path):
+    _, optimizer, history = fit(tmp_path, "trainer.epochs=2", "trainer.steps_per_execution=2")
+    assert int(optimizer.iterations) == 2 * (64 // 16)
+    assert len(history["loss"]) == 2
+
+
+def test_step_schedule_decays_at_the_given_epochs(tmp_path):
+    _, _, history = fit(tmp_path, "schedule=step", "schedule.step_epochs=[1,2]", "optimizer.lr=0.1",
+                        "trainer.epochs=3")
+    # lr is the rate each epoch starts with.
+    assert history["lr"] == pytest.approx([0.1, 0.01, 0.001])
+
+
+def test_plateau_divides_the_rate_when_val_loss_stalls(tmp_path):
+    _, optimizer, history = fit(tmp_path, "schedule=plateau", "schedule.patience=1", "optimizer.lr=1e-9",
+                                "trainer.epochs=4")
+    # A rate of 1e-9 cannot move the loss: every epoch after the first stalls.
+    assert current_learning_rate(optimizer) < 1e-9 and history["lr"][0] == pytest.approx(1e-9)
+
+
+def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
+    _, _, history = fit(tmp_path, "trainer.early_stopping_patience=1", "optimizer.lr=0", "trainer.epochs=10")
+    assert len(history["loss"]) == 2
+    assert (tmp_path / "checkpoints" / "best.weights.h5").exists()
