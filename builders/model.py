@@ -68,7 +68,7 @@ def build(spec: Mapping[str, Any]) -> BuiltModel:
 def plan(spec: Mapping[str, Any]) -> list[Application]:
     """Every row as applied, with its arguments checked; builds nothing."""
     blocks = spec["blocks"]
-    keep_side_outputs = spec.get("aux_loss_weight", 1) != 0
+    aux_loss_weight = spec.get("aux_loss_weight")
     applications, type_counts = [], {}
     for index, row in enumerate(blocks):
         path = f"{ROOT}.blocks[{index}]"
@@ -76,7 +76,10 @@ def plan(spec: Mapping[str, Any]) -> list[Application]:
             raise SpecError(f"{path}: expected a mapping like {{type: conv, filters: 64}}, got {row!r}")
         block = lookup(row.get("type"), path)
         type_counts[block.type] = type_counts.get(block.type, 0) + 1
-        if block.side_output and not keep_side_outputs:
+        if block.side_output and aux_loss_weight is None:
+            raise SpecError(f"{ROOT}.aux_loss_weight: {path} is a side output ({block.type}); "
+                            "give its loss a weight, or 0 to remove side outputs")
+        if block.side_output and aux_loss_weight == 0:
             continue  # aux_loss_weight: 0 removes auxiliary heads from the built model
         args = {key: value for key, value in row.items() if key not in ROW_KEYS}
         if index == len(blocks) - 1 and block.type == "dense":
@@ -118,7 +121,7 @@ def _check_spec(spec: Mapping[str, Any]) -> tuple[int, ...]:
     if not isinstance(spec["blocks"], (list, tuple)) or not spec["blocks"]:
         raise SpecError(f"{ROOT}.blocks: expected a non-empty list of rows")
     weight = spec.get("aux_loss_weight", 0)
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+    if weight is not None and (isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0):
         raise SpecError(f"{ROOT}.aux_loss_weight: expected a number >= 0, got {weight!r}")
     return tuple(shape)
 

@@ -11,7 +11,7 @@ schema.register()
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    from runner.train import train  # TensorFlow loads only once the config has composed
+    from runner.train import train  # the trainer's imports wait until the config has composed
 
     with reported_as_one_line():
         return train(cfg)

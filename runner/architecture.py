@@ -4,17 +4,23 @@ import json
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationToMissingValueError, MissingMandatoryValue
 from tabulate import tabulate
 
 import builders
 from builders.report import Report, report
+from runner.errors import UserError
 
 HEADERS = ["#", "name", "type", "kernel / stride / pad", "input", "output", "output size", "params", "MACs"]
 
 
 def model_spec(cfg: DictConfig) -> dict[str, Any]:
     """The model node as the plain mapping builders take, interpolations (num_classes) resolved."""
-    return OmegaConf.to_container(cfg.model, resolve=True)
+    try:
+        return OmegaConf.to_container(cfg.model, resolve=True)
+    except (MissingMandatoryValue, InterpolationToMissingValueError) as error:
+        missing = str(error).split("Missing mandatory value: ")[-1].splitlines()[0]
+        raise UserError(f"{missing} is not set ({error.full_key} needs it); pass {missing}=...") from None
 
 
 def describe(cfg: DictConfig) -> Report:

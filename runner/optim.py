@@ -9,12 +9,10 @@ from runner.errors import UserError
 def make_optimizer(cfg: DictConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     lr = learning_rate(cfg, steps_per_epoch)
     opt = cfg.optimizer
-    # Keras applies weight decay decoupled from the gradient (var -= lr * wd * var each step);
-    # for SGD this is the papers' L2 penalty up to the momentum's smoothing.
-    decay = opt.weight_decay or None
+    # SGD and Adam take weight decay as the L2 term of the loss (l2_coefficient); AdamW decouples it.
     makers = {
-        "sgd": lambda: keras.optimizers.SGD(lr, momentum=opt.momentum, nesterov=opt.nesterov, weight_decay=decay),
-        "adam": lambda: keras.optimizers.Adam(lr, weight_decay=decay),
+        "sgd": lambda: keras.optimizers.SGD(lr, momentum=opt.momentum, nesterov=opt.nesterov),
+        "adam": lambda: keras.optimizers.Adam(lr),
         "adamw": lambda: keras.optimizers.AdamW(lr, weight_decay=opt.weight_decay),
     }
     if opt.name not in makers:
@@ -23,6 +21,15 @@ def make_optimizer(cfg: DictConfig, steps_per_epoch: int) -> keras.optimizers.Op
     if cfg.trainer.precision.value == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+def l2_coefficient(cfg: DictConfig) -> float:
+    """The papers' weight decay: wd * w added to the gradient, inside the momentum (AlexNet, Section 5).
+
+    Keras's own `weight_decay` is decoupled (w -= lr * wd * w): with momentum 0.9 it regularises
+    about ten times less than the papers' 5e-4 did, so SGD and Adam get the L2 term instead.
+    """
+    return 0.0 if cfg.optimizer.name == "adamw" else cfg.optimizer.weight_decay
 
 
 def learning_rate(cfg: DictConfig, steps_per_epoch: int):

@@ -17,7 +17,7 @@ class ModelConfig:
     name: str = MISSING
     input_shape: list[int] = MISSING  # height, width, channels
     blocks: list[Any] = MISSING  # rows of the block vocabulary; checked by builders
-    aux_loss_weight: float = 0.0  # weight of side-output losses; 0 removes side outputs
+    aux_loss_weight: Optional[float] = None  # weight of side-output losses; 0 removes side outputs
 
 
 @dataclasses.dataclass
@@ -37,7 +37,7 @@ class DataConfig:
 
 @dataclasses.dataclass
 class AugmentConfig:
-    name: str = "none"  # crop_flip, inception, none
+    name: str = "none"  # crop_flip, crop (no mirror), inception, none
     # crop_flip: the shorter side is resized to input * resize_ratio before the random crop
     # (256 for a 224 input, as AlexNet and VGG).
     resize_ratio: float = 256 / 224

@@ -18,14 +18,20 @@ SUMS = ("loss", "top1", "top5", "count")
 class Objective:
     num_classes: int
     label_smoothing: float
-    aux_loss_weight: float
+    aux_loss_weight: float | None
+    weight_decay: float = 0.0  # coefficient of the L2 term, whose gradient is weight_decay * w
+
+    def l2_penalty(self, variables):
+        squares = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v.value, tf.float32))) for v in variables])
+        # Each replica adds its share: the all-reduced gradient holds the term once.
+        return tf.nn.scale_regularization_loss(0.5 * self.weight_decay * squares)
 
     def per_example_loss(self, labels, outputs):
         """Cross-entropy of the main logits, plus GoogLeNet's auxiliary heads at their weight."""
         main, *aux = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         loss = self.cross_entropy(labels, main)
         for side in aux:
-            loss += self.aux_loss_weight * self.cross_entropy(labels, side)
+            loss += (self.aux_loss_weight or 0.0) * self.cross_entropy(labels, side)
         return loss
 
     def cross_entropy(self, labels, logits):
@@ -48,8 +54,8 @@ def sums(loss, labels, scores):
             "top5": correct(labels, scores, 5), "count": tf.cast(tf.size(labels), tf.float32)}
 
 
-def make_train_steps(model, optimizer, objective, strategy, global_batch_size, steps_per_execution, xla):
-    """A function running `steps_per_execution` training steps on a distributed iterator."""
+def make_train_steps(model, optimizer, objective, strategy, global_batch_size, xla):
+    """A function running `count` training steps (trainer.steps_per_execution) on a distributed iterator."""
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
@@ -57,6 +63,8 @@ def make_train_steps(model, optimizer, objective, strategy, global_batch_size, s
             per_example = objective.per_example_loss(labels, outputs)
             # Average over the global batch so the all-reduced gradient is the full batch's.
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+            if objective.weight_decay:
+                loss += objective.l2_penalty(model.trainable_variables)
             scaled = optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply(gradients, model.trainable_variables)
@@ -64,18 +72,12 @@ def make_train_steps(model, optimizer, objective, strategy, global_batch_size, s
 
     step = tf.function(replica_step, jit_compile=xla) if xla else replica_step
 
-    def one_step(iterator):
-        per_replica = strategy.run(step, args=next(iterator))
-        return {key: strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS}
-
     @tf.function
-    def train_steps(iterator):
-        if steps_per_execution == 1:  # no loop: a while loop around a deep model slows tracing
-            return one_step(iterator)
+    def train_steps(iterator, count):
         totals = {key: tf.constant(0.0) for key in SUMS}
-        for _ in tf.range(steps_per_execution):
-            step_sums = one_step(iterator)
-            totals = {key: value + step_sums[key] for key, value in totals.items()}
+        for _ in tf.range(count):  # a tensor: any count, the epoch's remainder too, one trace
+            per_replica = strategy.run(step, args=next(iterator))
+            totals = {key: totals[key] + strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS}
         return totals
 
     return train_steps

@@ -10,26 +10,30 @@ import builders
 from builders.report import report
 from runner import data, tracking, trainer
 from runner.architecture import model_spec, render
+from runner.errors import UserError
 from runner.optim import make_optimizer
 from runner.strategy import make_strategy, set_precision
 
 
 def train(cfg: DictConfig) -> float:
     """Train, evaluate and record one run; returns the final validation top-1 (a sweep's objective)."""
+    if cfg.trainer.epochs < 1:
+        raise UserError(f"trainer.epochs={cfg.trainer.epochs}: train for at least 1 epoch")
     keras.backend.clear_session()  # jobs of a multirun share this process
     keras.utils.set_random_seed(cfg.trainer.seed)
     strategy = make_strategy(cfg.trainer)
     set_precision(cfg.trainer)
+    # Every mistake a user can make (model spec, data, optimizer) surfaces before the MLflow run starts.
     with strategy.scope():
-        built = builders.build(model_spec(cfg))  # a bad spec fails before any data is read
-    model = built.model
+        built = builders.build(model_spec(cfg))
+        model = built.model
     splits = data.load(cfg)
+    with strategy.scope():
+        optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
     run_dir = pathlib.Path(HydraConfig.get().runtime.output_dir)
     with tracking.Run(cfg) as run:
         run.log_params({"replicas": strategy.num_replicas_in_sync})
         run.log_text(render(report(built), "markdown"), "architecture.md")
-        with strategy.scope():
-            optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
         history = trainer.fit(cfg, model, optimizer, splits, strategy, [tracking.EpochLogger(run)], run_dir)
         metrics, evaluation = trainer.final_evaluation(cfg, model, splits, strategy)
         run.log_metrics(metrics, step=len(history["loss"]))

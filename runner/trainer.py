@@ -7,10 +7,11 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 from omegaconf import DictConfig
 
 from runner import steps
-from runner.optim import current_learning_rate
+from runner.optim import current_learning_rate, l2_coefficient
 from runner.strategy import uses_xla
 
 
@@ -29,14 +30,16 @@ def averages(totals) -> dict[str, float]:
 def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir: pathlib.Path) -> dict[str, list[float]]:
     """Train for trainer.epochs (or until a callback stops it); returns the per-epoch history."""
     trainer = cfg.trainer
-    objective = steps.Objective(cfg.data.num_classes, trainer.label_smoothing, cfg.model.aux_loss_weight)
+    objective = steps.Objective(cfg.data.num_classes, trainer.label_smoothing, cfg.model.aux_loss_weight,
+                                l2_coefficient(cfg))
     steps_per_epoch = epoch_steps(cfg, splits)
     per_call = max(1, min(trainer.steps_per_execution, steps_per_epoch))
     train_steps = steps.make_train_steps(model, optimizer, objective, strategy, trainer.batch_size,
-                                         per_call, xla=uses_xla(trainer, strategy))
+                                         xla=uses_xla(trainer, strategy))
     eval_step = steps.make_eval_step(model, objective, strategy)
     callback_list = keras.callbacks.CallbackList(
-        _standard_callbacks(cfg, run_dir) + callbacks, add_progbar=True, model=model,
+        # Given callbacks (the MLflow logger) first: ReduceLROnPlateau adds `learning_rate` to the logs.
+        callbacks + _standard_callbacks(cfg, run_dir), add_progbar=True, model=model,
         verbose=1, epochs=trainer.epochs, steps=steps_per_epoch)
     with strategy.scope():
         # Slot variables (momentum) must exist before the step loop: none may be created in a
@@ -74,11 +77,12 @@ def _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callb
     totals = {key: 0.0 for key in steps.SUMS}
     start = time.perf_counter()
     step = 0
-    while step + per_call <= steps_per_epoch:
+    while step < steps_per_epoch:
+        count = min(per_call, steps_per_epoch - step)
         callback_list.on_train_batch_begin(step)
-        for key, value in train_steps(iterator).items():
+        for key, value in train_steps(iterator, tf.constant(count)).items():
             totals[key] += float(value)
-        step += per_call
+        step += count
         callback_list.on_train_batch_end(step - 1, averages(totals))
     return averages(totals), time.perf_counter() - start
 

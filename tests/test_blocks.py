@@ -48,7 +48,7 @@ def one_block_spec(block_type, args, input_shape):
     main_path_is_spatial = block_type == "aux_classifier" or len(CASES[block_type][2]) == 3
     rows.append({"type": "global_avgpool" if main_path_is_spatial else "flatten"})
     rows.append({"type": "dense", "units": 2})
-    return {"name": "probe", "input_shape": list(input_shape), "blocks": rows}
+    return {"name": "probe", "input_shape": list(input_shape), "blocks": rows, "aux_loss_weight": 0.3}
 
 
 @pytest.mark.parametrize("block_type", sorted(CASES))

@@ -328,7 +328,7 @@ def test_digits_are_the_scanned_counts_over_16():
 
 def test_digits_fit_lenet_with_shifts_but_no_mirror():
     cfg = compose()
-    assert (cfg.data.name, cfg.augment.name, cfg.augment.flip) == ("digits", "crop_flip", False)
+    assert (cfg.data.name, cfg.augment.name, cfg.augment.flip) == ("digits", "crop", False)
     assert list(cfg.model.input_shape) == [32, 32, 1]
     splits = load(cfg)
     assert splits.class_names == [str(digit) for digit in range(10)]

@@ -71,9 +71,15 @@ def test_a_collapsing_feature_map_names_the_row_and_its_input():
 
 def test_a_block_too_big_for_its_input_names_the_row():
     # GoogLeNet's auxiliary classifier pools 5x5: a 4x4 map is too small for it.
-    too_small = spec({"type": "aux_classifier", "units": 3, "name": "aux1"}, *HEAD, input_shape=(4, 4, 8))
+    too_small = {**spec({"type": "aux_classifier", "units": 3, "name": "aux1"}, *HEAD, input_shape=(4, 4, 8)),
+                 "aux_loss_weight": 0.3}
     with pytest.raises(SpecError, match=r"^model\.blocks\[0\] \(aux1: aux_classifier\): cannot be applied to a 4x4x8 input"):
         builders.build(too_small)
+
+
+def test_side_outputs_need_a_loss_weight():
+    with pytest.raises(SpecError, match=r"^model\.aux_loss_weight: model\.blocks\[0\] is a side output"):
+        builders.build(spec({"type": "aux_classifier", "units": 3}, *HEAD, input_shape=(16, 16, 8)))
 
 
 def test_invalid_values_keras_rejects_name_the_row():

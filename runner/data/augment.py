@@ -126,8 +126,13 @@ def flipped(view, seed):
     return lambda shape, read: tf.image.stateless_random_flip_left_right(view(shape, read), seed)
 
 
+def _random_crop(augment, size, seed):
+    return random_crop(size, augment.resize_ratio, seed)
+
+
 CROPS = {
-    "crop_flip": lambda augment, size, seed: random_crop(size, augment.resize_ratio, seed),
+    "crop_flip": _random_crop,
+    "crop": _random_crop,  # the same crop; its config turns the flip off
     "inception": lambda augment, size, seed: inception_crop(
         size, augment.area_range, augment.aspect_range, seed),
     "none": lambda augment, size, seed: centre_crop(size, augment.resize_ratio),
