@@ -35,6 +35,7 @@ class Report:
     total_params: int
     trainable_params: int
     macs: int
+    inference_macs: int  # without side outputs (GoogLeNet's auxiliary heads exist only in training)
     layers: list[LayerRow]
 
     def to_dict(self) -> dict[str, Any]:
@@ -53,6 +54,8 @@ def report(built: BuiltModel) -> Report:
         total_params=model.count_params(),
         trainable_params=sum(math.prod(weight.shape) for weight in model.trainable_weights),
         macs=sum(row.macs for row in rows),
+        inference_macs=sum(row.macs for row, applied in zip(rows, built.rows)
+                           if not applied.application.block.side_output),
         layers=rows,
     )
 

@@ -11,10 +11,15 @@ schema.register()
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
-    from runner.train import train  # the trainer's imports wait until the config has composed
+    import keras  # the trainer's imports wait until the config has composed
+
+    from runner.train import train
 
     with reported_as_one_line():
-        return train(cfg)
+        try:
+            return train(cfg)
+        finally:
+            keras.backend.clear_session()  # a basic-launcher multirun runs its jobs in this process
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ def render(result: Report, fmt: str) -> str:
         f"total params {result.total_params:,} (trainable {result.trainable_params:,}), "
         f"MACs {result.macs:,} ({_giga(result.macs)}) per image"
     )
+    if result.inference_macs != result.macs:
+        totals += f", {_giga(result.inference_macs)} without the training-only side outputs"
     title = f"{result.model}, input {_shape(result.input_shape)}"
     if fmt == "markdown":
         return f"## {title}\n\n{table}\n\n{totals}\n"

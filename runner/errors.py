@@ -1,7 +1,15 @@
-"""User mistakes end a command with one line on stderr and exit status 2, never a traceback."""
+"""User mistakes end a command with one line on stderr, never a traceback.
+
+A single run exits with status 2. A job of a multirun raises instead, so the launcher still runs the
+other jobs (and the sweep's parent run ends); Hydra prints a CompactHydraException as its message alone.
+"""
 
 import contextlib
 import sys
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
+from hydra.types import RunMode
 
 from builders import SpecError
 
@@ -12,10 +20,21 @@ class UserError(Exception):
     """A mistake in the config or the data that the user can fix; the message says how."""
 
 
+class JobError(CompactHydraException):
+    """A user mistake in one job of a multirun, named by the job's number and overrides."""
+
+
 @contextlib.contextmanager
 def reported_as_one_line():
     try:
         yield
     except (SpecError, UserError) as error:
+        if _in_multirun():
+            # Hydra prints the job's overrides on the line before, and its HYDRA_FULL_ERROR hint after.
+            raise JobError(f"error: job {HydraConfig.get().job.num}: {error}") from None
         print(f"error: {error}", file=sys.stderr)
         sys.exit(USAGE_EXIT_CODE)
+
+
+def _in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

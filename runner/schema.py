@@ -107,6 +107,7 @@ class TrackingConfig:
     run_name: Optional[str] = None  # None: <model>-<data>-<time>
     log_model: bool = False
     system_metrics: bool = False
+    tags: dict[str, str] = dataclasses.field(default_factory=dict)  # set on the run (and a sweep's parent)
 
 
 class ReportFormat(enum.Enum):
@@ -134,5 +135,19 @@ class Config:
     describe: DescribeConfig = dataclasses.field(default_factory=DescribeConfig)
 
 
+@dataclasses.dataclass
+class CompareConfig:
+    run_id: Optional[str] = None  # a sweep's parent run; None: the latest sweep
+    experiment: Optional[str] = None  # look for the latest sweep only in this experiment
+    tag: Optional[str] = None  # key=value: the latest sweep carrying this tag (tracking.tags)
+
+
+@dataclasses.dataclass
+class CompareAppConfig:
+    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
+    compare: CompareConfig = dataclasses.field(default_factory=CompareConfig)
+
+
 def register() -> None:
     ConfigStore.instance().store(name="schema", node=Config)
+    ConfigStore.instance().store(name="compare_schema", node=CompareAppConfig)

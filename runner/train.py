@@ -19,7 +19,6 @@ def train(cfg: DictConfig) -> float:
     """Train, evaluate and record one run; returns the final validation top-1 (a sweep's objective)."""
     if cfg.trainer.epochs < 1:
         raise UserError(f"trainer.epochs={cfg.trainer.epochs}: train for at least 1 epoch")
-    keras.backend.clear_session()  # jobs of a multirun share this process
     keras.utils.set_random_seed(cfg.trainer.seed)
     strategy = make_strategy(cfg.trainer)
     set_precision(cfg.trainer)
@@ -31,9 +30,12 @@ def train(cfg: DictConfig) -> float:
     with strategy.scope():
         optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
     run_dir = pathlib.Path(HydraConfig.get().runtime.output_dir)
+    architecture = report(built)
     with tracking.Run(cfg) as run:
         run.log_params({"replicas": strategy.num_replicas_in_sync})
-        run.log_text(render(report(built), "markdown"), "architecture.md")
+        # As metrics, so the dashboard can sort and chart runs by size and cost.
+        run.log_metrics({"parameters": architecture.total_params, "gmacs": architecture.inference_macs / 1e9}, step=0)
+        run.log_text(render(architecture, "markdown"), "architecture.md")
         history = trainer.fit(cfg, model, optimizer, splits, strategy, [tracking.EpochLogger(run)], run_dir)
         metrics, evaluation = trainer.final_evaluation(cfg, model, splits, strategy)
         run.log_metrics(metrics, step=len(history["loss"]))

@@ -41,6 +41,7 @@ def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
     assert run.data.params["optimizer.lr"] == str(compose().optimizer.lr)
     assert run.data.params["replicas"] == "1"
     assert run.data.tags["model"] == "lenet" and run.data.tags["data"] == "digits"
+    assert "mlflow.parentRunId" not in run.data.tags, "a single run has no parent"
     assert ARTIFACTS <= {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
     assert (tmp_path / "run" / "model.keras").exists()
     assert (tmp_path / "run" / "checkpoints" / "best.weights.h5").exists()

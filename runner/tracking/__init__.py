@@ -23,11 +23,14 @@ import mlflow
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from mlflow.entities import Metric, Param
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
 from runner.tracking import plots
+from runner.tracking.signals import interrupt
 from runner.tracking.store import open_experiment, store_uri
+from runner.tracking.sweep import parent_run_id
 
 __all__ = ["EpochLogger", "Run", "store_uri"]
 
@@ -47,13 +50,13 @@ class Run:
 
     def __enter__(self) -> "Run":
         cfg = self._cfg
-        self._client, experiment = open_experiment(self._uri, cfg.tracking.experiment or cfg.data.name)
+        self._client, experiment = self._open_experiment()
         # The fluent API is the public way to get the system-metrics monitor; it reads the global URI.
         mlflow.set_tracking_uri(self._uri)
         active = mlflow.start_run(
             experiment_id=experiment,
             run_name=cfg.tracking.run_name or _default_run_name(cfg),
-            tags=_run_tags(cfg),
+            tags=_run_tags(cfg) | _parent_tag(),
             log_system_metrics=cfg.tracking.system_metrics,
         )
         self.run_id = active.info.run_id
@@ -66,6 +69,14 @@ class Run:
             self.__exit__(*sys.exc_info())
             raise
         return self
+
+    def _open_experiment(self) -> tuple[mlflow.MlflowClient, str]:
+        """A sweep's jobs go in their parent's experiment, even when they sweep the dataset."""
+        parent = parent_run_id()
+        if parent is None:
+            return open_experiment(self._uri, self._cfg.tracking.experiment or self._cfg.data.name)
+        client = mlflow.MlflowClient(self._uri)
+        return client, client.get_run(parent).info.experiment_id
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
         status = _end_status(exc)
@@ -108,7 +119,7 @@ class Run:
     def _trap_sigterm(self) -> None:
         """SIGTERM (a scheduler, a launcher stopping a sweep) ends the run KILLED instead of leaving it RUNNING."""
         if threading.current_thread() is threading.main_thread():  # Python only allows handlers there
-            self._previous_sigterm_handler = signal.signal(signal.SIGTERM, _interrupt)
+            self._previous_sigterm_handler = signal.signal(signal.SIGTERM, interrupt)
             self._sigterm_trapped = True
 
     def _release_sigterm(self) -> None:
@@ -132,6 +143,8 @@ class EpochLogger(keras.callbacks.Callback):
 
 
 def _default_run_name(cfg: DictConfig) -> str:
+    if parent_run_id():  # parallel jobs start in the same second; the job number tells them apart
+        return f"{cfg.model.name}-{cfg.data.name}-job{HydraConfig.get().job.num}"
     return f"{cfg.model.name}-{cfg.data.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
 
 
@@ -140,7 +153,12 @@ def _run_tags(cfg: DictConfig) -> dict[str, str]:
     commit = _git_commit()
     if commit:
         tags["git_commit"] = commit
-    return tags | _hydra_tags()
+    return tags | _hydra_tags() | {str(key): str(value) for key, value in cfg.tracking.tags.items()}
+
+
+def _parent_tag() -> dict[str, str]:
+    parent = parent_run_id()
+    return {MLFLOW_PARENT_RUN_ID: parent} if parent else {}
 
 
 def _git_commit() -> Optional[str]:
@@ -205,10 +223,6 @@ def _end_status(exc: Optional[BaseException]) -> str:
 def _one_line(exc: BaseException) -> str:
     message = str(exc).strip()
     return f"{type(exc).__name__}: {message.splitlines()[0]}" if message else type(exc).__name__
-
-
-def _interrupt(signum: int, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def _is_number(value: Any) -> bool:

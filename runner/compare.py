@@ -1,0 +1,38 @@
+"""`python -m runner.compare`: the jobs of a sweep side by side, from the MLflow store.
+
+compare.run_id=ID (a sweep's parent run), else the latest sweep, optionally only in
+compare.experiment=NAME and with a tag, "compare.tag='key=value'" (quoted: Hydra's override grammar
+reserves an unquoted =). Prints the table and writes comparison.md, .csv and .png into Hydra's run
+folder, logged on the parent run too.
+"""
+
+import pathlib
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from runner import schema
+from runner.comparison import compare_sweep, find_sweep
+from runner.comparison.select import existing_store
+from runner.errors import reported_as_one_line
+from runner.tracking.store import store_uri
+
+schema.register()
+
+
+@hydra.main(config_path="../conf", config_name="compare", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    with reported_as_one_line():
+        client = existing_store(store_uri(cfg))
+        parent = find_sweep(client, cfg.compare.run_id, cfg.compare.experiment, cfg.compare.tag)
+    comparison = compare_sweep(client, parent.info.run_id, pathlib.Path(HydraConfig.get().runtime.output_dir))
+    print(comparison.table)
+    print()
+    for path in comparison.paths:
+        print(f"wrote {path}")
+    print(f"logged on the sweep's parent run {parent.info.run_id} ({parent.info.run_name})")
+
+
+if __name__ == "__main__":
+    main()

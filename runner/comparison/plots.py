@@ -1,0 +1,83 @@
+"""The comparison figure: top-1 against size and against compute, and every run's curves per epoch.
+
+The third panel reads like Figure 4 of the ResNet paper: one colour per run, validation solid,
+training dashed, so over- and under-fitting nets separate at a glance. Built on
+matplotlib.figure.Figure with an Agg canvas, as the run's own figures: no pyplot state to close, no display.
+"""
+
+import math
+import pathlib
+from typing import Callable, Optional
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from runner.comparison.rows import Row
+
+RUNS_PER_LEGEND_COLUMN = 20
+
+
+def save_figure(rows: list[Row], path: pathlib.Path) -> None:
+    figure = Figure(figsize=(19, 5.5), layout="constrained")
+    FigureCanvasAgg(figure)
+    by_size, by_compute, per_epoch = figure.subplots(1, 3)
+    colours = _colours(len(rows))
+    _scatter(by_size, rows, colours, lambda row: row.parameters, "parameters")
+    _scatter(by_compute, rows, colours, lambda row: row.gmacs, "GMACs per image")
+    _curves(per_epoch, rows, colours)
+    figure.savefig(path, dpi=110)
+
+
+def _scatter(axes, rows: list[Row], colours: list, x_of: Callable[[Row], Optional[float]], x_name: str) -> None:
+    axes.set_title(f"top-1 against {x_name}")
+    axes.set_xlabel(f"{x_name} (log scale)")
+    axes.set_ylabel("top-1 (%)")
+    points = [(x_of(row), row.top1 * 100, row.label, colour)
+              for row, colour in zip(rows, colours) if x_of(row) and row.top1 is not None]
+    if not points:
+        _say(axes, f"no run has both top-1 and {x_name}")
+        return
+    for x, y, label, colour in points:
+        axes.scatter(x, y, color=colour)
+        axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    axes.set_xscale("log")
+    axes.margins(0.15)  # room for the labels of the outermost points
+    axes.grid(True, which="both", alpha=0.3)
+
+
+def _curves(axes, rows: list[Row], colours: list) -> None:
+    axes.set_title("top-1 per epoch: validation solid, training dashed")
+    axes.set_xlabel("epoch")
+    axes.set_ylabel("top-1 (%)")
+    plotted = [(row, colour) for row, colour in zip(rows, colours) if row.val_top1_curve or row.top1_curve]
+    if not plotted:
+        _say(axes, "no run recorded an epoch")
+        return
+    for row, colour in plotted:
+        _line(axes, row.val_top1_curve, colour, "-", row.label)
+        _line(axes, row.top1_curve, colour, "--", None if row.val_top1_curve else row.label)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.legend(fontsize="small", ncol=math.ceil(len(plotted) / RUNS_PER_LEGEND_COLUMN))
+    axes.grid(True, alpha=0.3)
+
+
+def _line(axes, curve: list[tuple[int, float]], colour, style: str, label: Optional[str]) -> None:
+    if curve:
+        epochs, values = zip(*curve)
+        # Markers, so a one-epoch run still shows a point.
+        axes.plot(np.array(epochs) + 1, np.array(values) * 100, style, marker="o", markersize=3,
+                  color=colour, label=label)
+
+
+def _colours(count: int) -> list:
+    """Distinct colours; past ten runs, evenly spread over a continuous map."""
+    if count <= 10:
+        return [matplotlib.colormaps["tab10"](index) for index in range(count)]
+    return list(matplotlib.colormaps["turbo"](np.linspace(0, 1, count)))
+
+
+def _say(axes, message: str) -> None:
+    axes.text(0.5, 0.5, message, ha="center", va="center", transform=axes.transAxes)

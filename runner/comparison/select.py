@@ -1,0 +1,111 @@
+"""Finding a sweep in the MLflow store: the store itself, the sweep's parent run and its children."""
+
+import pathlib
+import urllib.parse
+from typing import Callable, Iterator, Optional
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+from runner.errors import UserError
+
+SWEEP_FILTER = "tags.\"runner.role\" = 'sweep'"
+PAGE_SIZE = 1000  # MLflow's largest page; a sweep can have hundreds of children
+
+
+def existing_store(uri: str) -> mlflow.MlflowClient:
+    """A client on the store at `uri`; a local store that does not exist is an error, never created."""
+    path = _local_path(uri)
+    if path is not None and not path.exists():
+        raise UserError(f"no MLflow store at {path}: run a sweep first (python -m runner -m ...), "
+                        "or point tracking.uri (or MLFLOW_TRACKING_URI) at the store it wrote")
+    return mlflow.MlflowClient(uri)
+
+
+def find_sweep(client: mlflow.MlflowClient, run_id: Optional[str] = None, experiment: Optional[str] = None,
+               tag: Optional[str] = None) -> Run:
+    """The sweep's parent run: `run_id`, else the latest sweep in `experiment` (all when None) with `tag`."""
+    if run_id:
+        return _sweep_by_id(client, run_id)
+    key, value = _parse_tag(tag) if tag else (None, None)
+    sweeps = list(_paged(client.search_runs, experiment_ids=_experiment_ids(client, experiment),
+                         filter_string=SWEEP_FILTER, order_by=["attributes.start_time DESC"]))
+    matching = [sweep for sweep in sweeps if key is None or sweep.data.tags.get(key) == value]
+    if not matching:
+        raise UserError(_none_found(sweeps, experiment, key, value))
+    return matching[0]
+
+
+def sweep_children(client: mlflow.MlflowClient, parent: Run) -> list[Run]:
+    """Every child run of `parent`, whatever its status, oldest first."""
+    return list(_paged(client.search_runs, experiment_ids=[parent.info.experiment_id],
+                       filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent.info.run_id}'",
+                       order_by=["attributes.start_time ASC"]))
+
+
+def _sweep_by_id(client: mlflow.MlflowClient, run_id: str) -> Run:
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise UserError(f"compare.run_id={run_id}: no such run in {client.tracking_uri}; "
+                        "omit compare.run_id to compare the latest sweep") from None
+    if run.data.tags.get("runner.role") != "sweep":
+        parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID)
+        hint = f"it is a job of the sweep compare.run_id={parent}" if parent else "omit it for the latest sweep"
+        raise UserError(f"compare.run_id={run_id} is not a sweep's parent run (tag runner.role=sweep): {hint}")
+    return run
+
+
+def _parse_tag(tag: str) -> tuple[str, str]:
+    key, separator, value = tag.partition("=")
+    if not separator or not key:
+        raise UserError(f"compare.tag={tag}: expected key=value, e.g. \"compare.tag='study=lrn'\" "
+                        "for a sweep run with +tracking.tags.study=lrn")
+    return key, value
+
+
+def _experiment_ids(client: mlflow.MlflowClient, name: Optional[str]) -> list[str]:
+    experiments = list(_paged(client.search_experiments))
+    if name is None:
+        return [experiment.experiment_id for experiment in experiments]
+    ids = [experiment.experiment_id for experiment in experiments if experiment.name == name]
+    if not ids:
+        names = ", ".join(sorted(experiment.name for experiment in experiments)) or "none"
+        raise UserError(f"compare.experiment={name}: no such MLflow experiment in {client.tracking_uri}; "
+                        f"there are: {names}")
+    return ids
+
+
+def _none_found(sweeps: list[Run], experiment: Optional[str], key: Optional[str], value: Optional[str]) -> str:
+    where = f"in experiment {experiment}" if experiment else "in any experiment"
+    if key is None:
+        return (f"no sweep {where} (an MLflow run tagged runner.role=sweep): start one with "
+                "python -m runner -m ..., or set compare.experiment=NAME or compare.run_id=ID")
+    values = sorted({sweep.data.tags[key] for sweep in sweeps if key in sweep.data.tags})
+    valid = f"sweeps there have {key}=" + ", ".join(values) if values else f"no sweep there has a tag {key}"
+    return f"compare.tag={key}={value}: no sweep {where} has this tag; {valid}"
+
+
+def _paged(search: Callable, **kwargs) -> Iterator:
+    """Every result of an MLflow search, following its page tokens."""
+    token = None
+    while True:
+        page = search(max_results=PAGE_SIZE, page_token=token, **kwargs)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _local_path(uri: str) -> Optional[pathlib.Path]:
+    """The file or folder of a sqlite or file store; None for servers (and in-memory sqlite)."""
+    if uri.startswith("sqlite:///"):
+        return pathlib.Path(uri.removeprefix("sqlite:///"))
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return pathlib.Path(urllib.parse.unquote(parsed.path))
+    return None

@@ -1,0 +1,154 @@
+"""A Hydra multirun as one MLflow parent run with a child run per job.
+
+`SweepRun` is a Hydra callback (conf/hydra/default.yaml). It runs in the process that launches the
+jobs, whatever the sweeper (basic, Optuna) or launcher (basic, joblib, submitit): it opens the parent
+before the first job, hands its id to the jobs through the environment (launchers start their worker
+processes after this, so they inherit it), and when the sweep ends records the best child, writes
+the comparison and ends the parent. A sweep that stops early (a failed job, Ctrl-C, SIGTERM) still
+ends its parent, from an atexit hook, so no parent is left RUNNING.
+"""
+
+import atexit
+import datetime
+import os
+import pathlib
+import signal
+import sys
+from typing import Any, Optional
+
+import mlflow
+from hydra.experimental.callback import Callback
+from mlflow.entities import Param
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+from omegaconf import DictConfig, OmegaConf
+
+from runner.tracking.signals import interrupt
+from runner.tracking.store import open_experiment, store_uri
+
+PARENT_RUN_ENV = "RUNNER_SWEEP_PARENT_RUN_ID"
+# What `python -m runner` returns, and so what every sweeper (Optuna's included) optimises.
+OBJECTIVE, DIRECTION = "eval_top1", "maximize"
+
+
+def parent_run_id() -> Optional[str]:
+    """The parent run of the sweep this job belongs to; None outside a multirun."""
+    return os.environ.get(PARENT_RUN_ENV) or None
+
+
+class SweepRun(Callback):
+    def __init__(self) -> None:
+        self._client: Optional[mlflow.MlflowClient] = None
+        self._run_id: Optional[str] = None
+        self._sweep_dir: Optional[str] = None
+        self._previous_sigterm_handler = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._client, experiment_id = open_experiment(store_uri(config),
+                                                      config.tracking.experiment or config.data.name)
+        self._sweep_dir = config.hydra.sweep.dir
+        run = self._client.create_run(experiment_id, run_name=f"sweep-{datetime.datetime.now():%Y%m%d-%H%M%S}",
+                                      tags=_parent_tags(config))
+        self._run_id = run.info.run_id
+        self._client.log_batch(self._run_id, params=[Param(k, v) for k, v in _parent_params(config).items()])
+        os.environ[PARENT_RUN_ENV] = self._run_id
+        atexit.register(self._end_if_open)
+        self._trap_sigterm()
+        print(f"MLflow parent run {self._run_id} groups this sweep's jobs")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._end(completed=True)
+
+    def _end_if_open(self) -> None:
+        """atexit: the sweep raised (a failed job, Ctrl-C) before on_multirun_end."""
+        self._end(completed=False)
+
+    def _end(self, completed: bool) -> None:
+        if self._run_id is None:
+            return
+        run_id, self._run_id = self._run_id, None
+        os.environ.pop(PARENT_RUN_ENV, None)
+        self._release_sigterm()
+        children = _children(self._client, run_id)
+        status = "FINISHED" if completed else _stopped_status(children)
+        try:
+            _record_outcome(self._client, run_id, children, completed)
+            _log_comparison(self._client, run_id, self._sweep_dir)
+        finally:
+            self._client.set_terminated(run_id, status)
+
+    def _trap_sigterm(self) -> None:
+        """SIGTERM between jobs would skip atexit; as KeyboardInterrupt it unwinds like Ctrl-C."""
+        if hasattr(signal, "SIGTERM"):
+            self._previous_sigterm_handler = signal.signal(signal.SIGTERM, interrupt)
+
+    def _release_sigterm(self) -> None:
+        if self._previous_sigterm_handler is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm_handler)
+            self._previous_sigterm_handler = None
+
+
+def _parent_tags(config: DictConfig) -> dict[str, str]:
+    return {
+        "runner.role": "sweep",
+        "sweep.objective": OBJECTIVE,
+        "sweep.direction": DIRECTION,
+        "command": " ".join(sys.argv),
+        "hydra.sweep.dir": str(config.hydra.sweep.dir),
+        **{str(key): str(value) for key, value in config.tracking.tags.items()},
+    }
+
+
+def _parent_params(config: DictConfig) -> dict[str, str]:
+    space = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
+    params = {
+        "sweep.overrides": " ".join(config.hydra.overrides.task),
+        "sweep.sweeper": _short_name(config.hydra.sweeper._target_),
+        "sweep.launcher": _short_name(config.hydra.launcher._target_),
+        "sweep.space": "; ".join(f"{key}={value}" for key, value in space.items()),
+    }
+    return {key: value[:MAX_TAG_VAL_LENGTH] for key, value in params.items() if value}
+
+
+def _short_name(target: str) -> str:
+    return target.rsplit(".", 1)[-1]
+
+
+def _children(client: mlflow.MlflowClient, run_id: str) -> list[mlflow.entities.Run]:
+    experiment_id = client.get_run(run_id).info.experiment_id
+    return client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{run_id}'", max_results=50_000)
+
+
+def _stopped_status(children: list[mlflow.entities.Run]) -> str:
+    return "KILLED" if any(child.info.status == "KILLED" for child in children) else "FAILED"
+
+
+def _record_outcome(client: mlflow.MlflowClient, run_id: str, children: list, completed: bool) -> None:
+    """Job counts, and the best finished child by the objective, on the parent."""
+    statuses = [child.info.status for child in children]
+    client.log_batch(run_id, params=[Param("sweep.jobs", str(len(children)))])
+    client.set_tag(run_id, "sweep.jobs_finished", str(statuses.count("FINISHED")))
+    if not completed:
+        client.set_tag(run_id, "failure_reason",
+                       f"the sweep stopped early (a job failed, or it was interrupted) with {len(children)} "
+                       f"child runs, {statuses.count('FINISHED')} finished; the sweep's output names the cause")
+    scored = [child for child in children if child.info.status == "FINISHED" and OBJECTIVE in child.data.metrics]
+    if not scored:
+        return
+    best = max(scored, key=lambda child: child.data.metrics[OBJECTIVE])
+    client.log_metric(run_id, f"best_{OBJECTIVE}", best.data.metrics[OBJECTIVE])
+    client.set_tag(run_id, "best_run_id", best.info.run_id)
+    client.set_tag(run_id, "best_run_name", best.info.run_name)
+    client.set_tag(run_id, "best_overrides", best.data.tags.get("hydra.overrides", ""))
+    print(f"best job: {best.info.run_name} ({best.data.tags.get('hydra.overrides', '')}), "
+          f"{OBJECTIVE} {best.data.metrics[OBJECTIVE]:.4f}")
+
+
+def _log_comparison(client: mlflow.MlflowClient, run_id: str, sweep_dir: str) -> None:
+    from runner.comparison import compare_sweep  # matplotlib and the rest only when a sweep ends
+
+    directory = pathlib.Path(sweep_dir)
+    directory.mkdir(parents=True, exist_ok=True)  # a sweep whose jobs all failed early made none
+    print(compare_sweep(client, run_id, directory).table)
+    optuna_results = directory / "optimization_results.yaml"  # the Optuna sweeper's best trial
+    if optuna_results.exists():
+        client.log_artifact(run_id, str(optuna_results))

@@ -1,0 +1,84 @@
+"""A multirun is one MLflow parent run with a child per job; jobs and stores that fail lose nothing."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import mlflow
+import pytest
+
+from conftest import CONF, REPO
+from sweeps import (
+    COMPARISON,
+    QUICK,
+    artifacts,
+    assert_best_child_recorded,
+    assert_finished_with_metrics,
+    run_sweep,
+    store,
+    sweep_runs,
+)
+
+
+@pytest.mark.slow
+def test_basic_launcher_sweep_is_one_parent_with_a_child_per_job_and_a_comparison(tmp_path):
+    result = run_sweep(tmp_path, "optimizer.lr=0.01,0.05", *QUICK)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client, parent, children = sweep_runs(tmp_path)
+    assert parent.info.status == "FINISHED"
+    assert len(children) == 2
+    assert_finished_with_metrics(client, children)
+    assert sorted(child.data.params["optimizer.lr"] for child in children) == ["0.01", "0.05"]
+    assert parent.data.params["sweep.overrides"].startswith("optimizer.lr=0.01,0.05")
+    assert parent.data.params["sweep.jobs"] == "2"
+    assert_best_child_recorded(parent, children)
+    assert COMPARISON <= artifacts(client, parent.info.run_id)
+    assert COMPARISON <= {path.name for path in (tmp_path / "sweep").iterdir()}
+
+    compare = subprocess.run([sys.executable, "-m", "runner.compare", f"hydra.run.dir={tmp_path}/compare"],
+                             cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": store(tmp_path)},
+                             capture_output=True, text=True, timeout=300)
+    assert compare.returncode == 0, compare.stderr[-3000:]
+    assert all(child.info.run_id in compare.stdout for child in children)
+
+
+def test_a_mistake_in_one_job_fails_that_job_in_one_line_and_ends_the_parent(tmp_path):
+    # AlexNet's feature map collapses at 32 px; LeNet trains at that size.
+    result = run_sweep(tmp_path, "model=lenet,alexnet", "model.input_shape=[32,32,3]", "data=synthetic",
+                       "data.train_size=32", "data.val_size=16", "trainer.batch_size=16", "trainer.epochs=1",
+                       "trainer.jit_compile=false")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "Error executing job with overrides: ['model=alexnet'" in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: job 1: model.blocks[5]")]
+    assert len(errors) == 1 and "collapses" in errors[0]
+    client, parent, children = sweep_runs(tmp_path)
+    assert [child.data.tags["model"] for child in children] == ["lenet"]
+    assert children[0].info.status == "FINISHED"
+    assert parent.info.status == "FAILED" and "stopped early" in parent.data.tags["failure_reason"]
+
+
+def test_concurrent_writers_on_a_fresh_sqlite_store_lose_nothing(tmp_path):
+    """Three processes open a store that does not exist yet and log at once: every value arrives."""
+    writer = textwrap.dedent(f"""
+        import hydra
+        from runner import schema
+        schema.register()
+        with hydra.initialize_config_dir({str(CONF)!r}, version_base="1.3"):
+            cfg = hydra.compose("config", overrides=["tracking.uri={store(tmp_path)}",
+                                                     "tracking.experiment=writers"])
+        from runner.tracking import Run
+        with Run(cfg) as run:
+            for step in range(100):
+                run.log_metrics({{"a": step, "b": -step}}, step=step)
+    """)
+    writers = [subprocess.Popen([sys.executable, "-c", writer], cwd=REPO, stderr=subprocess.PIPE, text=True)
+               for _ in range(3)]
+    errors = [process.communicate(timeout=600)[1] for process in writers]
+    assert [process.returncode for process in writers] == [0] * 3, errors[0][-3000:]
+    client = mlflow.MlflowClient(store(tmp_path))
+    runs = client.search_runs([client.get_experiment_by_name("writers").experiment_id])
+    assert len(runs) == 3 and all(run.info.status == "FINISHED" for run in runs)
+    for run in runs:
+        for key in ("a", "b"):
+            assert len(client.get_metric_history(run.info.run_id, key)) == 100
