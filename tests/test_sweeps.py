@@ -21,10 +21,33 @@ from sweeps import (
 )
 
 
+# `python -m runner -m ...` as it is, with every model it builds watched through a weak reference.
+WATCHED_RUNNER = textwrap.dedent("""
+    import gc, sys, weakref
+    import builders
+    from runner.__main__ import main
+
+    built_models, build = [], builders.build
+    def watched_build(spec):
+        built = build(spec)
+        built_models.append(weakref.ref(built.model))
+        return built
+    builders.build = watched_build
+    sys.argv = ["runner", "--config-path", sys.argv[1], *sys.argv[2:]]
+    main()
+    gc.collect()
+    print("models alive after the sweep:", sum(model() is not None for model in built_models))
+""")
+
+
 @pytest.mark.slow
 def test_basic_launcher_sweep_is_one_parent_with_a_child_per_job_and_a_comparison(tmp_path):
-    result = run_sweep(tmp_path, "optimizer.lr=0.01,0.05", *QUICK)
+    result = subprocess.run([sys.executable, "-c", WATCHED_RUNNER, str(CONF), "-m", f"hydra.sweep.dir={tmp_path}/sweep",
+                             "optimizer.lr=0.01,0.05", *QUICK],
+                            cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": store(tmp_path)},
+                            capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "models alive after the sweep: 0" in result.stdout, "jobs sharing a process must free their models"
     client, parent, children = sweep_runs(tmp_path)
     assert parent.info.status == "FINISHED"
     assert len(children) == 2
