@@ -1,5 +1,7 @@
 """`python -m runner [overrides]`: train, evaluate and record one model (or a sweep with -m)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
@@ -7,6 +9,9 @@ from runner import schema
 from runner.errors import reported_as_one_line
 
 schema.register()
+
+# 128 + the signal's number, as a shell reports a process the signal ended.
+INTERRUPTED_EXIT_CODES = {"SIGTERM": 143, "SIGINT": 130}
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -18,6 +23,11 @@ def main(cfg: DictConfig) -> float:
     with reported_as_one_line():
         try:
             return train(cfg)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM from a scheduler (runner/tracking/signals.py)
+            signal_name = "SIGTERM" if "SIGTERM" in str(stop) else "SIGINT"
+            print(f"stopped by {signal_name}; the same command resumes from the last completed epoch",
+                  file=sys.stderr)
+            sys.exit(INTERRUPTED_EXIT_CODES[signal_name])
         finally:
             keras.backend.clear_session()  # a basic-launcher multirun runs its jobs in this process
 

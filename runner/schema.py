@@ -78,6 +78,7 @@ class TrainerConfig:
     steps_per_epoch: Optional[int] = None  # cap, for smoke runs; None: one pass over the data
     label_smoothing: float = 0.0
     early_stopping_patience: int = 0  # epochs without val_top1 progress; 0: off
+    resume: str = "auto"  # auto: continue this config's interrupted run; false: start afresh; or a run id
     seed: int = 0
 
 

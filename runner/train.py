@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 import builders
 from builders.report import report
-from runner import data, tracking, trainer
+from runner import data, resume, tracking, trainer
 from runner.architecture import model_spec, render
 from runner.errors import UserError
 from runner.optim import make_optimizer
@@ -31,12 +31,22 @@ def train(cfg: DictConfig) -> float:
         optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
     run_dir = pathlib.Path(HydraConfig.get().runtime.output_dir)
     architecture = report(built)
-    with tracking.Run(cfg) as run:
-        run.log_params({"replicas": strategy.num_replicas_in_sync})
-        # As metrics, so the dashboard can sort and chart runs by size and cost.
-        run.log_metrics({"parameters": architecture.total_params, "gmacs": architecture.inference_macs / 1e9}, step=0)
-        run.log_text(render(architecture, "markdown"), "architecture.md")
-        history = trainer.fit(cfg, model, optimizer, splits, strategy, [tracking.EpochLogger(run)], run_dir)
+    resume_dir, point = resume.find(cfg)
+    trainer.build_optimizer(model, optimizer, strategy)  # before its state is restored
+    with tracking.Run(cfg, resume_run_id=point.run_id if point else None) as run:
+        if point:
+            _continue_record(run, point)
+        else:
+            run.log_params({"replicas": strategy.num_replicas_in_sync})
+            # As metrics, so the dashboard can sort and chart runs by size and cost.
+            run.log_metrics({"parameters": architecture.total_params,
+                             "gmacs": architecture.inference_macs / 1e9}, step=0)
+            run.log_text(render(architecture, "markdown"), "architecture.md")
+        run.set_tags({"resume_key": resume_dir.name})
+        checkpoint = resume.EpochCheckpoint(resume_dir, model, optimizer, run.run_id, point)
+        history = trainer.fit(cfg, model, optimizer, splits, strategy, [checkpoint, tracking.EpochLogger(run)],
+                              run_dir, initial_epoch=point.epoch if point else 0,
+                              history=point.history if point else None)
         metrics, evaluation = trainer.final_evaluation(cfg, model, splits, strategy)
         run.log_metrics(metrics, step=len(history["loss"]))
         run.log_curves(history)
@@ -46,7 +56,15 @@ def train(cfg: DictConfig) -> float:
         if cfg.tracking.log_model:
             run.log_artifact(model_path)
         _print_summary(metrics, history, run, model_path)
+        checkpoint.finished()  # the run is complete: the same command now starts a new one
     return metrics["eval_top1"]
+
+
+def _continue_record(run: tracking.Run, point: resume.ResumePoint) -> None:
+    """Epochs the resume point holds but the run lost (killed between saving and logging) are logged now."""
+    for epoch, logs in resume.missing_epochs(run.client, run.run_id, point).items():
+        run.log_metrics(logs, step=epoch)
+    print(f"resuming MLflow run {run.run_id} after epoch {point.epoch}")
 
 
 def _print_summary(metrics, history, run, model_path) -> None:

@@ -2,8 +2,10 @@
 plateau decay, MLflow), and evaluation with centre crops and AlexNet's ten crops."""
 
 import dataclasses
+import math
 import pathlib
 import time
+from typing import Optional
 
 import keras
 import numpy as np
@@ -11,8 +13,13 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from runner import steps
+from runner.errors import UserError
 from runner.optim import current_learning_rate, l2_coefficient
 from runner.strategy import uses_xla
+
+
+class Diverged(UserError):
+    """The loss is no longer a number; the message says where and what to change."""
 
 
 @dataclasses.dataclass
@@ -27,8 +34,12 @@ def averages(totals) -> dict[str, float]:
     return {key: float(totals[key]) / count for key in ("loss", "top1", "top5")}
 
 
-def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir: pathlib.Path) -> dict[str, list[float]]:
-    """Train for trainer.epochs (or until a callback stops it); returns the per-epoch history."""
+def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir: pathlib.Path,
+        initial_epoch: int = 0, history: Optional[dict[str, list[float]]] = None) -> dict[str, list[float]]:
+    """Train up to trainer.epochs (or until a callback stops it); returns the per-epoch history.
+
+    A resumed run passes the epochs it has done and their history; the optimizer must already be
+    built then (see `build_optimizer`), with its restored state."""
     trainer = cfg.trainer
     objective = steps.Objective(cfg.data.num_classes, trainer.label_smoothing, cfg.model.aux_loss_weight,
                                 l2_coefficient(cfg))
@@ -41,18 +52,16 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
         # Given callbacks (the MLflow logger) first: ReduceLROnPlateau adds `learning_rate` to the logs.
         callbacks + _standard_callbacks(cfg, run_dir), add_progbar=True, model=model,
         verbose=1, epochs=trainer.epochs, steps=steps_per_epoch)
-    with strategy.scope():
-        # Slot variables (momentum) must exist before the step loop: none may be created in a
-        # tf.while_loop under a distribution strategy.
-        optimizer.build(model.trainable_variables)
+    build_optimizer(model, optimizer, strategy)
     model.optimizer = optimizer  # what ReduceLROnPlateau and checkpoints reach for
     model.stop_training = False
-    history: dict[str, list[float]] = {}
+    history = {key: list(values) for key, values in (history or {}).items()}
+    _replay_epoch_seeds(splits, strategy, initial_epoch)
     callback_list.on_train_begin()
-    for epoch in range(trainer.epochs):
+    for epoch in range(initial_epoch, trainer.epochs):
         callback_list.on_epoch_begin(epoch)
         lr = current_learning_rate(optimizer)  # the rate the epoch starts with
-        logs, seconds = _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callback_list)
+        logs, seconds = _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callback_list, epoch)
         logs.update({f"val_{k}": v for k, v in evaluate(splits.val, strategy, eval_step).metrics.items()})
         logs.update(lr=lr, epoch_seconds=seconds,
                     images_per_second=steps_per_epoch * trainer.batch_size / seconds)
@@ -65,6 +74,21 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
     return history
 
 
+def build_optimizer(model, optimizer, strategy) -> None:
+    """Slot variables (momentum) must exist before the step loop: none may be created in a
+    tf.while_loop under a distribution strategy, and a resumed run restores them."""
+    if not optimizer.built:
+        with strategy.scope():
+            optimizer.build(model.trainable_variables)
+
+
+def _replay_epoch_seeds(splits, strategy, epochs_done: int) -> None:
+    """Each new iterator over the training set draws the next epoch's shuffle and crop seeds; a
+    resumed run draws those of the epochs it has done, so its next epoch sees what it would have."""
+    for _ in range(epochs_done):
+        iter(strategy.experimental_distribute_dataset(splits.train))
+
+
 def epoch_steps(cfg: DictConfig, splits) -> int:
     steps_per_epoch = splits.train_examples // cfg.trainer.batch_size
     if cfg.trainer.steps_per_epoch:
@@ -72,7 +96,7 @@ def epoch_steps(cfg: DictConfig, splits) -> int:
     return steps_per_epoch
 
 
-def _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callback_list):
+def _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callback_list, epoch):
     iterator = iter(strategy.experimental_distribute_dataset(splits.train))
     totals = {key: 0.0 for key in steps.SUMS}
     start = time.perf_counter()
@@ -83,8 +107,17 @@ def _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callb
         for key, value in train_steps(iterator, tf.constant(count)).items():
             totals[key] += float(value)
         step += count
+        _stop_if_diverged(totals["loss"], epoch, step, count)
         callback_list.on_train_batch_end(step - 1, averages(totals))
     return averages(totals), time.perf_counter() - start
+
+
+def _stop_if_diverged(loss_sum: float, epoch: int, step: int, count: int) -> None:
+    """A NaN or infinite loss stops the run now: every later step would only spread it."""
+    if not math.isfinite(loss_sum):
+        steps_run = f"step {step}" if count == 1 else f"steps {step - count + 1}-{step}"
+        raise Diverged(f"the training loss became {loss_sum} at epoch {epoch + 1}, {steps_run}: "
+                       "lower optimizer.lr, add schedule.warmup_epochs, or use a smaller trainer.batch_size")
 
 
 def evaluate(dataset, strategy, eval_step) -> Evaluation:

@@ -40,8 +40,9 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 class Run:
     """One MLflow run; use as a context manager. Logging methods write to this run only."""
 
-    def __init__(self, cfg: DictConfig):
+    def __init__(self, cfg: DictConfig, resume_run_id: Optional[str] = None):
         self._cfg = cfg
+        self._resume_run_id = resume_run_id  # reopen this run (it keeps its params and metrics)
         self._uri = store_uri(cfg)
         self._client: Optional[mlflow.MlflowClient] = None
         self._sigterm_trapped = False
@@ -53,17 +54,21 @@ class Run:
         self._client, experiment = self._open_experiment()
         # The fluent API is the public way to get the system-metrics monitor; it reads the global URI.
         mlflow.set_tracking_uri(self._uri)
-        active = mlflow.start_run(
-            experiment_id=experiment,
-            run_name=cfg.tracking.run_name or _default_run_name(cfg),
-            tags=_run_tags(cfg) | _parent_tag(),
-            log_system_metrics=cfg.tracking.system_metrics,
-        )
+        if self._resume_run_id:
+            active = mlflow.start_run(run_id=self._resume_run_id, log_system_metrics=cfg.tracking.system_metrics)
+        else:
+            active = mlflow.start_run(
+                experiment_id=experiment,
+                run_name=cfg.tracking.run_name or _default_run_name(cfg),
+                tags=_run_tags(cfg) | _parent_tag(),
+                log_system_metrics=cfg.tracking.system_metrics,
+            )
         self.run_id = active.info.run_id
         self._trap_sigterm()
         try:
-            self.log_params(_config_params(cfg))
-            self.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+            if not self._resume_run_id:
+                self.log_params(_config_params(cfg))
+                self.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         except BaseException:
             # __exit__ is not called when __enter__ raises, and the run has already started.
             self.__exit__(*sys.exc_info())
@@ -97,6 +102,14 @@ class Run:
         entries = [Metric(key, float(value), timestamp, step) for key, value in metrics.items() if value is not None]
         if entries:
             self._client.log_batch(self.run_id, metrics=entries)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self._client.set_tag(self.run_id, key, str(value))
+
+    @property
+    def client(self) -> mlflow.MlflowClient:
+        return self._client
 
     def log_text(self, text: str, artifact_file: str) -> None:
         self._client.log_text(self.run_id, text, artifact_file)

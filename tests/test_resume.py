@@ -1,0 +1,129 @@
+"""Interrupted runs: killed, preempted, stopped, crashed or diverging, none is lost or left RUNNING."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import mlflow
+import numpy as np
+import pytest
+
+from conftest import CONF
+
+# LeNet on digits, a few short epochs; XLA off: compiling costs more than these steps.
+QUICK = ["trainer.epochs=4", "trainer.steps_per_epoch=5", "trainer.jit_compile=false"]
+
+
+def command(tmp_path, name, *overrides):
+    return [sys.executable, "-m", "runner", f"hydra.run.dir={tmp_path}/{name}", *QUICK, *overrides]
+
+
+def environment(tmp_path):
+    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+
+
+def run(tmp_path, name, *overrides):
+    """Runs in tmp_path: the resume points go to tmp_path/outputs/resume."""
+    return subprocess.run(command(tmp_path, name, *overrides), cwd=tmp_path, env=environment(tmp_path),
+                          capture_output=True, text=True, timeout=600)
+
+
+def interrupt_after_epoch(tmp_path, epoch, signum, *overrides):
+    """Starts a run and sends it `signum` once its resume point holds `epoch` epochs."""
+    process = subprocess.Popen(command(tmp_path, "interrupted", *overrides), cwd=tmp_path,
+                               env=environment(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while resume_epoch(tmp_path) < epoch:
+        assert process.poll() is None, process.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "no epoch was saved in time"
+        time.sleep(0.05)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+def resume_epoch(tmp_path) -> int:
+    states = list((tmp_path / "outputs" / "resume").glob("*/state.json"))
+    return json.loads(states[0].read_text())["epoch"] if states else 0
+
+
+def runs(tmp_path):
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    return client, client.search_runs([e.experiment_id for e in client.search_experiments()])
+
+
+def epochs_logged(client, run_id) -> list[int]:
+    return sorted(metric.step for metric in client.get_metric_history(run_id, "val_top1"))
+
+
+def final_weights(path):
+    return keras.saving.load_model(path, compile=False).get_weights()
+
+
+@pytest.mark.slow
+def test_a_preempted_then_killed_run_resumes_and_ends_as_if_never_interrupted(tmp_path):
+    uninterrupted = run(tmp_path, "uninterrupted")
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+    assert not list((tmp_path / "outputs" / "resume").iterdir()), "a finished run leaves no resume point"
+
+    returncode, stderr = interrupt_after_epoch(tmp_path, 1, signal.SIGTERM)  # a scheduler preempts it
+    assert returncode == 143 and "Traceback" not in stderr
+    assert stderr.strip().splitlines()[-1].startswith("stopped by SIGTERM")
+    client, all_runs = runs(tmp_path)
+    assert sorted(run_.info.status for run_ in all_runs) == ["FINISHED", "KILLED"]
+
+    returncode, _ = interrupt_after_epoch(tmp_path, 2, signal.SIGKILL)  # the same command, then power loss
+    assert returncode == -signal.SIGKILL
+    resumed = run(tmp_path, "resumed")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "after epoch 2" in resumed.stdout
+
+    client, all_runs = runs(tmp_path)
+    assert len(all_runs) == 2, "each rerun continued the interrupted run instead of starting another"
+    assert all(run_.info.status == "FINISHED" for run_ in all_runs)
+    for run_ in all_runs:
+        assert epochs_logged(client, run_.info.run_id) == [0, 1, 2, 3]
+    # Same seed, same data order (the resumed run replays the epochs' shuffle seeds): same weights.
+    for expected, got in zip(final_weights(tmp_path / "uninterrupted" / "model.keras"),
+                             final_weights(tmp_path / "resumed" / "model.keras")):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_run_killed_and_resume_false_starts_afresh(tmp_path):
+    returncode, stderr = interrupt_after_epoch(tmp_path, 1, signal.SIGINT)
+    assert returncode == 130 and "Traceback" not in stderr
+    _, [stopped] = runs(tmp_path)
+    assert stopped.info.status == "KILLED"
+
+    fresh = run(tmp_path, "fresh", "trainer.resume=false")
+    assert fresh.returncode == 0, fresh.stderr[-3000:]
+    _, all_runs = runs(tmp_path)
+    assert {run_.info.status for run_ in all_runs} == {"KILLED", "FINISHED"}
+
+
+def test_a_diverging_loss_stops_at_once_and_fails_the_run_with_where(tmp_path):
+    result = run(tmp_path, "diverged", "optimizer.lr=1e30", "schedule=constant")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "error: the training loss became" in result.stderr and "at epoch 1, step" in result.stderr
+    client, [failed] = runs(tmp_path)
+    assert failed.info.status == "FAILED"
+    assert "at epoch 1, step" in failed.data.tags["failure_reason"]
+    assert epochs_logged(client, failed.info.run_id) == [], "it stopped inside the first epoch"
+
+
+def test_an_exception_inside_training_fails_the_run_with_its_reason(tmp_path):
+    crashing = ("import sys; from runner import trainer; from runner.__main__ import main\n"
+                "def crash(*args, **kwargs): raise RuntimeError('disk full')\n"
+                "trainer.evaluate = crash\n"
+                "sys.argv = ['runner', *sys.argv[1:]]; main()")
+    result = subprocess.run([sys.executable, "-c", crashing, "--config-path", str(CONF),
+                             *command(tmp_path, "crashed")[3:]], cwd=tmp_path,
+                            env=environment(tmp_path), capture_output=True, text=True, timeout=600)
+    assert result.returncode != 0
+    _, [failed] = runs(tmp_path)
+    assert failed.info.status == "FAILED" and failed.data.tags["failure_reason"] == "RuntimeError: disk full"
