@@ -12,7 +12,9 @@ import mlflow
 import numpy as np
 import pytest
 
-from conftest import CONF
+from conftest import CONF, compose
+from runner import resume
+from runner.errors import UserError
 
 # LeNet on digits, a few short epochs; XLA off: compiling costs more than these steps.
 QUICK = ["trainer.epochs=4", "trainer.steps_per_epoch=5", "trainer.jit_compile=false"]
@@ -93,17 +95,32 @@ def test_a_preempted_then_killed_run_resumes_and_ends_as_if_never_interrupted(tm
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow
-def test_ctrl_c_ends_the_run_killed_and_resume_false_starts_afresh(tmp_path):
+def test_ctrl_c_ends_the_run_killed_and_keeps_its_resume_point(tmp_path):
     returncode, stderr = interrupt_after_epoch(tmp_path, 1, signal.SIGINT)
     assert returncode == 130 and "Traceback" not in stderr
     _, [stopped] = runs(tmp_path)
     assert stopped.info.status == "KILLED"
+    assert resume_epoch(tmp_path) >= 1
 
-    fresh = run(tmp_path, "fresh", "trainer.resume=false")
-    assert fresh.returncode == 0, fresh.stderr[-3000:]
-    _, all_runs = runs(tmp_path)
-    assert {run_.info.status for run_ in all_runs} == {"KILLED", "FINISHED"}
+
+def test_the_resume_point_follows_what_is_trained_not_where_it_is_recorded():
+    key = resume.config_key(compose())
+    assert resume.config_key(compose("tracking.uri=sqlite:///elsewhere.db", "trainer.resume=false")) == key
+    assert resume.config_key(compose("optimizer.lr=0.02")) != key
+
+
+def test_resume_false_forgets_the_resume_point(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = compose()
+    directory = resume.RESUME_DIR / resume.config_key(cfg)
+    directory.mkdir(parents=True)
+    (directory / resume.STATE_FILE).write_text(json.dumps(
+        {"run_id": "abc", "epoch": 1, "history": {}, "checkpoint": "checkpoints/ckpt-1"}))
+    assert resume.find(compose("trainer.resume=auto"))[1].run_id == "abc"
+    with pytest.raises(UserError, match="trainer.resume=other"):
+        resume.find(compose("trainer.resume=other"))
+    assert resume.find(compose("trainer.resume=false")) == (directory, None)
+    assert not directory.exists()
 
 
 def test_a_diverging_loss_stops_at_once_and_fails_the_run_with_where(tmp_path):

@@ -7,7 +7,7 @@ import sys
 import mlflow
 import pytest
 
-from conftest import MODEL_NAMES, REPO, compose
+from conftest import REPO, compose
 from image_folders import make_image_folder
 
 EPOCH_METRICS = {"loss", "top1", "top5", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds",

@@ -23,10 +23,12 @@ import mlflow
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
+from runner.errors import UserError
 from runner.tracking import plots
 from runner.tracking.signals import interrupt
 from runner.tracking.store import open_experiment, store_uri
@@ -55,6 +57,7 @@ class Run:
         # The fluent API is the public way to get the system-metrics monitor; it reads the global URI.
         mlflow.set_tracking_uri(self._uri)
         if self._resume_run_id:
+            self._check_resumable(self._resume_run_id)
             active = mlflow.start_run(run_id=self._resume_run_id, log_system_metrics=cfg.tracking.system_metrics)
         else:
             active = mlflow.start_run(
@@ -74,6 +77,14 @@ class Run:
             self.__exit__(*sys.exc_info())
             raise
         return self
+
+    def _check_resumable(self, run_id: str) -> None:
+        try:
+            self._client.get_run(run_id)
+        except MlflowException:
+            raise UserError(f"trainer.resume: this config's resume point continues MLflow run {run_id}, which is not "
+                            f"in {self._uri}; point tracking.uri at its store, or start afresh with "
+                            "trainer.resume=false") from None
 
     def _open_experiment(self) -> tuple[mlflow.MlflowClient, str]:
         """A sweep's jobs go in their parent's experiment, even when they sweep the dataset."""
