@@ -95,8 +95,9 @@ def test_concurrent_writers_on_a_fresh_sqlite_store_lose_nothing(tmp_path):
             for step in range(100):
                 run.log_metrics({{"a": step, "b": -step}}, step=step)
     """)
-    writers = [subprocess.Popen([sys.executable, "-c", writer], cwd=REPO, stderr=subprocess.PIPE, text=True)
-               for _ in range(3)]
+    environment = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    writers = [subprocess.Popen([sys.executable, "-c", writer], cwd=REPO, env=environment, stderr=subprocess.PIPE,
+                                text=True) for _ in range(3)]
     errors = [process.communicate(timeout=600)[1] for process in writers]
     assert [process.returncode for process in writers] == [0] * 3, errors[0][-3000:]
     client = mlflow.MlflowClient(store(tmp_path))

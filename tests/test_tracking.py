@@ -1,6 +1,7 @@
 """MLflow tracking against a real sqlite store in tmp_path: what a run records and how it ends."""
 
 import contextlib
+import os
 import pathlib
 import signal
 import sys
@@ -60,6 +61,13 @@ def test_default_store_keeps_artifacts_under_outputs(project_dir, client, monkey
     artifact_uri = client.get_run(run.run_id).info.artifact_uri  # the client reads the store under outputs/
     assert artifact_uri.startswith((project_dir / "outputs" / "mlartifacts").as_uri())
     assert not (project_dir / "mlruns").exists()
+
+
+def test_a_run_leaves_the_tracking_uri_variable_as_it_found_it(store, monkeypatch):
+    """MLflow exports the URI it is given; left set, it would outrank the next job's tracking.uri."""
+    with tracking.Run(compose(f"tracking.uri={store}")):
+        pass
+    assert "MLFLOW_TRACKING_URI" not in os.environ
 
 
 def test_run_records_config_tags_metrics_and_artifacts(store, client, tmp_path):

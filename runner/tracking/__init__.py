@@ -49,12 +49,16 @@ class Run:
         self._client: Optional[mlflow.MlflowClient] = None
         self._sigterm_trapped = False
         self._previous_sigterm_handler = None
+        self._uri_variable: Optional[str] = None
         self.run_id: Optional[str] = None
 
     def __enter__(self) -> "Run":
         cfg = self._cfg
         self._client, experiment = self._open_experiment()
         # The fluent API is the public way to get the system-metrics monitor; it reads the global URI.
+        # MLflow 3 also exports it as MLFLOW_TRACKING_URI, which would outrank tracking.uri for the
+        # next job in this process and for every subprocess; __exit__ puts the variable back.
+        self._uri_variable = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(self._uri)
         if self._resume_run_id:
             self._check_resumable(self._resume_run_id)
@@ -102,6 +106,7 @@ class Run:
         finally:
             mlflow.end_run(status)  # also stops the system-metrics monitor
             self._release_sigterm()
+            _restore_variable("MLFLOW_TRACKING_URI", self._uri_variable)
         return False
 
     def log_params(self, params: dict[str, Any]) -> None:
@@ -164,6 +169,13 @@ class EpochLogger(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         numeric = {key: value for key, value in (logs or {}).items() if _is_number(value)}
         self._run.log_metrics(numeric, step=epoch)
+
+
+def _restore_variable(name: str, value: Optional[str]) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _default_run_name(cfg: DictConfig) -> str:
