@@ -40,8 +40,12 @@ def train(cfg: DictConfig) -> float:
             run.log_params({"replicas": strategy.num_replicas_in_sync})
             # As metrics, so the dashboard can sort and chart runs by size and cost.
             run.log_metrics({"parameters": architecture.total_params,
-                             "gmacs": architecture.inference_macs / 1e9}, step=0)
+                             "gmacs": architecture.inference_macs / 1e9,
+                             "data_skipped_files": len(splits.skipped_files)}, step=0)
             run.log_text(render(architecture, "markdown"), "architecture.md")
+            if splits.skipped_files:
+                run.log_text("".join(f"{path}\t{why}\n" for path, why in sorted(splits.skipped_files.items())),
+                             "skipped_files.txt")
         run.set_tags({"resume_key": resume_dir.name})
         checkpoint = resume.EpochCheckpoint(resume_dir, model, optimizer, run.run_id, point)
         history = trainer.fit(cfg, model, optimizer, splits, strategy, [checkpoint, tracking.EpochLogger(run)],

@@ -1,7 +1,9 @@
 """Shared helpers: compose the real Hydra config and build models from it."""
 
 import functools
+import os
 import pathlib
+import tempfile
 
 import hydra
 import keras
@@ -15,6 +17,9 @@ CONF = REPO / "conf"
 MODEL_NAMES = sorted(path.stem for path in (CONF / "model").glob("*.yaml"))
 
 schema.register()
+
+# Downloads and file checks go to a cache of this session, not the user's (subprocesses inherit it).
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="classic-cnns-test-cache-")
 
 
 def compose(*overrides: str):

@@ -53,3 +53,36 @@ def _pixels(colour, shape, gray, rng) -> np.ndarray:
     noise = rng.integers(-NOISE, NOISE + 1, (*shape, 3))
     image = np.clip(colour.astype(int) + noise, 0, 255).astype(np.uint8)
     return tf.image.rgb_to_grayscale(image).numpy() if gray else image
+
+
+def dirty_files(colour=CLASS_COLOURS[0], shape=(40, 56)) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """({name: bytes} readable in some unusual form, {name: bytes} no decoder can read), as real
+    folders hold them: a PNG named .JPEG, gray and CMYK JPEGs, an RGBA PNG, a GIF; truncated and
+    empty files and text named as images. Readable ones have the class's colour."""
+    from PIL import Image  # matplotlib's dependency; only the CMYK JPEG needs it
+
+    image = _pixels(colour, shape, gray=False, rng=np.random.default_rng(1))
+    jpeg = tf.io.encode_jpeg(image, quality=95).numpy()
+    png = tf.io.encode_png(image).numpy()
+    readable = {
+        "png_named_jpeg.JPEG": png,
+        "gray.JPEG": tf.io.encode_jpeg(_pixels(colour, shape, gray=True, rng=np.random.default_rng(2))).numpy(),
+        "cmyk.JPEG": _pil_bytes(Image.fromarray(image).convert("CMYK"), "JPEG"),
+        "rgba.png": _pil_bytes(Image.fromarray(image).convert("RGBA"), "PNG"),
+        "palette.gif": _pil_bytes(Image.fromarray(image), "GIF"),
+    }
+    unreadable = {
+        "truncated.JPEG": jpeg[: len(jpeg) // 2],
+        "truncated.png": png[: len(png) // 2],
+        "empty.JPEG": b"",
+        "notes.JPEG": b"not an image, just named like one\n",
+    }
+    return readable, unreadable
+
+
+def _pil_bytes(image, format_name: str) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format_name)
+    return buffer.getvalue()

@@ -8,7 +8,7 @@ import mlflow
 import pytest
 
 from conftest import REPO, compose
-from image_folders import make_image_folder
+from image_folders import CLASS_COLOURS, IMAGENETTE_WNIDS, dirty_files, make_image_folder
 
 EPOCH_METRICS = {"loss", "top1", "top5", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds",
                  "images_per_second"}
@@ -49,16 +49,24 @@ def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
 
 
 @pytest.mark.slow
-def test_resnet18_on_an_imagenette_folder_with_ten_crop_evaluation(tmp_path):
+def test_resnet18_on_a_dirty_imagenette_folder_with_ten_crop_evaluation(tmp_path):
     root = make_image_folder(tmp_path / "imagenette", per_class=4, size=(80, 96))
+    readable, broken = dirty_files(CLASS_COLOURS[0], shape=(80, 96))
+    for name, data in {**readable, **broken}.items():
+        (root / "train" / IMAGENETTE_WNIDS[0] / name).write_bytes(data)
     result = run_runner(tmp_path, "model=resnet18", "data=imagenette", f"data.root={root}",
                         "model.input_shape=[64,64,3]", "eval.ten_crop=true", "trainer.epochs=2",
                         "trainer.batch_size=8", "trainer.jit_compile=false")  # XLA: the LeNet test
     assert result.returncode == 0, result.stderr[-3000:]
-    _, run = only_run(tmp_path)
+    client, run = only_run(tmp_path)
     assert run.info.status == "FINISHED"
     assert {"eval_top1", "eval_top5", "eval_top1_10crop", "eval_top5_10crop"} <= set(run.data.metrics)
     assert run.data.params["augment.name"] == "crop_flip"
+    # Every unreadable file is skipped once, before training: warned about, listed and counted.
+    assert run.data.metrics["data_skipped_files"] == len(broken)
+    assert f"skipping {len(broken)} unreadable image files" in result.stdout  # Hydra logs to stdout
+    listing = client.download_artifacts(run.info.run_id, "skipped_files.txt", str(tmp_path))
+    assert sorted(line.split("\t")[0].rsplit("/", 1)[-1] for line in open(listing)) == sorted(broken)
 
 
 @pytest.mark.slow

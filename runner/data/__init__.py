@@ -31,6 +31,7 @@ class Splits:
     class_names: list[str]
     train_examples: int
     val_examples: int
+    skipped_files: dict[str, str]  # {file: why it cannot be decoded}, left out of both splits
 
 
 def load(cfg: DictConfig) -> Splits:
@@ -61,6 +62,7 @@ def load(cfg: DictConfig) -> Splits:
         class_names=source.class_names,
         train_examples=source.train.count,
         val_examples=source.val.count,
+        skipped_files=source.skipped,
     )
 
 

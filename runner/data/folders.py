@@ -1,13 +1,20 @@
-"""Image folder trees in ImageNet's layout: root/train/<class>/<image> and root/val/<class>/<image>."""
+"""Image folder trees in ImageNet's layout: root/train/<class>/<image> and root/val/<class>/<image>.
 
+Files that cannot be decoded (truncated, empty, not images) are skipped with a warning; a class
+folder left without an image is an error.
+"""
+
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
 
-from runner.data import source
+from runner.data import source, unreadable
 from runner.errors import UserError
+
+log = logging.getLogger(__name__)
 
 LAYOUT = "<root>/train/<class>/<image> and <root>/val/<class>/<image>"
 # What TensorFlow decodes; anything else in a class folder (.DS_Store, notes) is not an example.
@@ -32,10 +39,16 @@ def tree(root: Path, cfg, class_name=str) -> source.Source:
         raise UserError(f"data.root={root}: val/{unknown[0]} has no train/{unknown[0]}; "
                         "val classes must be train classes")
     channels = cfg.model.input_shape[2]
+    if channels not in (1, 3):
+        raise UserError(f"model.input_shape: image files give 1 or 3 channels, not {channels}")
+    train, val = _images(root, "train", classes), _images(root, "val", classes)
+    skipped = unreadable.find(list(train) + list(val)) if cfg.data.check_files else {}
+    _warn(skipped, root)
     return source.Source(
-        train=source.files(*_images(root, "train", classes), channels),
-        val=source.files(*_images(root, "val", classes), channels),
+        train=source.files(*_labelled(train, skipped, root), channels),
+        val=source.files(*_labelled(val, skipped, root), channels),
         class_names=[class_name(folder) for folder in classes],
+        skipped=skipped,
     )
 
 
@@ -59,9 +72,9 @@ def _check_num_classes(data, found: int, root: Path) -> None:
                         f"pass data.num_classes={found}")
 
 
-def _images(root: Path, split: str, classes: list[str]) -> tuple[list[str], np.ndarray]:
-    """Paths (sorted by class, then name) and labels, listed once: no per-epoch globbing."""
-    paths, labels = [], []
+def _images(root: Path, split: str, classes: list[str]) -> dict[str, int]:
+    """{path: label}, sorted by class, then name; listed once: no per-epoch globbing."""
+    images = {}
     for label, name in enumerate(classes):
         folder = root / split / name
         if not folder.is_dir():  # a class may lack validation images
@@ -69,8 +82,24 @@ def _images(root: Path, split: str, classes: list[str]) -> tuple[list[str], np.n
         with os.scandir(folder) as entries:
             found = sorted(entry.path for entry in entries
                            if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES)
-        paths += found
-        labels += [label] * len(found)
-    if not paths:
-        raise UserError(f"data.root={root}: {split}/ holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    return paths, np.array(labels, np.int32)
+        if not found:
+            raise UserError(f"data.root={root}: {split}/{name} holds no images "
+                            f"({', '.join(sorted(IMAGE_SUFFIXES))}); add some or remove the folder")
+        images.update(dict.fromkeys(found, label))
+    return images
+
+
+def _labelled(images: dict[str, int], skipped: dict[str, str], root: Path) -> tuple[list[str], np.ndarray]:
+    """Paths and labels of the decodable images; every class folder must keep at least one."""
+    kept = {path: label for path, label in images.items() if path not in skipped}
+    emptied = sorted({Path(path).parent for path in images} - {Path(path).parent for path in kept})
+    if emptied:
+        raise UserError(f"data.root={root}: {emptied[0].relative_to(root)} holds no readable image; "
+                        "fix or remove its files")
+    return list(kept), np.array(list(kept.values()), np.int32)
+
+
+def _warn(skipped: dict[str, str], root: Path) -> None:
+    if skipped:
+        listed = "; ".join(f"{Path(path).relative_to(root)} ({why})" for path, why in sorted(skipped.items()))
+        log.warning("skipping %d unreadable image files under %s: %s", len(skipped), root, listed)

@@ -3,10 +3,10 @@
 Read from data.root (default: a cache folder), downloaded there first when it is absent or empty.
 """
 
-import os
 from pathlib import Path
 
 from runner.data import folders, source
+from runner.data.cache_home import cache_home
 from runner.data.download import Archive, fetch
 from runner.errors import UserError
 
@@ -48,8 +48,7 @@ def from_config(cfg) -> source.Source:
 
 
 def default_root(archive: Archive) -> Path:
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "classic-cnns" / archive.folder
+    return cache_home() / archive.folder
 
 
 def _archive(variant) -> Archive:

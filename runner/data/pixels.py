@@ -11,18 +11,24 @@ JPEG_MAGIC = b"\xff\xd8\xff"  # SOI marker + the first byte of the next marker (
 
 
 def encoded(data: tf.Tensor, channels: int, view):
-    """Calls `view` on an encoded image; any format TensorFlow decodes, with `channels` channels."""
+    """Calls `view` on an encoded image; any format TensorFlow decodes, with `channels` (1 or 3).
+
+    Decoding always asks for RGB, which every format and colour space gives (gray, CMYK and YCCK
+    JPEGs, palette and RGBA PNGs, GIFs: TensorFlow refuses one channel for CMYK JPEGs and GIFs);
+    a one-channel model then gets the luma.
+    """
+    as_channels = tf.image.rgb_to_grayscale if channels == 1 else tf.identity
 
     def jpeg():
         def read(y, x, h, w):
-            window = tf.image.decode_and_crop_jpeg(data, tf.stack([y, x, h, w]), channels=channels)
-            return tf.image.convert_image_dtype(window, tf.float32)
+            window = tf.image.decode_and_crop_jpeg(data, tf.stack([y, x, h, w]), channels=3)
+            return as_channels(tf.image.convert_image_dtype(window, tf.float32))
 
         return view(tf.image.extract_jpeg_shape(data)[:2], read)
 
     def other():  # PNG, GIF, BMP: no partial decoding, so decode the whole image and slice it
-        image = tf.io.decode_image(data, channels=channels, dtype=tf.float32, expand_animations=False)
-        return decoded(image, view)
+        image = tf.io.decode_image(data, channels=3, dtype=tf.float32, expand_animations=False)
+        return decoded(as_channels(image), view)
 
     # By content, not by file name: ILSVRC-2012 has a PNG named .JPEG (n02105855_2933).
     return tf.cond(tf.strings.substr(data, 0, len(JPEG_MAGIC)) == JPEG_MAGIC, jpeg, other)

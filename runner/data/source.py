@@ -23,6 +23,7 @@ class Source:
     train: Examples
     val: Examples
     class_names: list[str]
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)  # {file: why it cannot be decoded}
 
 
 def files(paths: list[str], labels: np.ndarray, channels: int) -> Examples:

@@ -1,0 +1,60 @@
+"""Which image files cannot be decoded: found once, before training, so no epoch stops on a bad file.
+
+Every file is decoded whole (a truncated JPEG can still yield its top rows, so a crop alone proves
+nothing), in parallel with tf.data. The verdict is kept in the user's cache, keyed by every file's
+path, size and modification time: the next run on unchanged files reads it instead of decoding again.
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import tensorflow as tf
+
+from runner.data.cache_home import cache_home
+
+
+def find(paths: list[str]) -> dict[str, str]:
+    """{path: why it cannot be decoded} for those of `paths` that TensorFlow cannot decode."""
+    verdict = cache_home() / "file-checks" / f"{_fingerprint(paths)}.json"
+    if verdict.is_file():
+        return json.loads(verdict.read_text())
+    found = _decode_all(paths)
+    verdict.parent.mkdir(parents=True, exist_ok=True)
+    partial = verdict.with_suffix(f".{os.getpid()}.partial")
+    partial.write_text(json.dumps(found))
+    partial.replace(verdict)  # atomic: parallel jobs never read half a verdict
+    return found
+
+
+def _decode_all(paths: list[str]) -> dict[str, str]:
+    names = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string))
+    shapes = names.map(lambda path: (path, tf.shape(_decode(tf.io.read_file(path)))),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    decodable = {path.decode() for path, _ in shapes.ignore_errors().as_numpy_iterator()}
+    return {path: _reason(path) for path in paths if path not in decodable}
+
+
+def _decode(data: tf.Tensor) -> tf.Tensor:
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def _reason(path: str) -> str:
+    """The decoder's own words for one file (only called for the few that fail)."""
+    data = Path(path).read_bytes()
+    if not data:
+        return "empty file"
+    try:
+        _decode(tf.constant(data))
+    except tf.errors.InvalidArgumentError as error:
+        return error.message.strip().splitlines()[-1].split(" [Op:")[0]
+    return "could not be decoded"
+
+
+def _fingerprint(paths: list[str]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        stat = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()

@@ -1,0 +1,121 @@
+"""Folders as users have them: odd but readable images are used, unreadable files skipped once, and a
+class left with nothing is an error naming its folder."""
+
+import numpy as np
+import pytest
+
+from conftest import compose
+from image_folders import CLASS_COLOURS, dirty_files, make_image_folder
+from runner.data import load, unreadable
+from runner.errors import UserError
+
+CLASSES = ("n01440764", "n02102040")
+PER_CLASS = 4
+
+
+@pytest.fixture(autouse=True)
+def fresh_keras_session():
+    """Overrides conftest's: these tests build no Keras model."""
+    yield
+
+
+@pytest.fixture(scope="module")
+def dirty_tree(tmp_path_factory):
+    """Clean images of 2 classes, plus every dirty kind in train/<first class> and val/<first class>."""
+    root = make_image_folder(tmp_path_factory.mktemp("dirty") / "photos", classes=CLASSES, per_class=PER_CLASS)
+    readable, broken = dirty_files(CLASS_COLOURS[0])
+    for split in ("train", "val"):
+        for name, data in {**readable, **broken}.items():
+            (root / split / CLASSES[0] / name).write_bytes(data)
+    return root
+
+
+def folder(root, *overrides):
+    return compose("data=folder", f"data.root={root}", f"data.num_classes={len(CLASSES)}",
+                   "model.input_shape=[32,32,3]", "trainer.batch_size=2", *overrides)
+
+
+def test_every_unreadable_file_is_found_with_the_decoders_reason(dirty_tree):
+    readable, broken = dirty_files()
+    paths = sorted(str(path) for path in dirty_tree.rglob("*") if path.is_file())
+    found = unreadable.find(paths)
+    assert sorted(found) == sorted(str(dirty_tree / split / CLASSES[0] / name)
+                                   for split in ("train", "val") for name in broken)
+    reasons = {path.rsplit("/", 1)[-1]: why for path, why in found.items()}
+    assert reasons["empty.JPEG"] == "empty file"
+    assert "Unknown image file format" in reasons["notes.JPEG"]
+    assert all("\n" not in why for why in found.values())
+
+
+@pytest.mark.parametrize("channels", [3, 1])
+def test_readable_kinds_are_used_and_unreadable_ones_skipped(dirty_tree, channels):
+    readable, broken = dirty_files()
+    splits = load(folder(dirty_tree, f"model.input_shape=[32,32,{channels}]", "trainer.batch_size=1"))
+    per_split = len(CLASSES) * PER_CLASS + len(readable)
+    assert (splits.train_examples, splits.val_examples) == (per_split, per_split)
+    assert len(splits.skipped_files) == 2 * len(broken)
+    # A whole epoch of each split reads every remaining file: none stops it.
+    train_images = sum(len(labels) for _, labels in splits.train)
+    val = [(images.numpy(), labels.numpy()) for images, labels in splits.val]
+    assert train_images == per_split and sum(len(labels) for _, labels in val) == per_split
+    assert all(images.shape[1:] == (32, 32, channels) for images, _ in val)
+
+
+def test_cmyk_and_palette_images_keep_their_colours(tmp_path):
+    root = make_image_folder(tmp_path / "photos", classes=CLASSES, per_class=1, formats=("png",))
+    readable, _ = dirty_files(CLASS_COLOURS[0])
+    for name in ("cmyk.JPEG", "palette.gif", "rgba.png"):
+        (root / "val" / CLASSES[0] / name).write_bytes(readable[name])
+    cfg = folder(root, "data.mean=[0]", "data.std=[1]", "trainer.batch_size=1", "eval.resize_ratio=1")
+    val = [images.numpy()[0] for images, labels in load(cfg).val if labels.numpy()[0] == 0]
+    assert len(val) == 4
+    for image in val:  # the class's colour (noise +-8 grey levels), whatever the file's colour space
+        np.testing.assert_allclose(image.mean((0, 1)) * 255, CLASS_COLOURS[0], atol=8)
+
+
+def test_the_verdict_is_kept_for_unchanged_files(dirty_tree, monkeypatch):
+    paths = sorted(str(path) for path in (dirty_tree / "train").rglob("*") if path.is_file())
+    first = unreadable.find(paths)
+    monkeypatch.setattr(unreadable, "_decode_all", lambda paths: pytest.fail("decoded again"))
+    assert unreadable.find(paths) == first
+    # A changed file is a different listing: decoded again.
+    changed = paths[:-1]
+    with pytest.raises(pytest.fail.Exception, match="decoded again"):
+        unreadable.find(changed)
+
+
+def test_check_files_false_reads_the_listing_as_it_is(dirty_tree):
+    readable, broken = dirty_files()
+    splits = load(folder(dirty_tree, "data.check_files=false"))
+    assert splits.skipped_files == {}
+    assert splits.train_examples == len(CLASSES) * PER_CLASS + len(readable) + len(broken)
+
+
+def test_a_class_folder_with_no_readable_image_is_named(tmp_path):
+    root = make_image_folder(tmp_path / "photos", classes=CLASSES, per_class=2)
+    _, broken = dirty_files()
+    for path in (root / "train" / CLASSES[1]).iterdir():
+        path.unlink()
+    for name, data in broken.items():
+        (root / "train" / CLASSES[1] / name).write_bytes(data)
+    with pytest.raises(UserError, match=rf"^data.root=.*: train/{CLASSES[1]} holds no readable image; "
+                                        r"fix or remove its files$"):
+        load(folder(root))
+
+
+def test_an_empty_class_folder_is_named(tmp_path):
+    root = make_image_folder(tmp_path / "photos", classes=CLASSES, per_class=2)
+    for path in (root / "val" / CLASSES[0]).iterdir():
+        path.unlink()
+    (root / "val" / CLASSES[0] / "readme.txt").write_text("no images here")
+    with pytest.raises(UserError, match=rf"^data.root=.*: val/{CLASSES[0]} holds no images \(.*\); "
+                                        r"add some or remove the folder$"):
+        load(folder(root))
+
+
+def test_a_split_with_no_classes_is_named(tmp_path):
+    root = make_image_folder(tmp_path / "photos", classes=CLASSES, per_class=2)
+    for path in sorted((root / "val").rglob("*"), reverse=True):  # val/ itself stays, empty
+        path.unlink() if path.is_file() else path.rmdir()
+    with pytest.raises(UserError, match=r"^data.root=.*: val/ holds no class folders; expected"):
+        load(folder(root))
