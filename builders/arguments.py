@@ -1,18 +1,44 @@
 """A block function's keyword-only signature is the schema of its YAML row: check a row against it.
 
 Checked before any layer is built, so a typo in row 40 fails at once with the row's path, not
-after the first 39 rows have allocated their weights.
+after the first 39 rows have allocated their weights. Counts and sizes carry their bounds in the
+annotation (`filters: PositiveInt`), so `filters: -3` fails here too, not deep inside Keras.
 """
 
+import dataclasses
 import inspect
 import types
 import typing
-from typing import Any, Callable, Literal, Mapping
+from typing import Annotated, Any, Callable, Literal, Mapping, Optional
 
 from builders.errors import SpecError
 
 # Supplied by the interpreter, never written in a row as an argument.
 INTERPRETER_ARGUMENTS = ("name",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """Bounds of a number argument, inclusive, written as Annotated[int, Range(1)] in a signature."""
+
+    minimum: float
+    maximum: Optional[float] = None
+
+    def admits(self, value: Any) -> bool:
+        return self.minimum <= value and (self.maximum is None or value <= self.maximum)
+
+    def describe(self, base: Any) -> str:
+        if base is int and self.minimum == 1 and self.maximum is None:
+            return "a positive int"
+        kind = "an int" if base is int else "a number"
+        if self.maximum is None:
+            return f"{kind} >= {self.minimum:g}"
+        return f"{kind} from {self.minimum:g} to {self.maximum:g}"
+
+
+PositiveInt = Annotated[int, Range(1)]  # filters, units, kernel and pool sizes, strides, groups
+NonNegativeInt = Annotated[int, Range(0)]  # explicit zero padding, LRN's radius
+Fraction = Annotated[float, Range(0, 1)]  # dropout rates
 
 
 def parameters(fn: Callable) -> dict[str, inspect.Parameter]:
@@ -26,7 +52,7 @@ def parameters(fn: Callable) -> dict[str, inspect.Parameter]:
 
 def check(fn: Callable, type_name: str, args: Mapping[str, Any], path: str) -> None:
     accepted = parameters(fn)
-    hints = typing.get_type_hints(fn)
+    hints = typing.get_type_hints(fn, include_extras=True)  # keep the Range bounds
     valid = ", ".join(accepted) or "none"
     for key in args:
         if key not in accepted:
@@ -45,6 +71,9 @@ def matches(value: Any, annotation: Any) -> bool:
         return any(matches(value, option) for option in typing.get_args(annotation))
     if origin is Literal:
         return isinstance(value, str) and value in typing.get_args(annotation)
+    if origin is Annotated:
+        base, *bounds = typing.get_args(annotation)
+        return matches(value, base) and all(bound.admits(value) for bound in bounds if isinstance(bound, Range))
     if annotation is Any:
         return True
     if annotation is type(None):
@@ -64,6 +93,10 @@ def describe(annotation: Any) -> str:
         return " or ".join(describe(option) for option in typing.get_args(annotation))
     if origin is Literal:
         return " or ".join(repr(option) for option in typing.get_args(annotation))
+    if origin is Annotated:
+        base, *bounds = typing.get_args(annotation)
+        ranges = [bound for bound in bounds if isinstance(bound, Range)]
+        return ranges[0].describe(base) if ranges else describe(base)
     if annotation is type(None):
         return "null"
     return getattr(annotation, "__name__", str(annotation))

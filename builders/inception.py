@@ -2,6 +2,7 @@
 
 from keras import layers
 
+from builders.arguments import Fraction, PositiveInt
 from builders.layers import conv
 from builders.registry import register
 
@@ -11,12 +12,12 @@ def inception(
     x,
     *,
     name: str,
-    b1x1: int,
-    b3x3_reduce: int,
-    b3x3: int,
-    b5x5_reduce: int,
-    b5x5: int,
-    pool_proj: int,
+    b1x1: PositiveInt,
+    b3x3_reduce: PositiveInt,
+    b3x3: PositiveInt,
+    b5x5_reduce: PositiveInt,
+    b5x5: PositiveInt,
+    pool_proj: PositiveInt,
     batch_norm: bool = False,
 ):
     """Figure 2b: four parallel branches concatenated; the arguments are Table 1's columns.
@@ -44,12 +45,12 @@ def aux_classifier(
     x,
     *,
     name: str,
-    units: int,
-    pool_size: int = 5,
-    strides: int = 3,
-    filters: int = 128,
-    hidden_units: int = 1024,
-    dropout: float = 0.7,
+    units: PositiveInt,
+    pool_size: PositiveInt = 5,
+    strides: PositiveInt = 3,
+    filters: PositiveInt = 128,
+    hidden_units: PositiveInt = 1024,
+    dropout: Fraction = 0.7,
 ):
     """Section 5's side classifier on 4a and 4d: its logits are an extra model output.
 

@@ -9,11 +9,12 @@ from typing import Literal
 import keras
 from keras import layers, ops
 
+from builders.arguments import Fraction, NonNegativeInt, PositiveInt
 from builders.registry import register
 
 PoolPadding = Literal["valid", "same"]
 # An int is the papers' explicit zero padding on each side (AlexNet conv2: 5x5, pad 2).
-Padding = PoolPadding | int
+Padding = PoolPadding | NonNegativeInt
 
 
 @register("conv")
@@ -21,11 +22,11 @@ def conv(
     x,
     *,
     name: str,
-    filters: int,
-    kernel_size: int,
-    strides: int = 1,
+    filters: PositiveInt,
+    kernel_size: PositiveInt,
+    strides: PositiveInt = 1,
     padding: Padding = "valid",
-    groups: int = 1,
+    groups: PositiveInt = 1,
     activation: str | None = "relu",
     batch_norm: bool = False,
 ):
@@ -45,12 +46,12 @@ def conv(
 
 
 @register("maxpool")
-def maxpool(x, *, name: str, pool_size: int, strides: int | None = None, padding: PoolPadding = "valid"):
+def maxpool(x, *, name: str, pool_size: PositiveInt, strides: PositiveInt | None = None, padding: PoolPadding = "valid"):
     return layers.MaxPooling2D(pool_size, strides, padding, name=name)(x)
 
 
 @register("avgpool")
-def avgpool(x, *, name: str, pool_size: int, strides: int | None = None, padding: PoolPadding = "valid"):
+def avgpool(x, *, name: str, pool_size: PositiveInt, strides: PositiveInt | None = None, padding: PoolPadding = "valid"):
     return layers.AveragePooling2D(pool_size, strides, padding, name=name)(x)
 
 
@@ -65,17 +66,17 @@ def flatten(x, *, name: str):
 
 
 @register("dropout")
-def dropout(x, *, name: str, rate: float):
+def dropout(x, *, name: str, rate: Fraction):
     return layers.Dropout(rate, name=name)(x)
 
 
 @register("dense")
-def dense(x, *, name: str, units: int, activation: str | None = "relu"):
+def dense(x, *, name: str, units: PositiveInt, activation: str | None = "relu"):
     return layers.Dense(units, activation=activation, name=name)(x)
 
 
 @register("lrn")
-def lrn(x, *, name: str, depth_radius: int = 5, bias: float = 1.0, alpha: float = 1.0, beta: float = 0.5):
+def lrn(x, *, name: str, depth_radius: NonNegativeInt = 5, bias: float = 1.0, alpha: float = 1.0, beta: float = 0.5):
     return LocalResponseNormalization(depth_radius, bias, alpha, beta, name=name)(x)
 
 

@@ -7,6 +7,7 @@ signature before any layer is built.
 """
 
 import dataclasses
+import re
 from typing import Any, Mapping
 
 import keras
@@ -18,6 +19,8 @@ from builders.registry import Block, lookup
 ROOT = "model"
 ROW_KEYS = ("type", "name", "repeat")
 SPEC_KEYS = ("name", "input_shape", "blocks", "aux_loss_weight")
+# Keras styles some messages for terminals (\x1b[1m bold ... \x1b[0m); a log or a file shows them as junk.
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,7 +161,8 @@ def _check_no_collapse(application: Application, x, where: str) -> None:
 
 
 def _reason(error: ValueError) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    """The first informative line of Keras's message, as plain text."""
+    lines = [line.strip() for line in ANSI_ESCAPE.sub("", str(error)).splitlines() if line.strip()]
     useful = [line for line in lines if not line.startswith("Exception encountered")]
     return (useful or lines or ["invalid"])[0]
 

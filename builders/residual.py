@@ -6,6 +6,7 @@ block changes the shape, decided from the tensors as torchvision does, never by 
 
 from keras import layers
 
+from builders.arguments import PositiveInt
 from builders.layers import conv
 from builders.registry import register
 
@@ -25,7 +26,7 @@ def _merge(shortcut, residual, name: str):
 
 
 @register("basic")
-def basic(x, *, name: str, filters: int, strides: int = 1):
+def basic(x, *, name: str, filters: PositiveInt, strides: PositiveInt = 1):
     """Two 3x3 convolutions (ResNet-18/34)."""
     shortcut = _shortcut(x, name=name, filters=filters, strides=strides)
     y = conv(x, name=f"{name}_1", filters=filters, kernel_size=3, strides=strides,
@@ -36,7 +37,7 @@ def basic(x, *, name: str, filters: int, strides: int = 1):
 
 
 @register("bottleneck")
-def bottleneck(x, *, name: str, filters: int, strides: int = 1):
+def bottleneck(x, *, name: str, filters: PositiveInt, strides: PositiveInt = 1):
     """1x1 reduce, 3x3, 1x1 expand by 4 (ResNet-50/101/152).
 
     The stride sits on the 3x3 convolution (ResNet v1.5, as torchvision); the paper puts it on

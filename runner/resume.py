@@ -4,7 +4,9 @@ The resume point of a run lives in outputs/resume/<key>/, where the key is a has
 config without the keys that do not change what is trained (where it is recorded, where the data
 sit). After every epoch it holds a TensorFlow checkpoint of the model, the optimizer (its step
 counter is the schedule's position) and the epoch, and `state.json`: the MLflow run id, the epoch
-and the history so far. The checkpoint is written first and `state.json` names it, each through a
+and the history so far, the run's output folder (where its best and last weights are) and the counters
+of the callbacks that decide the rest of the run (early stopping, the plateau schedule, the best
+checkpoint's score), which Keras resets at the start of training. The checkpoint is written first and `state.json` names it, each through a
 rename, so a kill at any moment leaves the previous, complete resume point. A run that finishes
 deletes its resume point; one that stops (killed, SIGTERM, Ctrl-C, an exception) keeps it.
 """
@@ -28,6 +30,12 @@ RESUME_DIR = pathlib.Path("outputs") / "resume"  # relative to where the command
 # Where a run is recorded, where its data sit and whether to resume do not change what it trains.
 IGNORED_KEYS = ("tracking", "describe", "compare", "data.root")
 STATE_FILE = "state.json"
+# What each stateful callback counts: the attributes its on_train_begin resets (Keras 3).
+COUNTERS = {
+    keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch", "stopped_epoch"),
+    keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
+    keras.callbacks.ModelCheckpoint: ("best",),
+}
 
 
 def config_key(cfg: DictConfig) -> str:
@@ -47,6 +55,9 @@ class ResumePoint:
     epoch: int  # epochs completed
     history: dict[str, list[float]]
     checkpoint: str  # path prefix of the TensorFlow checkpoint
+    run_dir: str = ""  # the output folder of the command that started the run
+    counters: list[dict] = dataclasses.field(default_factory=list)  # per counted callback, in order
+    stopped: bool = False  # a callback (early stopping) had ended training
 
 
 def find(cfg: DictConfig) -> tuple[pathlib.Path, Optional[ResumePoint]]:
@@ -72,13 +83,18 @@ def _read(directory: pathlib.Path) -> Optional[ResumePoint]:
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the resume point at the end of every epoch; put it before the MLflow logger, so an
-    epoch recorded in MLflow is always one the resume point holds (`missing_epochs` fills the gap)."""
+    """Saves the resume point at the end of every epoch. Put it after the `counted` callbacks, so it
+    saves their counters of this epoch, and before the MLflow logger, so an epoch recorded in MLflow
+    is always one the resume point holds (`missing_epochs` fills the gap)."""
 
-    def __init__(self, directory: pathlib.Path, model, optimizer, run_id: str, point: Optional[ResumePoint]):
+    def __init__(self, directory: pathlib.Path, model, optimizer, run_id: str, point: Optional[ResumePoint],
+                 run_dir: pathlib.Path, counted: list[keras.callbacks.Callback]):
         super().__init__()
         self._directory = directory
         self._run_id = run_id
+        self._run_dir = str(run_dir)
+        self._point = point
+        self._counted = [callback for callback in counted if type(callback) in COUNTERS]
         self._history = point.history if point else {}
         self._epoch = tf.Variable(point.epoch if point else 0, dtype=tf.int64, trainable=False)
         self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self._epoch)
@@ -87,13 +103,22 @@ class EpochCheckpoint(keras.callbacks.Callback):
             # The optimizer must be built: its slots (momentum) are restored, not created later.
             self._checkpoint.restore(point.checkpoint).assert_existing_objects_matched()
 
+    def on_train_begin(self, logs: Optional[dict] = None) -> None:
+        """After the counted callbacks reset themselves: a resumed run sets their counters back."""
+        if self._point:
+            for callback, counters in zip(self._counted, self._point.counters):
+                vars(callback).update(counters)
+            self.model.stop_training = self._point.stopped
+
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
         for key, value in (logs or {}).items():
             self._history.setdefault(key, []).append(float(value))
         self._epoch.assign(epoch + 1)
         path = self._manager.save(checkpoint_number=epoch + 1)
-        _write_atomically(self._directory / STATE_FILE, json.dumps(dataclasses.asdict(
-            ResumePoint(self._run_id, epoch + 1, self._history, path))))
+        counters = [{name: _plain(getattr(callback, name)) for name in COUNTERS[type(callback)]}
+                    for callback in self._counted]
+        _write_atomically(self._directory / STATE_FILE, json.dumps(dataclasses.asdict(ResumePoint(
+            self._run_id, epoch + 1, self._history, path, self._run_dir, counters, bool(self.model.stop_training)))))
 
     def finished(self) -> None:
         shutil.rmtree(self._directory, ignore_errors=True)
@@ -104,6 +129,11 @@ def missing_epochs(client: mlflow.MlflowClient, run_id: str, point: ResumePoint)
     logged = {metric.step for metric in client.get_metric_history(run_id, "val_top1")}
     return {epoch: {key: values[epoch] for key, values in point.history.items() if epoch < len(values)}
             for epoch in range(point.epoch) if epoch not in logged}
+
+
+def _plain(value):
+    """A counter as JSON keeps it: Keras holds some as NumPy or tensor scalars (inf stays inf)."""
+    return float(value) if isinstance(value, float) or hasattr(value, "dtype") else value
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:

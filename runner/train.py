@@ -10,15 +10,14 @@ import builders
 from builders.report import report
 from runner import data, resume, tracking, trainer
 from runner.architecture import model_spec, render
-from runner.errors import UserError
+from runner.checks import check_trainer
 from runner.optim import make_optimizer
 from runner.strategy import make_strategy, set_precision
 
 
 def train(cfg: DictConfig) -> float:
     """Train, evaluate and record one run; returns the final validation top-1 (a sweep's objective)."""
-    if cfg.trainer.epochs < 1:
-        raise UserError(f"trainer.epochs={cfg.trainer.epochs}: train for at least 1 epoch")
+    check_trainer(cfg)
     keras.utils.set_random_seed(cfg.trainer.seed)
     strategy = make_strategy(cfg.trainer)
     set_precision(cfg.trainer)
@@ -29,9 +28,10 @@ def train(cfg: DictConfig) -> float:
     splits = data.load(cfg)
     with strategy.scope():
         optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
-    run_dir = pathlib.Path(HydraConfig.get().runtime.output_dir)
     architecture = report(built)
     resume_dir, point = resume.find(cfg)
+    # A resumed run keeps writing its weights and model where it started.
+    run_dir = pathlib.Path(point.run_dir if point and point.run_dir else HydraConfig.get().runtime.output_dir)
     trainer.build_optimizer(model, optimizer, strategy)  # before its state is restored
     with tracking.Run(cfg, resume_run_id=point.run_id if point else None) as run:
         if point:
@@ -47,10 +47,11 @@ def train(cfg: DictConfig) -> float:
                 run.log_text("".join(f"{path}\t{why}\n" for path, why in sorted(splits.skipped_files.items())),
                              "skipped_files.txt")
         run.set_tags({"resume_key": resume_dir.name})
-        checkpoint = resume.EpochCheckpoint(resume_dir, model, optimizer, run.run_id, point)
+        standard = trainer.standard_callbacks(cfg, run_dir)
+        checkpoint = resume.EpochCheckpoint(resume_dir, model, optimizer, run.run_id, point, run_dir, standard)
         history = trainer.fit(cfg, model, optimizer, splits, strategy, [checkpoint, tracking.EpochLogger(run)],
                               run_dir, initial_epoch=point.epoch if point else 0,
-                              history=point.history if point else None)
+                              history=point.history if point else None, standard=standard)
         metrics, evaluation = trainer.final_evaluation(cfg, model, splits, strategy)
         run.log_metrics(metrics, step=len(history["loss"]))
         run.log_curves(history)

@@ -35,11 +35,14 @@ def averages(totals) -> dict[str, float]:
 
 
 def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir: pathlib.Path,
-        initial_epoch: int = 0, history: Optional[dict[str, list[float]]] = None) -> dict[str, list[float]]:
+        initial_epoch: int = 0, history: Optional[dict[str, list[float]]] = None,
+        standard: Optional[list[keras.callbacks.Callback]] = None) -> dict[str, list[float]]:
     """Train up to trainer.epochs (or until a callback stops it); returns the per-epoch history.
 
-    A resumed run passes the epochs it has done and their history; the optimizer must already be
-    built then (see `build_optimizer`), with its restored state."""
+    `standard` callbacks (checkpoints, early stopping, plateau; made here when None) run before
+    `callbacks`, so those see this epoch's counters. A resumed run passes the epochs it has done and
+    their history; the optimizer must already be built then (see `build_optimizer`), with its
+    restored state."""
     trainer = cfg.trainer
     objective = steps.Objective(cfg.data.num_classes, trainer.label_smoothing, cfg.model.aux_loss_weight,
                                 l2_coefficient(cfg))
@@ -48,10 +51,9 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
     train_steps = steps.make_train_steps(model, optimizer, objective, strategy, trainer.batch_size,
                                          xla=uses_xla(trainer, strategy))
     eval_step = steps.make_eval_step(model, objective, strategy)
-    callback_list = keras.callbacks.CallbackList(
-        # Given callbacks (the MLflow logger) first: ReduceLROnPlateau adds `learning_rate` to the logs.
-        callbacks + _standard_callbacks(cfg, run_dir), add_progbar=True, model=model,
-        verbose=1, epochs=trainer.epochs, steps=steps_per_epoch)
+    standard = standard_callbacks(cfg, run_dir) if standard is None else standard
+    callback_list = keras.callbacks.CallbackList(standard + callbacks, add_progbar=True, model=model,
+                                                 verbose=1, epochs=trainer.epochs, steps=steps_per_epoch)
     build_optimizer(model, optimizer, strategy)
     model.optimizer = optimizer  # what ReduceLROnPlateau and checkpoints reach for
     model.stop_training = False
@@ -59,6 +61,8 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
     _replay_epoch_seeds(splits, strategy, initial_epoch)
     callback_list.on_train_begin()
     for epoch in range(initial_epoch, trainer.epochs):
+        if model.stop_training:  # early stopping, or a resumed run that had stopped before its kill
+            break
         callback_list.on_epoch_begin(epoch)
         lr = current_learning_rate(optimizer)  # the rate the epoch starts with
         logs, seconds = _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callback_list, epoch)
@@ -68,8 +72,6 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
         callback_list.on_epoch_end(epoch, logs)
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
-        if model.stop_training:
-            break
     callback_list.on_train_end()
     return history
 
@@ -143,7 +145,8 @@ def final_evaluation(cfg: DictConfig, model, splits, strategy) -> tuple[dict[str
     return metrics, centre
 
 
-def _standard_callbacks(cfg: DictConfig, run_dir: pathlib.Path) -> list[keras.callbacks.Callback]:
+def standard_callbacks(cfg: DictConfig, run_dir: pathlib.Path) -> list[keras.callbacks.Callback]:
+    """Best and last weights in run_dir/checkpoints, early stopping and the plateau schedule, as configured."""
     checkpoints = run_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     callbacks = [

@@ -4,7 +4,7 @@ import pytest
 
 import builders
 from builders import SpecError
-from builders.model import plan
+from builders.model import _reason, plan
 
 
 def spec(*rows, input_shape=(32, 32, 3)):
@@ -24,9 +24,27 @@ HEAD = ({"type": "flatten"}, {"type": "dense", "units": 2})
          "model.blocks[0].filter: unknown argument for block 'conv'; valid: filters, kernel_size, strides, "
          "padding, groups, activation, batch_norm"),
         (spec({"type": "conv", "filters": "64", "kernel_size": 3}),
-         "model.blocks[0].filters: expected int, got '64'"),
+         "model.blocks[0].filters: expected a positive int, got '64'"),
         (spec({"type": "conv", "filters": True, "kernel_size": 3}),
-         "model.blocks[0].filters: expected int, got True"),
+         "model.blocks[0].filters: expected a positive int, got True"),
+        # Counts and sizes are bounded in the block's signature: found before Keras sees them.
+        (spec({"type": "conv", "filters": -3, "kernel_size": 3}),
+         "model.blocks[0].filters: expected a positive int, got -3"),
+        (spec({"type": "conv", "filters": 4, "kernel_size": 0}),
+         "model.blocks[0].kernel_size: expected a positive int, got 0"),
+        (spec({"type": "conv", "filters": 4, "kernel_size": 3, "padding": -1}),
+         "model.blocks[0].padding: expected 'valid' or 'same' or an int >= 0, got -1"),
+        (spec({"type": "maxpool", "pool_size": 2, "strides": 0}),
+         "model.blocks[0].strides: expected a positive int or null, got 0"),
+        (spec(*HEAD[:1], {"type": "dense", "units": 0}),
+         "model.blocks[1].units: expected a positive int, got 0"),
+        (spec({"type": "dropout", "rate": 1.5}),
+         "model.blocks[0].rate: expected a number from 0 to 1, got 1.5"),
+        (spec({"type": "inception", "b1x1": 64, "b3x3_reduce": 96, "b3x3": 128, "b5x5_reduce": 16, "b5x5": 0,
+               "pool_proj": 32}),
+         "model.blocks[0].b5x5: expected a positive int, got 0"),
+        (spec({"type": "bottleneck", "filters": 64, "strides": -2}),
+         "model.blocks[0].strides: expected a positive int, got -2"),
         (spec({"type": "conv", "kernel_size": 3}),
          "model.blocks[0]: block 'conv' needs 'filters'"),
         (spec({"type": "maxpool", "pool_size": 2, "padding": 1}),
@@ -85,3 +103,16 @@ def test_side_outputs_need_a_loss_weight():
 def test_invalid_values_keras_rejects_name_the_row():
     with pytest.raises(SpecError, match=r"^model\.blocks\[0\] \(conv1: conv\): .*rellu"):
         builders.build(spec({"type": "conv", "filters": 4, "kernel_size": 3, "activation": "rellu"}, *HEAD))
+
+
+def test_keras_terminal_styling_is_stripped_from_the_reason():
+    styled = ValueError("\x1b[1mComputed output size would be zero or negative. Received: `pool_size=[5 5]`.\x1b[0m")
+    assert _reason(styled) == "Computed output size would be zero or negative. Received: `pool_size=[5 5]`."
+
+
+def test_a_keras_rejection_reads_as_plain_text():
+    # Keras's pooling layer styles this message with ANSI escapes.
+    too_small = {**spec({"type": "aux_classifier", "units": 3}, *HEAD, input_shape=(4, 4, 8)), "aux_loss_weight": 0.3}
+    with pytest.raises(SpecError) as raised:
+        builders.build(too_small)
+    assert "Computed output size" in str(raised.value) and "\x1b" not in str(raised.value)

@@ -89,9 +89,12 @@ def test_a_preempted_then_killed_run_resumes_and_ends_as_if_never_interrupted(tm
     assert all(run_.info.status == "FINISHED" for run_ in all_runs)
     for run_ in all_runs:
         assert epochs_logged(client, run_.info.run_id) == [0, 1, 2, 3]
+    # The run's files stay in the folder of the command that started it.
+    assert not (tmp_path / "resumed" / "model.keras").exists()
+    assert (tmp_path / "interrupted" / "checkpoints" / "best.weights.h5").exists()
     # Same seed, same data order (the resumed run replays the epochs' shuffle seeds): same weights.
     for expected, got in zip(final_weights(tmp_path / "uninterrupted" / "model.keras"),
-                             final_weights(tmp_path / "resumed" / "model.keras")):
+                             final_weights(tmp_path / "interrupted" / "model.keras")):
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -144,3 +147,67 @@ def test_an_exception_inside_training_fails_the_run_with_its_reason(tmp_path):
     assert result.returncode != 0
     _, [failed] = runs(tmp_path)
     assert failed.info.status == "FAILED" and failed.data.tags["failure_reason"] == "RuntimeError: disk full"
+
+
+def stateful_callbacks(run_dir):
+    return [keras.callbacks.ModelCheckpoint(run_dir / "best.weights.h5", monitor="val_top1", mode="max",
+                                            save_best_only=True, save_weights_only=True),
+            keras.callbacks.EarlyStopping(monitor="val_top1", mode="max", patience=3),
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=2, factor=0.5)]
+
+
+def counters(callbacks):
+    return [{name: getattr(callback, name) for name in resume.COUNTERS[type(callback)]} for callback in callbacks]
+
+
+def test_early_stopping_plateau_and_best_checkpoint_counters_survive_a_resume(tmp_path):
+    """Keras resets these counters at the start of training; a resumed run must not restart them."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.SGD(0.1)
+    optimizer.build(model.trainable_variables)
+    model.optimizer = optimizer
+
+    def training(point, callbacks):
+        checkpoint = resume.EpochCheckpoint(tmp_path / "resume", model, optimizer, "run", point, tmp_path, callbacks)
+        listed = keras.callbacks.CallbackList(callbacks + [checkpoint], model=model)
+        model.stop_training = False
+        listed.on_train_begin()
+        return listed
+
+    # val_top1 peaks at epoch 1, val_loss at epoch 0: both wait when the run is killed after epoch 3.
+    epochs = [{"val_top1": 0.5, "val_loss": 1.0}, {"val_top1": 0.7, "val_loss": 1.1},
+              {"val_top1": 0.6, "val_loss": 1.2}, {"val_top1": 0.6, "val_loss": 1.3}]
+    original = stateful_callbacks(tmp_path)
+    listed = training(None, original)
+    for epoch, logs in enumerate(epochs[:3]):
+        listed.on_epoch_end(epoch, dict(logs))
+    resumed = stateful_callbacks(tmp_path)
+    training(resume._read(tmp_path / "resume"), resumed)
+    assert counters(resumed) == counters(original)
+    assert counters(resumed)[1]["wait"] == 1 and counters(resumed)[2]["wait"] == 0  # plateau: reduced at 2
+    # The next epoch does in the resumed run what it would have done in the original one.
+    listed.on_epoch_end(3, dict(epochs[3]))
+    lr_uninterrupted = float(optimizer.learning_rate)
+    optimizer.learning_rate = 0.05  # as restored from the checkpoint after epoch 3
+    keras.callbacks.CallbackList(resumed, model=model).on_epoch_end(3, dict(epochs[3]))
+    assert counters(resumed) == counters(original) and float(optimizer.learning_rate) == lr_uninterrupted
+
+
+def test_a_run_that_early_stopping_ended_stays_ended_when_resumed(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    optimizer = keras.optimizers.SGD(0.1)
+    optimizer.build(model.trainable_variables)
+    stopper = keras.callbacks.EarlyStopping(monitor="val_top1", mode="max", patience=1)
+    checkpoint = resume.EpochCheckpoint(tmp_path / "resume", model, optimizer, "run", None, tmp_path, [stopper])
+    listed = keras.callbacks.CallbackList([stopper, checkpoint], model=model)
+    model.stop_training = False
+    listed.on_train_begin()
+    for epoch, top1 in enumerate([0.5, 0.4]):
+        listed.on_epoch_end(epoch, {"val_top1": top1})
+    assert model.stop_training
+    model.stop_training = False
+    again = keras.callbacks.EarlyStopping(monitor="val_top1", mode="max", patience=1)
+    point = resume._read(tmp_path / "resume")
+    keras.callbacks.CallbackList([again, resume.EpochCheckpoint(tmp_path / "resume", model, optimizer, "run", point,
+                                                                tmp_path, [again])], model=model).on_train_begin()
+    assert model.stop_training, "the resumed run would train past its early stop"

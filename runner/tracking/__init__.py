@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError
 from runner.tracking import plots
+from runner.tracking.redact import redacted
 from runner.tracking.signals import interrupt
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep import parent_run_id
@@ -75,7 +76,7 @@ class Run:
         try:
             if not self._resume_run_id:
                 self.log_params(_config_params(cfg))
-                self.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+                self.log_text(redacted(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
         except BaseException:
             # __exit__ is not called when __enter__ raises, and the run has already started.
             self.__exit__(*sys.exc_info())
@@ -160,14 +161,16 @@ class Run:
 
 
 class EpochLogger(keras.callbacks.Callback):
-    """Logs every numeric value Keras reports at the end of an epoch, in one batch, at step=epoch."""
+    """Logs every numeric value Keras reports at the end of an epoch, in one batch, at step=epoch;
+    not ReduceLROnPlateau's `learning_rate`, the next epoch's rate (`lr` is the epoch's own)."""
 
     def __init__(self, run: Run):
         super().__init__()
         self._run = run
 
     def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-        numeric = {key: value for key, value in (logs or {}).items() if _is_number(value)}
+        numeric = {key: value for key, value in (logs or {}).items()
+                   if _is_number(value) and key != "learning_rate"}
         self._run.log_metrics(numeric, step=epoch)
 
 
@@ -189,7 +192,8 @@ def _run_tags(cfg: DictConfig) -> dict[str, str]:
     commit = _git_commit()
     if commit:
         tags["git_commit"] = commit
-    return tags | _hydra_tags() | {str(key): str(value) for key, value in cfg.tracking.tags.items()}
+    tags |= _hydra_tags() | {str(key): str(value) for key, value in cfg.tracking.tags.items()}
+    return {key: redacted(value) for key, value in tags.items()}
 
 
 def _parent_tag() -> dict[str, str]:
@@ -242,7 +246,7 @@ def _flatten(node: dict, prefix: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _param_value(value: Any) -> str:
-    text = str(value)
+    text = redacted(str(value))
     if len(text) <= MAX_PARAM_VAL_LENGTH:
         return text
     return text[: MAX_PARAM_VAL_LENGTH - 3] + "..."

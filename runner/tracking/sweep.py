@@ -22,6 +22,7 @@ from mlflow.entities import Param
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
+from runner.tracking.redact import redacted
 from runner.tracking.signals import interrupt
 from runner.tracking.store import open_experiment, store_uri
 
@@ -92,7 +93,7 @@ def _parent_tags(config: DictConfig) -> dict[str, str]:
         "runner.role": "sweep",
         "sweep.objective": OBJECTIVE,
         "sweep.direction": DIRECTION,
-        "command": " ".join(sys.argv),
+        "command": redacted(" ".join(sys.argv)),
         "hydra.sweep.dir": str(config.hydra.sweep.dir),
         **{str(key): str(value) for key, value in config.tracking.tags.items()},
     }
@@ -101,7 +102,7 @@ def _parent_tags(config: DictConfig) -> dict[str, str]:
 def _parent_params(config: DictConfig) -> dict[str, str]:
     space = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     params = {
-        "sweep.overrides": " ".join(config.hydra.overrides.task),
+        "sweep.overrides": redacted(" ".join(config.hydra.overrides.task)),
         "sweep.sweeper": _short_name(config.hydra.sweeper._target_),
         "sweep.launcher": _short_name(config.hydra.launcher._target_),
         "sweep.space": "; ".join(f"{key}={value}" for key, value in space.items()),

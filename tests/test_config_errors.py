@@ -1,0 +1,205 @@
+"""Wrong configs through the real CLI: one line naming the key, a non-zero exit, no traceback, no MLflow run.
+
+And exposure: what a run records holds no secret from its environment, and the dashboard command binds
+only to this machine.
+
+Each `python -m runner` costs seconds of TensorFlow import, so the module starts every command at once and
+the tests read their results (still a minute or more on two cores: those tests are marked slow).
+"""
+
+import dataclasses
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import uuid
+
+import mlflow
+import pytest
+
+from conftest import REPO, compose
+from runner.checks import check_trainer
+from runner.errors import UserError, reported_as_one_line
+
+# TensorFlow's start-up chatter on stderr, not part of what the runner says.
+NOISE = re.compile(r"^(I0000|W0000|E0000|WARNING: All log messages|To enable the following instructions)")
+ANSI_ESCAPE = "\x1b"
+SECRET = f"s3cr3t-{uuid.uuid4().hex}"
+SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|API_KEY|ACCESS_KEY|PRIVATE", re.IGNORECASE)
+
+# name: (overrides, the key the message must name, the runner's own one-line error (else Hydra's message))
+CASES = {
+    "unknown_model": (["model=nosuch"], "model/nosuch", False),
+    "negative_filters": (["model.blocks.0.filters=-3"], "model.blocks[0].filters", True),
+    "zero_batch_size": (["trainer.batch_size=0"], "trainer.batch_size", True),
+    "epochs_not_a_number": (["trainer.epochs=many"], "trainer.epochs", False),
+    "alexnet_collapses_at_32": (["model=alexnet", "model.input_shape=[32,32,3]"], "model.blocks[5]", True),
+    "googlenet_aux_head_at_64": (["model=googlenet", "model.input_shape=[64,64,3]"], "model.blocks[11]", True),
+    "unknown_key": (["trainer.batchsize=3"], "trainer.batchsize", False),
+}
+FULL_ERROR = "zero_batch_size_full_error"
+TRAINED = "trained"
+SMOKE_RUN = ["data=synthetic", "data.train_size=32", "data.val_size=16", "trainer.epochs=1",
+             "trainer.batch_size=16", "trainer.steps_per_epoch=2", "trainer.jit_compile=false"]
+
+
+@dataclasses.dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    store: str  # the tracking URI the command was given
+
+    @property
+    def said(self) -> list[str]:
+        """Stderr without TensorFlow's start-up lines."""
+        return [line for line in self.stderr.splitlines() if line.strip() and not NOISE.match(line)]
+
+
+def environment(**extra: str) -> dict[str, str]:
+    # Whatever store or error mode the developer's shell sets must not leak into these commands.
+    inherited = {key: value for key, value in os.environ.items()
+                 if key not in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}
+    return {**inherited, "PYTHONUNBUFFERED": "1", **extra}
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> dict[str, Result]:
+    root = tmp_path_factory.mktemp("cli")
+    commands = {name: (overrides, environment()) for name, (overrides, _, _) in CASES.items()}
+    commands[FULL_ERROR] = (["trainer.batch_size=0"], environment(HYDRA_FULL_ERROR="1"))
+    # A credential typed into a URI on the command line is recorded as ***@ everywhere.
+    with_credential = [*SMOKE_RUN, f'+tracking.tags.source="https://someone:{SECRET}@example.com/data"']
+    commands[TRAINED] = (with_credential, environment(RUNNER_TEST_SECRET=SECRET, MLFLOW_TRACKING_PASSWORD=SECRET))
+    started = {}
+    for name, (overrides, env) in commands.items():
+        folder = root / name
+        folder.mkdir()
+        store = f"sqlite:///{folder / 'mlflow.db'}"
+        with open(folder / "stdout", "w") as stdout, open(folder / "stderr", "w") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "runner", *overrides, f"tracking.uri={store}", f"hydra.run.dir={folder / 'run'}"],
+                cwd=REPO, env=env, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+        started[name] = (process, folder, store)
+    finished = {}
+    try:
+        for name, (process, folder, store) in started.items():
+            process.wait(timeout=600)
+            finished[name] = Result(process.returncode, (folder / "stdout").read_text(),
+                                    (folder / "stderr").read_text(), store)
+    finally:
+        for process, _, _ in started.values():
+            if process.poll() is None:
+                process.kill()
+    return finished
+
+
+def runs_in(store: str) -> list:
+    path = pathlib.Path(store.removeprefix("sqlite:///"))
+    if not path.exists():
+        return []
+    client = mlflow.MlflowClient(store)
+    return client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_a_wrong_config_fails_before_any_run_with_one_line_naming_the_key(results, case):
+    _, key, one_line = CASES[case]
+    result = results[case]
+    assert result.returncode != 0
+    assert not any(line.startswith("Traceback") for line in result.stderr.splitlines()), result.stderr
+    assert ANSI_ESCAPE not in result.stderr
+    if one_line:
+        assert result.returncode == 2
+        assert len(result.said) == 1, result.said
+        assert result.said[0].startswith(f"error: {key}"), result.said
+    else:  # Hydra's composition error: its message, naming the key
+        assert key in result.stderr, result.said
+    assert runs_in(result.store) == []
+
+
+@pytest.mark.slow
+def test_the_messages_say_what_is_valid(results):
+    assert results["negative_filters"].said == ["error: model.blocks[0].filters: expected a positive int, got -3"]
+    assert results["zero_batch_size"].said == ["error: trainer.batch_size=0: expected a positive int"]
+
+
+@pytest.mark.slow
+def test_hydra_full_error_shows_the_traceback(results):
+    result = results[FULL_ERROR]
+    assert result.returncode != 0
+    assert any(line.startswith("Traceback") for line in result.stderr.splitlines())
+    assert "trainer.batch_size=0: expected a positive int" in result.stderr
+    assert runs_in(result.store) == []
+
+
+@pytest.mark.slow
+def test_a_run_records_no_secret_from_its_environment(results, tmp_path):
+    result = results[TRAINED]
+    assert result.returncode == 0, result.stderr[-3000:]
+    secrets = {value for name, value in environment().items() if SECRET_NAME.search(name) and len(value) > 8}
+    secrets.add(SECRET)
+    [run] = runs_in(result.store)
+    client = mlflow.MlflowClient(result.store)
+    artifacts = artifact_files(client, run.info.run_id, tmp_path)
+    assert {"config.yaml", "architecture.md"} <= {path.name for path in artifacts}
+    recorded = [*run.data.params, *run.data.params.values(), *run.data.tags.values()]
+    recorded += [path.read_text(errors="replace") for path in artifacts]  # the figures too, as bytes decoded
+    for secret in secrets:
+        assert not any(secret in text for text in recorded), "a secret was recorded"
+    assert run.data.tags["source"] == "https://***@example.com/data"
+    # The dashboard command it prints binds to MLflow's default, 127.0.0.1, not to every interface.
+    assert "mlflow ui --backend-store-uri" in result.stdout and "0.0.0.0" not in result.stdout
+
+
+def artifact_files(client, run_id: str, into: pathlib.Path) -> list[pathlib.Path]:
+    local = pathlib.Path(client.download_artifacts(run_id, "", str(into)))
+    return [path for path in local.rglob("*") if path.is_file()]
+
+
+def test_readme_dashboard_commands_stay_on_this_machine():
+    commands = [line for line in (REPO / "README.md").read_text().splitlines()
+                if re.search(r"mlflow (ui|server)\b", line)]
+    assert commands
+    for line in commands:
+        assert "0.0.0.0" not in line, f"README opens the dashboard to the network: {line}"
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("trainer.epochs=0", "trainer.epochs=0: train for at least 1 epoch"),
+        ("trainer.batch_size=-8", "trainer.batch_size=-8: expected a positive int"),
+        ("trainer.steps_per_execution=0", "trainer.steps_per_execution=0: expected a positive int"),
+        ("trainer.steps_per_epoch=0", "trainer.steps_per_epoch=0: expected a positive int"),
+        ("trainer.cpu_replicas=-1", "trainer.cpu_replicas=-1: expected an int >= 0"),
+        ("trainer.seed=-1", "trainer.seed=-1: expected an int >= 0"),
+        ("data.num_classes=0", "data.num_classes=0: expected a positive int"),
+        ("schedule.step_epochs=[10,0]", "schedule.step_epochs[1]=0: expected a positive int"),
+    ],
+)
+def test_check_trainer_names_the_key(override, message):
+    with pytest.raises(UserError) as raised:
+        check_trainer(compose(override))
+    assert str(raised.value) == message
+
+
+def test_check_trainer_accepts_the_defaults_and_nulls():
+    check_trainer(compose())
+    check_trainer(compose("trainer.steps_per_epoch=null", "data=synthetic"))
+
+
+def test_one_line_errors_raise_with_hydra_full_error(monkeypatch, capsys):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exited:
+        with reported_as_one_line():
+            raise UserError("trainer.batch_size=0: expected a positive int")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "error: trainer.batch_size=0: expected a positive int\n"
+
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(UserError, match="trainer.batch_size"):
+        with reported_as_one_line():
+            raise UserError("trainer.batch_size=0: expected a positive int")
