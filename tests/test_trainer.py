@@ -1,5 +1,6 @@
 """The epoch loop's options on a small real model: precision, steps per execution, schedules, stopping."""
 
+import dataclasses
 import math
 
 import keras
@@ -62,3 +63,22 @@ def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
     _, _, history = fit(tmp_path, "trainer.early_stopping_patience=1", "optimizer.lr=0", "trainer.epochs=10")
     assert len(history["loss"]) == 2
     assert (tmp_path / "checkpoints" / "best.weights.h5").exists()
+
+
+@pytest.mark.parametrize("per_call, where", [(1, "at epoch 1, step 3:"), (2, "at epoch 1, steps 3-4:")])
+def test_a_nan_loss_stops_training_at_the_step_it_appears(tmp_path, per_call, where):
+    cfg = compose(*SMALL, "trainer.epochs=3", f"trainer.steps_per_execution={per_call}", "trainer.jit_compile=false")
+    model = builders.build_model(model_spec(cfg))
+    splits = data.load(cfg)
+
+    def poison_third_batch(index, batch):
+        images, labels = batch
+        return tf.where(index == 2, images * math.nan, images), labels
+
+    splits = dataclasses.replace(splits, train=splits.train.enumerate().map(poison_third_batch))
+    optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
+    batches_seen = []
+    counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches_seen.append(batch))
+    with pytest.raises(trainer.Diverged, match=f"^the training loss became nan {where}"):
+        trainer.fit(cfg, model, optimizer, splits, tf.distribute.get_strategy(), [counter], tmp_path)
+    assert batches_seen == [0, 1] if per_call == 1 else batches_seen == [1]  # nothing after the NaN
