@@ -92,3 +92,11 @@ def test_an_unknown_model_lists_the_available_ones(tmp_path):
     result = run_describe("model=lenett", f"hydra.run.dir={tmp_path}")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "Could not find 'model/lenett'" in result.stderr and "resnet50" in result.stderr
+
+
+def test_commands_started_in_the_same_second_get_their_own_folders(tmp_path):
+    """Hydra names run folders by time; two jobs started together must not share one (and its weights)."""
+    started = [subprocess.Popen([sys.executable, "-m", "runner.describe", "model=lenet"], cwd=tmp_path,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+    assert [process.wait(timeout=300) for process in started] == [0, 0]
+    assert len(list((tmp_path / "outputs" / "runs").glob("*/*"))) == 2
