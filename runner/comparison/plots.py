@@ -1,7 +1,8 @@
 """The comparison figure: top-1 against size and against compute, and every run's curves per epoch.
 
-The third panel reads like Figure 4 of the ResNet paper: one colour per run, validation solid,
-training dashed, so over- and under-fitting nets separate at a glance. Built on
+The third panel reads like Figure 4 of the ResNet paper: top-1 error (the papers' unit), one colour
+per run, validation solid, training dashed, so over- and under-fitting nets, and a deeper plain net
+that trains worse than a shallower one (degradation), separate at a glance. Built on
 matplotlib.figure.Figure with an Agg canvas, as the run's own figures: no pyplot state to close, no display.
 """
 
@@ -49,9 +50,9 @@ def _scatter(axes, rows: list[Row], colours: list, x_of: Callable[[Row], Optiona
 
 
 def _curves(axes, rows: list[Row], colours: list) -> None:
-    axes.set_title("top-1 per epoch: validation solid, training dashed")
+    axes.set_title("top-1 error per epoch: validation solid, training dashed")
     axes.set_xlabel("epoch")
-    axes.set_ylabel("top-1 (%)")
+    axes.set_ylabel("top-1 error (%)")
     plotted = [(row, colour) for row, colour in zip(rows, colours) if row.val_top1_curve or row.top1_curve]
     if not plotted:
         _say(axes, "no run recorded an epoch")
@@ -68,7 +69,7 @@ def _line(axes, curve: list[tuple[int, float]], colour, style: str, label: Optio
     if curve:
         epochs, values = zip(*curve)
         # Markers, so a one-epoch run still shows a point.
-        axes.plot(np.array(epochs) + 1, np.array(values) * 100, style, marker="o", markersize=3,
+        axes.plot(np.array(epochs) + 1, (1 - np.array(values)) * 100, style, marker="o", markersize=3,
                   color=colour, label=label)
 
 
