@@ -1,10 +1,19 @@
-"""GoogLeNet's blocks (Szegedy et al. 2014): the inception module and the auxiliary classifier."""
+"""GoogLeNet's blocks (Szegedy et al. 2014): the inception module, its naive form, the auxiliary classifier."""
 
 from keras import layers
 
 from builders.arguments import Fraction, PositiveInt
 from builders.layers import conv
 from builders.registry import register
+
+
+def _unit(x, name: str, filters: int, kernel_size: int, batch_norm: bool):
+    """One branch convolution: 'same' padding, so every branch keeps the map's size."""
+    return conv(x, name=name, filters=filters, kernel_size=kernel_size, padding="same", batch_norm=batch_norm)
+
+
+def _pool(x, name: str):
+    return layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
 
 
 @register("inception")
@@ -22,22 +31,40 @@ def inception(
 ):
     """Figure 2b: four parallel branches concatenated; the arguments are Table 1's columns.
 
-    The 1x1 reductions in front of the 3x3 and 5x5 convolutions are what keep the module cheap.
-    Output channels: b1x1 + b3x3 + b5x5 + pool_proj.
+    The 1x1 reductions in front of the 3x3 and 5x5 convolutions are what keep the module cheap
+    (compare `inception_naive`). Output channels: b1x1 + b3x3 + b5x5 + pool_proj.
     """
 
     def unit(tensor, suffix, filters, kernel_size):
-        return conv(
-            tensor, name=f"{name}_{suffix}", filters=filters, kernel_size=kernel_size,
-            padding="same", batch_norm=batch_norm,
-        )
+        return _unit(tensor, f"{name}_{suffix}", filters, kernel_size, batch_norm)
 
     branch_1x1 = unit(x, "1x1", b1x1, 1)
     branch_3x3 = unit(unit(x, "3x3_reduce", b3x3_reduce, 1), "3x3", b3x3, 3)
     branch_5x5 = unit(unit(x, "5x5_reduce", b5x5_reduce, 1), "5x5", b5x5, 5)
-    pooled = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
-    branch_pool = unit(pooled, "pool_proj", pool_proj, 1)
+    branch_pool = unit(_pool(x, name), "pool_proj", pool_proj, 1)
     return layers.Concatenate(name=f"{name}_concat")([branch_1x1, branch_3x3, branch_5x5, branch_pool])
+
+
+@register("inception_naive")
+def inception_naive(
+    x,
+    *,
+    name: str,
+    b1x1: PositiveInt,
+    b3x3: PositiveInt,
+    b5x5: PositiveInt,
+    batch_norm: bool = False,
+):
+    """Figure 2a, the naive module: 1x1, 3x3 and 5x5 convolutions and a 3x3/1 max pool, all
+    straight on the input, concatenated. The lesson of the 1x1 reductions, by contrast.
+
+    The 3x3 and 5x5 convolutions see every input channel, and the pool branch passes all of
+    them on: output channels are b1x1 + b3x3 + b5x5 + the input's, so stacked modules grow
+    wider and costlier stage by stage (Section 4). Not a trainable paper model; for comparison.
+    """
+    branches = [_unit(x, f"{name}_{size}x{size}", filters, size, batch_norm)
+                for size, filters in ((1, b1x1), (3, b3x3), (5, b5x5))]
+    return layers.Concatenate(name=f"{name}_concat")([*branches, _pool(x, name)])
 
 
 @register("aux_classifier", side_output=True)

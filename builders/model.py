@@ -14,11 +14,11 @@ import keras
 
 from builders import arguments, geometry
 from builders.errors import SpecError
-from builders.registry import Block, lookup
+from builders.registry import Block, lookup, registered
 
 ROOT = "model"
 ROW_KEYS = ("type", "name", "repeat")
-SPEC_KEYS = ("name", "input_shape", "blocks", "aux_loss_weight")
+SPEC_KEYS = ("name", "input_shape", "blocks", "aux_loss_weight", "without")
 # Keras styles some messages for terminals (\x1b[1m bold ... \x1b[0m); a log or a file shows them as junk.
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
@@ -72,12 +72,15 @@ def plan(spec: Mapping[str, Any]) -> list[Application]:
     """Every row as applied, with its arguments checked; builds nothing."""
     blocks = spec["blocks"]
     aux_loss_weight = spec.get("aux_loss_weight")
+    left_out = _left_out(spec.get("without") or [])
     applications, type_counts = [], {}
     for index, row in enumerate(blocks):
         path = f"{ROOT}.blocks[{index}]"
         if not isinstance(row, Mapping):
             raise SpecError(f"{path}: expected a mapping like {{type: conv, filters: 64}}, got {row!r}")
         block = lookup(row.get("type"), path)
+        if block.type in left_out:
+            continue  # an ablation: the model as if its file had no such rows
         type_counts[block.type] = type_counts.get(block.type, 0) + 1
         if block.side_output and aux_loss_weight is None:
             raise SpecError(f"{ROOT}.aux_loss_weight: {path} is a side output ({block.type}); "
@@ -92,6 +95,17 @@ def plan(spec: Mapping[str, Any]) -> list[Application]:
         applications += _repeat(path, base_name, block, args, row.get("repeat", 1))
     _check_unique_names(applications)
     return applications
+
+
+def _left_out(types: Any) -> set[str]:
+    """`without: [lrn]`: block types to leave out, each a registered one."""
+    if not isinstance(types, (list, tuple)):
+        raise SpecError(f"{ROOT}.without: expected a list of block types like [lrn], got {types!r}")
+    for index, block_type in enumerate(types):
+        if block_type not in registered():
+            raise SpecError(f"{ROOT}.without[{index}]: unknown block type {block_type!r}; "
+                            f"registered: {', '.join(registered())}")
+    return set(types)
 
 
 def _repeat(path: str, name: str, block: Block, args: dict, repeat: Any) -> list[Application]:

@@ -2,6 +2,10 @@
 
 MACs (multiply-accumulates) count the convolutions and dense layers for one image, as the papers
 do (GoogLeNet's Table 1 "ops"); normalisation, pooling and activations are not counted.
+
+Receptive field and jump: what one unit of the row's output sees of the input, and how many input
+pixels apart its neighbours are (see `receptive_field.py`); None for rows without a spatial map
+(global average pooling, flatten, dense, auxiliary classifiers), which see the whole input.
 """
 
 import dataclasses
@@ -10,7 +14,7 @@ from typing import Any
 
 import keras
 
-from builders import geometry
+from builders import geometry, receptive_field
 from builders.model import AppliedRow, BuiltModel
 
 
@@ -26,6 +30,8 @@ class LayerRow:
     stride: int | None = None
     padding: str | int | None = None
     size_rule: str | None = None  # how the output size follows from the input, kernel, stride, padding
+    receptive_field: int | None = None  # input pixels per side one output unit sees; None: global
+    jump: int | None = None  # input pixels between neighbouring output units; None: global
 
 
 @dataclasses.dataclass
@@ -46,7 +52,12 @@ class Report:
 
 
 def report(built: BuiltModel) -> Report:
-    rows = [_layer_row(row) for row in built.rows]
+    rows, field = [], receptive_field.INPUT
+    for applied in built.rows:
+        layer_row, output_field = _layer_row(applied, field)
+        rows.append(layer_row)
+        if not applied.application.block.side_output:  # a side output leaves the main path as it was
+            field = output_field
     model = built.model
     return Report(
         model=model.name,
@@ -60,9 +71,11 @@ def report(built: BuiltModel) -> Report:
     )
 
 
-def _layer_row(row: AppliedRow) -> LayerRow:
+def _layer_row(row: AppliedRow, field: receptive_field.Field) -> tuple[LayerRow, receptive_field.Field]:
+    """The row's line of the report, and the receptive field of its output given its input's."""
     application = row.application
     layers = _layers_of(row)
+    output_field = receptive_field.of_layers(layers, row.inputs, field)
     result = LayerRow(
         name=application.name,
         type=application.block.type,
@@ -71,11 +84,13 @@ def _layer_row(row: AppliedRow) -> LayerRow:
         params=sum(layer.count_params() for layer in layers),
         macs=sum(_macs(layer) for layer in layers),
     )
+    if output_field:
+        result.receptive_field, result.jump = output_field
     shape_rule = geometry.of_row(application.block.type, application.args)
     if shape_rule:
         result.kernel, result.stride, result.padding = shape_rule.kernel, shape_rule.stride, shape_rule.padding
         result.size_rule = shape_rule.rule(result.input_shape[0])
-    return result
+    return result, output_field
 
 
 def _layers_of(row: AppliedRow) -> list[keras.layers.Layer]:

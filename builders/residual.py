@@ -1,4 +1,5 @@
-"""ResNet's residual blocks (He et al. 2015, Figure 5): basic and bottleneck.
+"""ResNet's residual blocks (He et al. 2015, Figure 5): basic and bottleneck; and plain, a basic block
+without its shortcut, for the paper's plain networks (Section 4.1, Figure 4: degradation).
 
 The shortcut is a projection (1x1 conv + batch norm, the paper's option B) exactly when the
 block changes the shape, decided from the tensors as torchvision does, never by a flag.
@@ -25,15 +26,30 @@ def _merge(shortcut, residual, name: str):
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
+def _two_convs(x, *, name: str, filters: int, strides: int):
+    """The residual path of a basic block: 3x3 (carries the stride) + BN + ReLU, 3x3 + BN."""
+    y = conv(x, name=f"{name}_1", filters=filters, kernel_size=3, strides=strides,
+             padding="same", batch_norm=True)
+    return conv(y, name=f"{name}_2", filters=filters, kernel_size=3, padding="same",
+                activation=None, batch_norm=True)
+
+
 @register("basic")
 def basic(x, *, name: str, filters: PositiveInt, strides: PositiveInt = 1):
     """Two 3x3 convolutions (ResNet-18/34)."""
     shortcut = _shortcut(x, name=name, filters=filters, strides=strides)
-    y = conv(x, name=f"{name}_1", filters=filters, kernel_size=3, strides=strides,
-             padding="same", batch_norm=True)
-    y = conv(y, name=f"{name}_2", filters=filters, kernel_size=3, padding="same",
-             activation=None, batch_norm=True)
-    return _merge(shortcut, y, name)
+    return _merge(shortcut, _two_convs(x, name=name, filters=filters, strides=strides), name)
+
+
+@register("plain")
+def plain(x, *, name: str, filters: PositiveInt, strides: PositiveInt = 1):
+    """A basic block without its shortcut: two 3x3 convolutions, each with BN and ReLU (plain-18/34).
+
+    Same layers and names as `basic` but the shortcut and the add, so a plain net has exactly
+    the parameters of its ResNet less the projection shortcuts.
+    """
+    y = _two_convs(x, name=name, filters=filters, strides=strides)
+    return layers.Activation("relu", name=f"{name}_out")(y)
 
 
 @register("bottleneck")

@@ -1,4 +1,11 @@
-"""Builds a model from the config and renders its report as a terminal table, Markdown or JSON."""
+"""Builds a model from the config and renders its report as a terminal table, Markdown or JSON.
+
+RF is the receptive field of a row's output (the input square, in pixels per side, that one unit
+sees) and jump its effective stride (input pixels between neighbouring units), from
+r_out = r_in + (k - 1) * j_in and j_out = j_in * s. Rows without a spatial map (global average
+pooling, flatten, dense, auxiliary classifiers) see the whole input: "global" in the table, null in
+JSON.
+"""
 
 import json
 from typing import Any
@@ -11,7 +18,10 @@ import builders
 from builders.report import Report, report
 from runner.errors import UserError
 
-HEADERS = ["#", "name", "type", "kernel / stride / pad", "input", "output", "output size", "params", "MACs"]
+HEADERS = ["#", "name", "type", "kernel / stride / pad", "input", "output", "output size", "RF", "jump",
+           "params", "MACs"]
+LEGEND = ("RF: receptive field, the input pixels (per side) one output unit sees; jump: input pixels "
+          "between neighbouring units; global: the whole input")
 
 
 def model_spec(cfg: DictConfig) -> dict[str, Any]:
@@ -32,7 +42,7 @@ def render(result: Report, fmt: str) -> str:
         return json.dumps(result.to_dict(), indent=2)
     rows = [_cells(number, layer) for number, layer in enumerate(result.layers, start=1)]
     table = tabulate(rows, HEADERS, tablefmt="github" if fmt == "markdown" else "simple",
-                     colalign=("right",) + ("left",) * 6 + ("right", "right"))
+                     colalign=("right",) + ("left",) * 6 + ("right",) * 4)
     totals = (
         f"total params {result.total_params:,} (trainable {result.trainable_params:,}), "
         f"MACs {result.macs:,} ({_giga(result.macs)}) per image"
@@ -40,9 +50,10 @@ def render(result: Report, fmt: str) -> str:
     if result.inference_macs != result.macs:
         totals += f", {_giga(result.inference_macs)} without the training-only side outputs"
     title = f"{result.model}, input {_shape(result.input_shape)}"
+    notes = [note for note in (totals, _last_map(result), LEGEND) if note]
     if fmt == "markdown":
-        return f"## {title}\n\n{table}\n\n{totals}\n"
-    return f"{title}\n{table}\n{totals}\n"
+        return f"## {title}\n\n{table}\n\n" + "\n\n".join(notes) + "\n"
+    return f"{title}\n{table}\n" + "\n".join(notes) + "\n"
 
 
 def _cells(number: int, layer) -> list:
@@ -52,8 +63,21 @@ def _cells(number: int, layer) -> list:
         geometry = f"{layer.kernel}x{layer.kernel} / {layer.stride} / {padding}"
     return [
         number, layer.name, layer.type, geometry, _shape(layer.input_shape),
-        _shape(layer.output_shape), layer.size_rule or "", f"{layer.params:,}", f"{layer.macs:,}",
+        _shape(layer.output_shape), layer.size_rule or "",
+        "global" if layer.receptive_field is None else layer.receptive_field,
+        "" if layer.jump is None else layer.jump,
+        f"{layer.params:,}", f"{layer.macs:,}",
     ]
+
+
+def _last_map(result: Report) -> str:
+    """What the network's last feature map sees, the article's "each unit of conv5 sees 163x163"."""
+    spatial = [layer for layer in result.layers if layer.receptive_field is not None]
+    if not spatial:
+        return ""
+    last = spatial[-1]
+    return (f"last feature map {last.name} ({_shape(last.output_shape)}): each unit sees "
+            f"{last.receptive_field}x{last.receptive_field} input pixels, its neighbours {last.jump} apart")
 
 
 def _giga(count: int) -> str:

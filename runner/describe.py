@@ -1,6 +1,10 @@
 """`python -m runner.describe model=X`: the architecture report, row by row, as the article reads.
 
 describe.format=table|markdown|json, describe.output=FILE. With -m, several models in one process.
+Each row shows its feature maps, how the size follows, its receptive field (RF: the input pixels
+per side one output unit sees) and jump (input pixels between neighbouring units), parameters and
+MACs. Rows after the last feature map (global pooling, flatten, dense) see the whole input: RF
+"global" in the table, `receptive_field` and `jump` null in JSON.
 """
 
 import pathlib

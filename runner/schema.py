@@ -18,6 +18,7 @@ class ModelConfig:
     input_shape: list[int] = MISSING  # height, width, channels
     blocks: list[Any] = MISSING  # rows of the block vocabulary; checked by builders
     aux_loss_weight: Optional[float] = None  # weight of side-output losses; 0 removes side outputs
+    without: list[str] = dataclasses.field(default_factory=list)  # block types left out: [lrn] (ablations)
 
 
 @dataclasses.dataclass

@@ -28,9 +28,14 @@ CASES = {
         (7, 7, 10), [7, 7, 22],
         (10 * 8 + 8) + (10 * 4 + 4) + (9 * 4 * 6 + 6) + (10 * 2 + 2) + (25 * 2 * 3 + 3) + (10 * 5 + 5),
     ),
+    # Figure 2a: 1x1 8, 3x3 6 and 5x5 3 straight on the 10 input channels; the pool passes all 10 on.
+    "inception_naive": ({"b1x1": 8, "b3x3": 6, "b5x5": 3}, (7, 7, 10), [7, 7, 8 + 6 + 3 + 10],
+                        (10 * 8 + 8) + (9 * 10 * 6 + 6) + (25 * 10 * 3 + 3)),
     # Shape changes (stride 2, 4 -> 8 channels): projection shortcut. BN: 4 weights per channel.
     "basic": ({"filters": 8, "strides": 2}, (8, 8, 4), [4, 4, 8],
               (9 * 4 * 8 + 4 * 8) + (9 * 8 * 8 + 4 * 8) + (4 * 8 + 4 * 8)),
+    # basic's two convolutions, no shortcut even where the shape changes.
+    "plain": ({"filters": 8, "strides": 2}, (8, 8, 4), [4, 4, 8], (9 * 4 * 8 + 4 * 8) + (9 * 8 * 8 + 4 * 8)),
     "bottleneck": ({"filters": 4, "strides": 1}, (8, 8, 16), [8, 8, 16],
                    (16 * 4 + 4 * 4) + (9 * 4 * 4 + 4 * 4) + (4 * 16 + 4 * 16)),
     # 14 -> 5x5/3 pool -> 4x4 -> 1x1 conv 128 -> 2048 -> fc 1024 -> 10 logits.
@@ -64,6 +69,26 @@ def test_basic_block_keeps_an_identity_shortcut_when_the_shape_holds():
     built = builders.build(one_block_spec("basic", {"filters": 4}, (8, 8, 4)))
     names = [layer.name for layer in built.model.layers]
     assert "block_0_conv" not in names and "block_add" in names
+
+
+def test_plain_block_is_the_basic_block_without_its_shortcut():
+    def layer_names(block_type):
+        keras.backend.clear_session()
+        return [layer.name for layer in builders.build_model(one_block_spec(block_type, {"filters": 8, "strides": 2},
+                                                                             (8, 8, 4))).layers]
+
+    basic, plain = layer_names("basic"), layer_names("plain")
+    assert [name for name in basic if name not in ("block_0_conv", "block_0_bn", "block_add")] == plain
+    assert "block_out" in plain  # the ReLU after the second convolution, where basic has it after the add
+
+
+def test_naive_inception_has_no_reductions_and_keeps_the_input_channels():
+    built = builders.build(one_block_spec("inception_naive", {"b1x1": 2, "b3x3": 3, "b5x5": 4}, (6, 6, 5)))
+    convs = [layer for layer in built.model.layers if isinstance(layer, keras.layers.Conv2D)]
+    # Every convolution sees the 5 input channels: no 1x1 reduction in front of the 3x3 and 5x5.
+    assert sorted((layer.name, layer.kernel_size, layer.input.shape[-1]) for layer in convs) == [
+        ("block_1x1_conv", (1, 1), 5), ("block_3x3_conv", (3, 3), 5), ("block_5x5_conv", (5, 5), 5)]
+    assert built.model.get_layer("block_concat").output.shape[-1] == 2 + 3 + 4 + 5
 
 
 def test_conv_with_batch_norm_has_no_bias():

@@ -24,6 +24,17 @@ def test_table_shows_the_size_rule_and_totals():
     assert "27x27x96" in text and "total params 62,378,344" in text
 
 
+def test_table_shows_what_each_row_sees():
+    text = render(zoo_report("alexnet", "imagenet"), "table")
+    header = text.splitlines()[1].split()
+    assert header[header.index("size") + 1:][:2] == ["RF", "jump"]
+    conv5 = next(line for line in text.splitlines() if " conv5 " in line)
+    assert conv5.split()[-4:-2] == ["163", "16"]  # RF, jump, params, MACs
+    fc8 = next(line for line in text.splitlines() if " fc8 " in line)
+    assert "global" in fc8.split()
+    assert "last feature map pool5 (6x6x256): each unit sees 195x195 input pixels, its neighbours 32 apart" in text
+
+
 def test_markdown_is_a_table_with_one_line_per_row():
     report = zoo_report("vgg16", "imagenet")
     lines = [line for line in render(report, "markdown").splitlines() if line.startswith("|")]
@@ -36,6 +47,10 @@ def test_json_has_the_contract_keys():
     assert all(ROW_KEYS <= set(layer) for layer in data["layers"])
     assert data["layers"][0]["output_shape"] == [None, 112, 112, 64]
     assert len(data["layers"]) == 2 + 3 + 4 + 6 + 3 + 2  # conv1, pool1, 16 bottlenecks, pool, fc
+    # Receptive field and jump: ints while there is a feature map, null (global) after it.
+    fields = [(layer["receptive_field"], layer["jump"]) for layer in data["layers"]]
+    assert fields[:2] == [(7, 2), (11, 4)] and fields[-3] == (427, 32)
+    assert fields[-2:] == [(None, None), (None, None)]
 
 
 def test_input_shape_override_shrinks_the_maps():
@@ -100,3 +115,11 @@ def test_commands_started_in_the_same_second_get_their_own_folders(tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     assert [process.wait(timeout=300) for process in started] == [0, 0]
     assert len(list((tmp_path / "outputs" / "runs").glob("*/*"))) == 2
+
+
+def test_without_leaves_out_every_row_of_a_type_for_ablations():
+    full, ablated = zoo_report("alexnet"), zoo_report("alexnet", "imagenet", "model.without=[lrn]")
+    assert [row.name for row in full.layers if row.type != "lrn"] == [row.name for row in ablated.layers]
+    assert ablated.total_params == full.total_params  # LRN has no weights
+    # VGG A-LRN without its LRN row is VGG A.
+    assert zoo_report("vgg11_lrn", "imagenet", "model.without=[lrn]").macs == zoo_report("vgg11").macs

@@ -19,7 +19,8 @@ HEAD = ({"type": "flatten"}, {"type": "dense", "units": 2})
     [
         (spec({"type": "convv", "filters": 3}),
          "model.blocks[0].type: unknown block type 'convv'; registered: aux_classifier, avgpool, basic, "
-         "bottleneck, conv, dense, dropout, flatten, global_avgpool, inception, lrn, maxpool"),
+         "bottleneck, conv, dense, dropout, flatten, global_avgpool, inception, inception_naive, lrn, maxpool, "
+         "plain"),
         (spec({"type": "conv", "filter": 3, "kernel_size": 3}),
          "model.blocks[0].filter: unknown argument for block 'conv'; valid: filters, kernel_size, strides, "
          "padding, groups, activation, batch_norm"),
@@ -116,3 +117,13 @@ def test_a_keras_rejection_reads_as_plain_text():
     with pytest.raises(SpecError) as raised:
         builders.build(too_small)
     assert "Computed output size" in str(raised.value) and "\x1b" not in str(raised.value)
+
+
+@pytest.mark.parametrize("without, message", [
+    (["lrnn"], "model.without[0]: unknown block type 'lrnn'; registered: "),
+    ("lrn", "model.without: expected a list of block types like [lrn], got 'lrn'"),
+])
+def test_without_names_registered_block_types(without, message):
+    with pytest.raises(SpecError) as raised:
+        builders.build({**spec({"type": "conv", "filters": 4, "kernel_size": 3}, *HEAD), "without": without})
+    assert str(raised.value).startswith(message)

@@ -13,8 +13,9 @@ from runner.architecture import model_spec
 from runner.optim import make_optimizer
 
 # AlexNet and ZFNet need 128 pixels (64 collapses before pool5); GoogLeNet's auxiliary heads need
-# 96 (their 5x5 pool on 4a's map). Any other model: 64.
-REDUCED_SIZE = {"alexnet": 128, "alexnet_grouped": 128, "zfnet": 128, "googlenet": 96, "lenet": 32}
+# 96 (their 5x5 pool on 4a's map), the naive GoogLeNet's too. Any other model: 64.
+REDUCED_SIZE = {"alexnet": 128, "alexnet_grouped": 128, "zfnet": 128, "googlenet": 96, "googlenet_naive": 96,
+                "lenet": 32}
 
 
 # Tracing a training step of ResNet-101/152 takes minutes on two CPU cores (Keras's own fit too);

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from conftest import MODEL_NAMES, row, zoo_report
+from conftest import MODEL_NAMES, compose, row, zoo_report
 
 # Parameters with a 1000-way head, where a published implementation has the same architecture.
 # torchvision counts parameters() (trainable), so these compare with trainable_params.
@@ -47,6 +47,24 @@ def test_size_rule_in_the_report_agrees_with_the_built_model(model):
     for layer in zoo_report(model, "imagenet").layers:
         if layer.size_rule:
             assert layer.size_rule.endswith(f"= {layer.output_shape[0]}"), (model, layer)
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_receptive_field_follows_the_maps(model):
+    """Spatial rows carry an int field and jump, vector rows none (global); along the main path both
+    only grow, and the jump is the stride between output units, so it fits the map in the input."""
+    report = zoo_report(model, "imagenet")
+    height = report.input_shape[0]
+    main_path = [layer for layer in report.layers if layer.type != "aux_classifier"]
+    previous = (1, 1)
+    for layer in main_path:
+        if len(layer.output_shape) == 1:
+            assert (layer.receptive_field, layer.jump) == (None, None), (model, layer.name)
+            continue
+        assert isinstance(layer.receptive_field, int) and isinstance(layer.jump, int), (model, layer.name)
+        assert layer.receptive_field >= previous[0] and layer.jump >= previous[1], (model, layer.name)
+        assert layer.output_shape[0] <= math.ceil(height / layer.jump), (model, layer.name)
+        previous = (layer.receptive_field, layer.jump)
 
 
 @pytest.mark.parametrize("model", sorted(PUBLISHED_PARAMS))
@@ -170,3 +188,53 @@ def test_totals_are_the_sum_of_the_rows():
         report = zoo_report(model, "imagenet")
         assert sum(layer.params for layer in report.layers) == report.total_params
         assert math.isclose(sum(layer.macs for layer in report.layers), report.macs)
+
+
+def test_naive_inception_3a_costs_what_the_1x1_reductions_save():
+    """Section 4 and Table 1: the same 64/128/32 outputs, with and without the 1x1 reductions."""
+    naive, reduced = row(zoo_report("googlenet_naive", "imagenet"), "inception_3a"), row(
+        zoo_report("googlenet", "imagenet"), "inception_3a")
+    assert naive.input_shape == reduced.input_shape == [28, 28, 192]
+    # Naive: 1x1 64, 3x3 128, 5x5 32 straight on the 192 channels (biases: no batch norm); the
+    # pool branch has no weights and passes the 192 channels on.
+    assert naive.params == (192 * 64 + 64) + (9 * 192 * 128 + 128) + (25 * 192 * 32 + 32) == 387_296
+    assert naive.macs == 28 * 28 * (192 * 64 + 9 * 192 * 128 + 25 * 192 * 32) == 303_464_448
+    assert naive.output_shape == [28, 28, 64 + 128 + 32 + 192]
+    # Reduced: 96 before the 3x3, 16 before the 5x5, pool projection 32: Table 1's 128M ops.
+    assert reduced.params == ((192 * 64 + 64) + (192 * 96 + 96) + (9 * 96 * 128 + 128) + (192 * 16 + 16)
+                              + (25 * 16 * 32 + 32) + (192 * 32 + 32)) == 163_696
+    assert reduced.macs == 28 * 28 * (192 * 64 + 192 * 96 + 9 * 96 * 128 + 192 * 16 + 25 * 16 * 32
+                                      + 192 * 32) == 128_049_152
+    assert reduced.output_shape == [28, 28, 256]
+
+
+def test_naive_googlenet_grows_its_channels_stage_by_stage():
+    naive, real = zoo_report("googlenet_naive", "imagenet"), zoo_report("googlenet", "imagenet")
+    modules = [layer for layer in naive.layers if layer.type == "inception_naive"]
+    assert len(modules) == 9
+    spec = {block["name"]: block for block in compose("model=googlenet_naive").model.blocks
+            if block.type == "inception_naive"}
+    for module in modules:
+        args = spec[module.name]
+        assert module.output_shape[-1] == module.input_shape[-1] + args.b1x1 + args.b3x3 + args.b5x5
+    assert row(naive, "inception_5b").output_shape == [7, 7, 4944]  # googlenet's: 1024
+    # With a 1000-way head and both auxiliary heads: 7.8 times the parameters, 7.9 times the MACs.
+    assert (naive.total_params, naive.macs) == (104_274_376, 12_582_331_520)
+    assert (real.total_params, real.macs) == (13_378_280, 1_591_044_096)
+
+
+@pytest.mark.parametrize("depth", [18, 34])
+def test_plain_nets_lack_only_the_projection_shortcuts(depth):
+    """He et al. 2015, Section 4.1: plain-18/34 are ResNet-18/34 without shortcuts."""
+    plain, residual = zoo_report(f"plain{depth}", "imagenet"), zoo_report(f"resnet{depth}", "imagenet")
+    assert [(layer.name, layer.output_shape) for layer in plain.layers] == [
+        (layer.name, layer.output_shape) for layer in residual.layers]
+    # The shape changes at conv3_1, conv4_1 and conv5_1, where ResNet's projection is a bias-free
+    # 1x1 convolution and a batch norm (gamma, beta trainable; moving mean and variance not).
+    projections = {"conv3_1": (64, 128), "conv4_1": (128, 256), "conv5_1": (256, 512)}
+    differences = {mine.name: theirs.params - mine.params
+                   for mine, theirs in zip(plain.layers, residual.layers) if theirs.params != mine.params}
+    assert differences == {name: c_in * c_out + 4 * c_out for name, (c_in, c_out) in projections.items()}
+    assert residual.total_params - plain.total_params == 175_616
+    assert residual.trainable_params - plain.trainable_params == sum(
+        c_in * c_out + 2 * c_out for c_in, c_out in projections.values()) == 173_824

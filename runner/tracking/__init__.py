@@ -225,15 +225,17 @@ def _hydra_tags() -> dict[str, str]:
 def _config_params(cfg: DictConfig) -> dict[str, Any]:
     """The resolved config flattened with dots; the block list becomes one summary param."""
     resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    resolved["model"]["blocks"] = _blocks_summary(resolved["model"]["blocks"])
+    resolved["model"]["blocks"] = _blocks_summary(resolved["model"]["blocks"], resolved["model"].get("without") or [])
     return dict(_flatten(resolved))
 
 
-def _blocks_summary(blocks: list[dict]) -> str:
-    """Applied blocks per type, in order, e.g. '1 conv, 1 maxpool, 16 bottleneck, 1 global_avgpool, 1 dense'."""
+def _blocks_summary(blocks: list[dict], left_out: list[str]) -> str:
+    """Applied blocks per type, in order, e.g. '1 conv, 1 maxpool, 16 bottleneck, 1 global_avgpool, 1 dense';
+    without the types model.without leaves out."""
     counts = collections.Counter()
     for row in blocks:
-        counts[row["type"]] += row.get("repeat", 1)
+        if row["type"] not in left_out:
+            counts[row["type"]] += row.get("repeat", 1)
     return ", ".join(f"{count} {block_type}" for block_type, count in counts.items())
 
 
