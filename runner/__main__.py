@@ -1,5 +1,6 @@
 """`python -m runner [overrides]`: train, evaluate and record one model (or a sweep with -m)."""
 
+import logging
 import sys
 
 import hydra
@@ -17,6 +18,10 @@ INTERRUPTED_EXIT_CODES = {"SIGTERM": 143, "SIGINT": 130}
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     import keras  # the trainer's imports wait until the config has composed
+
+    # Hydra logs at INFO; TensorFlow's and absl's INFO lines (one per collective under multi_worker) are noise.
+    for chatty in ("tensorflow", "absl"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
     from runner.train import train
 

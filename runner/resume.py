@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import pathlib
+import re
 import shutil
 from typing import Optional
 
@@ -60,18 +61,35 @@ class ResumePoint:
     stopped: bool = False  # a callback (early stopping) had ended training
 
 
-def find(cfg: DictConfig) -> tuple[pathlib.Path, Optional[ResumePoint]]:
-    """This config's resume folder and what it holds, as trainer.resume asks."""
-    directory = RESUME_DIR / config_key(cfg)
+def find(cfg: DictConfig, worker: int = 0) -> tuple[pathlib.Path, Optional[ResumePoint]]:
+    """This config's resume folder and what it holds, as trainer.resume asks. Under multi_worker each
+    worker keeps its own (the chief's is the plain key), so workers need no shared disk."""
+    directory = RESUME_DIR / (config_key(cfg) + (f"-worker{worker}" if worker else ""))
     choice = str(cfg.trainer.resume)
     if choice.lower() == "false":
         shutil.rmtree(directory, ignore_errors=True)
         return directory, None
     point = _read(directory)
-    if choice.lower() not in ("auto", "true") and (point is None or point.run_id != choice):
+    if choice.lower() not in ("auto", "true") and (point is None or point.run_id not in (choice, None)):
         raise UserError(f"trainer.resume={choice}: no resume point of that run for this config in {directory}; "
                         "resume with the command that started it, or use trainer.resume=auto|false")
     return directory, point
+
+
+def rewound(point: Optional[ResumePoint], epoch: int) -> Optional[ResumePoint]:
+    """The point as it stood after `epoch`, which must be this one or the one before (the checkpoint
+    manager keeps both): workers killed between their saves resume together from the epoch all of
+    them saved. Counters of callbacks stay as saved last (off by at most that epoch)."""
+    if point is None or epoch == point.epoch:
+        return point
+    if epoch == 0:
+        return None
+    if epoch != point.epoch - 1:
+        raise UserError(f"the workers' resume points are {point.epoch - epoch} epochs apart; "
+                        "start afresh with trainer.resume=false on every worker")
+    return dataclasses.replace(
+        point, epoch=epoch, stopped=False, history={key: values[:epoch] for key, values in point.history.items()},
+        checkpoint=re.sub(r"ckpt-\d+$", f"ckpt-{epoch}", point.checkpoint))
 
 
 def _read(directory: pathlib.Path) -> Optional[ResumePoint]:

@@ -83,6 +83,21 @@ def make_train_steps(model, optimizer, objective, strategy, global_batch_size, x
     return train_steps
 
 
+def make_statistics_average(model, strategy):
+    """A function averaging the model's non-trainable variables (batch norm's moving mean and
+    variance) over every replica. Each replica updates them from its own batches, and Keras keeps
+    one replica's values per worker; averaged, every worker holds one model to evaluate and save."""
+    statistics = model.non_trainable_variables
+
+    @tf.function
+    def average():
+        local = strategy.run(lambda: [tf.identity(variable.value) for variable in statistics])
+        for variable, per_replica in zip(statistics, local):
+            variable.assign(strategy.reduce("MEAN", per_replica, axis=None))  # on every replica and worker
+
+    return average
+
+
 def make_eval_step(model, objective, strategy, ten_crop=False):
     """One evaluation batch: sums, plus the predicted and true labels for the confusion matrix."""
 

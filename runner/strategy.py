@@ -1,23 +1,100 @@
-"""Which tf.distribute strategy a run uses, and the device set-up that must precede it."""
+"""Which tf.distribute strategy a run uses, the device set-up that must precede it, and under
+multi_worker which worker this process is."""
+
+import contextlib
+import dataclasses
+import json
+import os
+import re
 
 import keras
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from runner.data.source import Shard
 from runner.errors import UserError
+
+# Where a multi-worker cluster is read from: TF_CONFIG (set by hand, `python -m runner.cluster`,
+# Kubeflow's TFJob), else a SLURM allocation of several tasks.
+CLUSTER_HELP = ("set TF_CONFIG on every worker (https://www.tensorflow.org/guide/distributed_training), "
+                "run inside a SLURM allocation of several tasks, or try it here: "
+                "python -m runner.cluster workers=2 -- <overrides>")
+
+
+@dataclasses.dataclass(frozen=True)
+class Worker:
+    """This process among the cluster's workers; the chief (index 0) alone records the run."""
+
+    index: int = 0
+    count: int = 1
+
+    @property
+    def chief(self) -> bool:
+        return self.index == 0
 
 
 def make_strategy(trainer: DictConfig) -> tf.distribute.Strategy:
     _configure_devices(trainer.cpu_replicas)
     choice = trainer.strategy.value
+    if choice == "multi_worker":  # first: it must configure TensorFlow's runtime before anything starts it
+        return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=_cluster_resolver())
     gpus = tf.config.list_logical_devices("GPU")
-    if choice == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
     if choice == "default" or (choice == "auto" and len(gpus) < 2 and trainer.cpu_replicas < 2):
         # One device: the default strategy, under which Keras keeps XLA on.
         return tf.distribute.get_strategy()
     devices = [device.name for device in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
     return tf.distribute.MirroredStrategy(devices)
+
+
+def worker(strategy: tf.distribute.Strategy) -> Worker:
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return Worker()
+    resolver = strategy.cluster_resolver
+    jobs = resolver.cluster_spec().as_dict()
+    count = sum(len(jobs.get(job, [])) for job in ("chief", "worker"))
+    # A cluster with a "chief" task numbers it 0 and its workers from 1; without one, worker 0 leads.
+    index = resolver.task_id + (1 if resolver.task_type == "worker" and "chief" in jobs else 0)
+    return Worker(index, count)
+
+
+def shard(strategy: tf.distribute.Strategy, global_batch_size: int):
+    """This worker's share of the data under multi_worker (None otherwise): the global batch is
+    split over every replica of the cluster."""
+    this = worker(strategy)
+    if this.count == 1:
+        return None
+    replicas = strategy.num_replicas_in_sync
+    if global_batch_size % replicas:
+        raise UserError(f"trainer.batch_size={global_batch_size} does not split over {replicas} replicas "
+                        f"({this.count} workers); use a multiple of {replicas}")
+    return Shard(this.count, this.index, global_batch_size // replicas, replicas // this.count)
+
+
+class WorkerLost(UserError):
+    """A peer of a multi-worker run stopped; the survivors stop too, and the same commands resume."""
+
+
+@contextlib.contextmanager
+def lost_workers_reported(strategy: tf.distribute.Strategy):
+    """A dead peer makes the collectives fail (TensorFlow's heartbeats notice in seconds): one line
+    that names it and says how to go on, instead of a page of TensorFlow's."""
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.AbortedError) as error:
+        if worker(strategy).count == 1:
+            raise
+        peers = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", error.message))) or ["a worker"]
+        raise WorkerLost(f"{', '.join(peers)} of the cluster stopped; relaunch every worker with the same "
+                         "command and the run resumes from the last epoch all of them saved") from None
+
+
+def agreed_epoch(strategy: tf.distribute.Strategy, epoch: int) -> int:
+    """The smallest of every worker's `epoch` (one all-gather: tf.distribute reduces by SUM or
+    MEAN only); `epoch` itself on one worker."""
+    if worker(strategy).count == 1:
+        return epoch
+    per_replica = strategy.run(lambda: tf.constant([epoch], tf.int64))
+    return int(tf.reduce_min(strategy.gather(per_replica, axis=0)))
 
 
 def uses_xla(trainer: DictConfig, strategy: tf.distribute.Strategy) -> bool:
@@ -30,6 +107,18 @@ def uses_xla(trainer: DictConfig, strategy: tf.distribute.Strategy) -> bool:
 
 def set_precision(trainer: DictConfig) -> None:
     keras.config.set_dtype_policy(trainer.precision.value)
+
+
+def _cluster_resolver():
+    if os.environ.get("TF_CONFIG"):
+        try:
+            json.loads(os.environ["TF_CONFIG"])["task"]
+        except (ValueError, KeyError, TypeError):
+            raise UserError(f"TF_CONFIG is not a JSON object with 'cluster' and 'task': {CLUSTER_HELP}") from None
+        return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+    raise UserError(f"trainer.strategy=multi_worker: no cluster found; {CLUSTER_HELP}")
 
 
 def _configure_devices(cpu_replicas: int) -> None:

@@ -51,6 +51,8 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
     train_steps = steps.make_train_steps(model, optimizer, objective, strategy, trainer.batch_size,
                                          xla=uses_xla(trainer, strategy))
     eval_step = steps.make_eval_step(model, objective, strategy)
+    several = strategy.num_replicas_in_sync > 1 and model.non_trainable_variables
+    average_statistics = steps.make_statistics_average(model, strategy) if several else None
     standard = standard_callbacks(cfg, run_dir) if standard is None else standard
     callback_list = keras.callbacks.CallbackList(standard + callbacks, add_progbar=True, model=model,
                                                  verbose=1, epochs=trainer.epochs, steps=steps_per_epoch)
@@ -66,6 +68,8 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
         callback_list.on_epoch_begin(epoch)
         lr = current_learning_rate(optimizer)  # the rate the epoch starts with
         logs, seconds = _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callback_list, epoch)
+        if average_statistics:
+            average_statistics()
         logs.update({f"val_{k}": v for k, v in evaluate(splits.val, strategy, eval_step).metrics.items()})
         logs.update(lr=lr, epoch_seconds=seconds,
                     images_per_second=steps_per_epoch * trainer.batch_size / seconds)
@@ -88,18 +92,26 @@ def _replay_epoch_seeds(splits, strategy, epochs_done: int) -> None:
     """Each new iterator over the training set draws the next epoch's shuffle and crop seeds; a
     resumed run draws those of the epochs it has done, so its next epoch sees what it would have."""
     for _ in range(epochs_done):
-        iter(strategy.experimental_distribute_dataset(splits.train))
+        iter(distributed(strategy, splits.train))
+
+
+def distributed(strategy, dataset):
+    """The dataset across the strategy's replicas. Under multi_worker each worker already holds only
+    its shard, batched per replica (runner.data.load with a Shard): its replicas take turns on it."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return strategy.distribute_datasets_from_function(lambda context: dataset)
+    return strategy.experimental_distribute_dataset(dataset)
 
 
 def epoch_steps(cfg: DictConfig, splits) -> int:
-    steps_per_epoch = splits.train_examples // cfg.trainer.batch_size
+    steps_per_epoch = splits.steps_per_epoch
     if cfg.trainer.steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.trainer.steps_per_epoch)
     return steps_per_epoch
 
 
 def _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callback_list, epoch):
-    iterator = iter(strategy.experimental_distribute_dataset(splits.train))
+    iterator = iter(distributed(strategy, splits.train))
     totals = {key: 0.0 for key in steps.SUMS}
     start = time.perf_counter()
     step = 0
@@ -125,7 +137,7 @@ def _stop_if_diverged(loss_sum: float, epoch: int, step: int, count: int) -> Non
 def evaluate(dataset, strategy, eval_step) -> Evaluation:
     totals = {key: 0.0 for key in steps.SUMS}
     labels, predicted = [], []
-    for images, batch_labels in strategy.experimental_distribute_dataset(dataset):
+    for images, batch_labels in distributed(strategy, dataset):
         batch_totals, batch_predicted, batch_true = eval_step(images, batch_labels)
         for key, value in batch_totals.items():
             totals[key] += float(value)

@@ -364,3 +364,19 @@ def test_synthetic_images_are_learnable():
     val_x, val_y = map(np.concatenate, zip(*colours(splits.val)))
     predicted = np.argmin(np.linalg.norm(val_x[:, None] - means[None], axis=-1), axis=1)
     assert (predicted == val_y).mean() > 0.9
+
+
+def test_workers_read_disjoint_shares_of_the_files(tree):
+    shards = [load(folder(tree, "trainer.batch_size=2"), source.Shard(count=2, index=index, batch_size=2))
+              for index in (0, 1)]
+    assert [splits.train_examples for splits in shards] == [8, 7]  # 15 files
+    assert all(splits.steps_per_epoch == 3 for splits in shards)  # the smaller share decides: 7 // 2
+    files = [set(path.decode() for path, _ in source_keys(tree, index)) for index in (0, 1)]
+    assert not files[0] & files[1] and len(files[0] | files[1]) == 15
+
+
+def source_keys(tree, index):
+    from runner.data import folders
+
+    examples = folders.from_config(folder(tree)).train
+    return source.sharded(examples, source.Shard(count=2, index=index, batch_size=2)).keys.as_numpy_iterator()

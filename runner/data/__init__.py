@@ -5,11 +5,13 @@ each image is cropped; pipeline.py shuffles, reads, batches and normalises.
 """
 
 import dataclasses
+from typing import Optional
 
 import tensorflow as tf
 from omegaconf import DictConfig
 
 from runner.data import augment, digits, folders, imagenette, pipeline, synthetic
+from runner.data import source as source_module
 from runner.errors import UserError
 
 SOURCES = {
@@ -29,19 +31,28 @@ class Splits:
     val: tf.data.Dataset  # centre crops, every example once, the last batch possibly smaller
     val_ten_crop: tf.data.Dataset | None  # eval.ten_crop: (images [B, 10, H, W, C], labels [B])
     class_names: list[str]
-    train_examples: int
+    train_examples: int  # in this worker's shard under multi_worker, as val_examples
     val_examples: int
+    steps_per_epoch: int  # full batches an epoch holds (under multi_worker: on every worker)
     skipped_files: dict[str, str]  # {file: why it cannot be decoded}, left out of both splits
 
 
-def load(cfg: DictConfig) -> Splits:
+def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None) -> Splits:
     """The splits of cfg.data, shaped for cfg.model.input_shape, in batches of cfg.trainer.batch_size
-    (global), augmented by cfg.augment and evaluated as cfg.eval says."""
+    (global), augmented by cfg.augment and evaluated as cfg.eval says. With a `shard` (multi_worker),
+    this worker's share of both splits, in batches of shard.batch_size (per replica)."""
     augment.check_ratio("augment.resize_ratio", cfg.augment.resize_ratio)
     augment.check_ratio("eval.resize_ratio", cfg.eval.resize_ratio)
     height, width, channels = cfg.model.input_shape
     size, batch_size = (height, width), cfg.trainer.batch_size
     source = _source(cfg)
+    steps_per_epoch = source.train.count // batch_size
+    if shard:
+        # The smallest shard decides: every worker must run every step (its collectives wait for all).
+        steps_per_epoch = (source.train.count // shard.count) // (shard.batch_size * shard.replicas)
+        source = dataclasses.replace(source, train=source_module.sharded(source.train, shard),
+                                     val=source_module.sharded(source.val, shard))
+        batch_size = shard.batch_size
     if source.train.count < batch_size:
         raise UserError(f"data has {source.train.count} training images, "
                         f"fewer than trainer.batch_size={batch_size}")
@@ -62,6 +73,7 @@ def load(cfg: DictConfig) -> Splits:
         class_names=source.class_names,
         train_examples=source.train.count,
         val_examples=source.val.count,
+        steps_per_epoch=steps_per_epoch,
         skipped_files=source.skipped,
     )
 

@@ -36,3 +36,21 @@ def tensors(images: np.ndarray, labels: np.ndarray) -> Examples:
     """Images already in memory: [n, height, width, channels], uint8 or float in [0, 1]."""
     keys = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
     return Examples(keys, len(labels), pixels.decoded)
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One worker's part of a multi-worker run: every `count`-th example from `index`, in batches of
+    `batch_size` (per replica), `replicas` of them per step on this worker."""
+
+    count: int
+    index: int
+    batch_size: int
+    replicas: int = 1
+
+
+def sharded(examples: Examples, shard: Shard) -> Examples:
+    """This worker's examples: keys (file names), not pixels, are split, so each file is read once."""
+    return Examples(examples.keys.shard(shard.count, shard.index),
+                    len(range(shard.index, examples.count, shard.count)), examples.pixels)
+

@@ -35,7 +35,7 @@ from runner.tracking.signals import interrupt
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep import parent_run_id
 
-__all__ = ["EpochLogger", "Run", "store_uri"]
+__all__ = ["EpochLogger", "NotRecorded", "Run", "store_uri"]
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -158,6 +158,28 @@ class Run:
             previous = self._previous_sigterm_handler
             signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
             self._sigterm_trapped = False
+
+
+class NotRecorded:
+    """What a multi-worker run's non-chief workers hold instead of a Run: they train and evaluate
+    with the chief, and record nothing (the chief's run holds everything, once)."""
+
+    run_id = None
+
+    def __init__(self, worker_index: int):
+        self.worker_index = worker_index
+
+    def __enter__(self) -> "NotRecorded":
+        print(f"worker {self.worker_index}: training with the chief, which records the MLflow run")
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        return False
+
+    def __getattr__(self, name: str):
+        if name.startswith(("log_", "set_")):  # Run's recording methods
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
 
 
 class EpochLogger(keras.callbacks.Callback):

@@ -1,0 +1,24 @@
+"""Multi-worker training of a residual net on an Imagenette-shaped folder of JPEGs: each worker
+reads its own half of the files, and both end with the same weights."""
+
+import keras
+import numpy as np
+import pytest
+
+from image_folders import make_image_folder
+from test_cluster import run_cluster, runs
+
+
+@pytest.mark.slow
+def test_two_workers_train_resnet18_on_an_image_folder(tmp_path):
+    root = make_image_folder(tmp_path / "imagenette", per_class=4, size=(80, 96))
+    result = run_cluster(tmp_path, "model=resnet18", "data=imagenette", f"data.root={root}",
+                         "model.input_shape=[64,64,3]", "trainer.epochs=1", "trainer.batch_size=8")
+    assert result.returncode == 0, result.stdout[-3000:]
+    client, [run] = runs(tmp_path)
+    assert run.info.status == "FINISHED" and run.data.params["workers"] == "2"
+    assert [metric.step for metric in client.get_metric_history(run.info.run_id, "val_top1")] == [0]
+    chief = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False).get_weights()
+    other = keras.saving.load_model(tmp_path / "run" / "worker1" / "model.keras", compile=False).get_weights()
+    for mine, theirs in zip(chief, other):
+        np.testing.assert_array_equal(mine, theirs)
