@@ -151,6 +151,28 @@ class CompareAppConfig:
     compare: CompareConfig = dataclasses.field(default_factory=CompareConfig)
 
 
+@dataclasses.dataclass
+class VisualizeConfig:
+    run_id: Optional[str] = None  # a training run; None: the latest FINISHED run that is not a sweep's parent
+    # Feature maps of these rows (describe's names; a Keras layer's name works too); None: the first and
+    # a middle convolution row and the last spatial row.
+    rows: Optional[list[str]] = None
+    images: int = 8  # validation images shown in the feature maps and the guided backpropagation
+    feature_channels: int = 16  # channels per image in a feature map figure: the most active ones
+    top_row: Optional[str] = None  # whose channels get top images and guided backprop; None: the last spatial row
+    channels: int = 8  # its most active channels shown
+    top_k: int = 6  # images per channel
+    max_images: int = 512  # validation images scanned for the top activations
+    batch_size: int = 32  # images per forward pass
+
+
+@dataclasses.dataclass
+class VisualizeAppConfig:
+    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
+    visualize: VisualizeConfig = dataclasses.field(default_factory=VisualizeConfig)
+
+
 def register() -> None:
     ConfigStore.instance().store(name="schema", node=Config)
     ConfigStore.instance().store(name="compare_schema", node=CompareAppConfig)
+    ConfigStore.instance().store(name="visualize_schema", node=VisualizeAppConfig)

@@ -1,0 +1,66 @@
+"""One visualisation: the run, its config, model and validation images in; figures out, logged on it."""
+
+import dataclasses
+import pathlib
+import tempfile
+from typing import Callable
+
+import keras
+import mlflow
+import numpy as np
+from mlflow.entities import Run
+from omegaconf import DictConfig
+
+import builders  # noqa: F401  (registers the LRN layer, which saved AlexNet, ZFNet and GoogLeNet models use)
+from runner import data
+from runner.architecture import model_spec
+from runner.data.pipeline import _per_channel  # the pipeline's own rule for RGB statistics on gray images
+from runner.errors import UserError
+from runner.visualization.render import Options, chosen_rows, visualize
+from runner.visualization.source import find_run, log_figures, model_file, run_config
+
+ARTIFACT_FOLDER = "visualize"
+COUNTS = ("images", "feature_channels", "channels", "top_k", "max_images", "batch_size")
+
+
+@dataclasses.dataclass
+class Visualization:
+    run: Run
+    paths: list[pathlib.Path]  # the PNGs written
+    notes: list[str]  # what the user should know about them (e.g. activations guided besides ReLU)
+
+    @property
+    def artifacts(self) -> list[str]:
+        return [f"{ARTIFACT_FOLDER}/{path.name}" for path in self.paths]
+
+
+def visualize_run(client: mlflow.MlflowClient, cfg: DictConfig, folder: pathlib.Path) -> Visualization:
+    """The figures of run cfg.run_id (else the latest finished run), written into `folder` and logged
+    on the run under visualize/. `cfg` is the visualize node."""
+    _check_counts(cfg)
+    run = find_run(client, cfg.run_id)
+    train_cfg = run_config(client, run)
+    with tempfile.TemporaryDirectory(prefix="visualize-") as downloads:
+        model = keras.saving.load_model(model_file(client, run, downloads), compile=False)
+    spec, options = model_spec(train_cfg), Options.of(cfg)
+    chosen_rows(model, spec, options)  # a wrong row name fails now, not after the data's file check
+    train_cfg.data.cache = False  # one pass over the validation images
+    splits = data.load(train_cfg)
+    batches = splits.val.unbatch().batch(cfg.batch_size)  # training's batch can be large for a forward pass
+    paths, notes = visualize(model, spec, batches, splits.class_names,
+                             denormaliser(train_cfg.data.mean, train_cfg.data.std, model.inputs[0].shape[-1]),
+                             options, folder)
+    log_figures(client, run.info.run_id, paths)
+    return Visualization(run, paths, notes)
+
+
+def denormaliser(mean, std, channels: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Normalised images (as the pipeline gives them, data.mean and data.std) back to [0, 1]."""
+    mean, std = _per_channel("data.mean", mean, channels), _per_channel("data.std", std, channels)
+    return lambda images: np.clip(np.asarray(images) * std + mean, 0, 1)
+
+
+def _check_counts(cfg: DictConfig) -> None:
+    for key in COUNTS:
+        if cfg[key] < 1:
+            raise UserError(f"visualize.{key}: expected a positive number, got {cfg[key]}")

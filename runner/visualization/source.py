@@ -1,0 +1,111 @@
+"""What a visualisation reads from the MLflow store: the run, its resolved config and its model."""
+
+import os
+import pathlib
+import tempfile
+import urllib.parse
+from typing import Iterator, Optional
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+from omegaconf import DictConfig, OmegaConf
+
+from runner.errors import UserError
+
+MODEL_ARTIFACT = "model.keras"
+CONFIG_ARTIFACT = "config.yaml"
+SWEEP_ROLE = "sweep"  # tag runner.role of a sweep's parent run (runner/tracking/sweep.py)
+PAGE_SIZE = 200
+
+
+def open_store(uri: str) -> mlflow.MlflowClient:
+    """A client on the store at `uri`; a local store that does not exist is an error, never created."""
+    path = _local_path(uri)
+    if path is not None and not path.exists():
+        raise UserError(f"no MLflow store at {path}: train a model first (python -m runner), "
+                        "or point tracking.uri (or MLFLOW_TRACKING_URI) at the store it wrote")
+    return mlflow.MlflowClient(uri)
+
+
+def find_run(client: mlflow.MlflowClient, run_id: Optional[str]) -> Run:
+    """Run `run_id`, else the latest FINISHED run that is not a sweep's parent."""
+    if run_id:
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            raise UserError(f"visualize.run_id={run_id}: no such run in {client.tracking_uri}; "
+                            "omit visualize.run_id for the latest finished run") from None
+        if run.data.tags.get("runner.role") == SWEEP_ROLE:
+            raise UserError(f"visualize.run_id={run_id} is a sweep's parent run, which has no model: "
+                            "give one of its jobs (python -m runner.compare lists them)")
+        return run
+    for run in _finished_runs(client):
+        if run.data.tags.get("runner.role") != SWEEP_ROLE:
+            return run
+    raise UserError(f"no finished training run in {client.tracking_uri}: train one (python -m runner) "
+                    "or set visualize.run_id=ID")
+
+
+def run_config(client: mlflow.MlflowClient, run: Run) -> DictConfig:
+    """The run's resolved config, as training logged it (config.yaml)."""
+    with tempfile.TemporaryDirectory(prefix="visualize-") as folder:
+        path = _download(client, run, CONFIG_ARTIFACT, folder)
+        if path is None:
+            raise UserError(f"run {run.info.run_id} has no {CONFIG_ARTIFACT} artifact: "
+                            "it was not recorded by python -m runner")
+        return OmegaConf.create(path.read_text())
+
+
+def model_file(client: mlflow.MlflowClient, run: Run, folder: str) -> pathlib.Path:
+    """The run's model.keras: its artifact if logged (downloaded into `folder`), else the file in its
+    Hydra run folder (tag hydra.output_dir) on this machine."""
+    logged = _download(client, run, MODEL_ARTIFACT, folder)
+    if logged is not None:
+        return logged
+    output_dir = run.data.tags.get("hydra.output_dir")
+    local = pathlib.Path(output_dir) / MODEL_ARTIFACT if output_dir else None
+    if local is not None and local.is_file():
+        return local
+    where = f"nor at {local}" if local else "and it has no hydra.output_dir tag"
+    raise UserError(f"run {run.info.run_id} has no {MODEL_ARTIFACT} artifact {where}: train with "
+                    "tracking.log_model=true, or run this on the machine that trained it")
+
+
+def _download(client: mlflow.MlflowClient, run: Run, name: str, folder: str) -> Optional[pathlib.Path]:
+    if name not in {artifact.path for artifact in client.list_artifacts(run.info.run_id)}:
+        return None
+    return pathlib.Path(client.download_artifacts(run.info.run_id, name, folder))
+
+
+def _finished_runs(client: mlflow.MlflowClient) -> Iterator[Run]:
+    """FINISHED runs of every active experiment, newest first."""
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    if not experiments:
+        return
+    token = None
+    while True:
+        page = client.search_runs(experiments, filter_string="attributes.status = 'FINISHED'",
+                                  order_by=["attributes.start_time DESC"], max_results=PAGE_SIZE,
+                                  page_token=token)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _local_path(uri: str) -> Optional[pathlib.Path]:
+    """The file or folder of a sqlite or file store; None for servers (and in-memory sqlite)."""
+    if uri.startswith("sqlite:///"):
+        return pathlib.Path(uri.removeprefix("sqlite:///"))
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return pathlib.Path(urllib.parse.unquote(parsed.path))
+    return None
+
+
+def log_figures(client: mlflow.MlflowClient, run_id: str, paths: list[os.PathLike]) -> None:
+    for path in paths:
+        client.log_artifact(run_id, os.fspath(path), "visualize")
