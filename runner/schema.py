@@ -172,7 +172,27 @@ class VisualizeAppConfig:
     visualize: VisualizeConfig = dataclasses.field(default_factory=VisualizeConfig)
 
 
+@dataclasses.dataclass
+class BenchConfig:
+    stages: list[str] = dataclasses.field(  # which to measure (always in this order); the others are null
+        default_factory=lambda: ["decode", "pipeline", "cached", "keras", "step", "fit"])
+    warmup_batches: int = 5  # input stages (decode, pipeline, cached, keras): batches skipped before timing
+    batches: int = 50  # input stages: batches timed
+    warmup_steps: int = 2  # step stage: training steps before timing (the first compiles)
+    step_batches: int = 3  # step stage: training steps timed, on batches already in memory
+    memory_batches: int = 2  # step stage: distinct batches, from the pipeline, it cycles through
+    fit_steps: int = 3  # fit stage: steps per epoch; a warm-up epoch (compiling), then a timed one
+    output: Optional[str] = None  # the JSON; None: <hydra output dir>/bench.json
+    log_mlflow: bool = False  # record the figures and the JSON as an MLflow run
+
+
+@dataclasses.dataclass
+class BenchAppConfig(Config):
+    bench: BenchConfig = dataclasses.field(default_factory=BenchConfig)
+
+
 def register() -> None:
     ConfigStore.instance().store(name="schema", node=Config)
     ConfigStore.instance().store(name="compare_schema", node=CompareAppConfig)
     ConfigStore.instance().store(name="visualize_schema", node=VisualizeAppConfig)
+    ConfigStore.instance().store(name="bench_schema", node=BenchAppConfig)

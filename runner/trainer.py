@@ -13,6 +13,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from runner import steps
+from runner.tracking.signals import stop_if_requested
 from runner.errors import UserError
 from runner.optim import current_learning_rate, l2_coefficient
 from runner.strategy import uses_xla
@@ -76,6 +77,7 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
         callback_list.on_epoch_end(epoch, logs)
         for key, value in logs.items():
             history.setdefault(key, []).append(value)
+        stop_if_requested()  # after the epoch's resume point and record: nothing of it is lost
     callback_list.on_train_end()
     return history
 
@@ -122,6 +124,7 @@ def _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callb
             totals[key] += float(value)
         step += count
         _stop_if_diverged(totals["loss"], epoch, step, count)
+        stop_if_requested()  # SIGTERM from a scheduler, noted by the run (runner/tracking/signals.py)
         callback_list.on_train_batch_end(step - 1, averages(totals))
     return averages(totals), time.perf_counter() - start
 

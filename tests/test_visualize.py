@@ -179,9 +179,11 @@ def test_the_latest_finished_run_that_is_no_sweep_is_the_default(store, tmp_path
     client.set_terminated(older, "FINISHED")
     sweep = client.create_run(experiment, start_time=2_000, tags={"runner.role": "sweep"}).info.run_id
     client.set_terminated(sweep, "FINISHED")
+    bench = client.create_run(experiment, start_time=2_500, tags={"runner.role": "bench"}).info.run_id
+    client.set_terminated(bench, "FINISHED")
     client.create_run(experiment, start_time=3_000)  # still RUNNING
-    assert find_run(client, None).info.run_id == older
-    with pytest.raises(UserError, match=f"visualize.run_id={sweep} is a sweep's parent run"):
+    assert find_run(client, None).info.run_id == older  # neither a sweep's parent nor a benchmark
+    with pytest.raises(UserError, match=f"visualize.run_id={sweep} is a sweep run, which has no model"):
         find_run(client, sweep)
     with pytest.raises(UserError, match="visualize.run_id=0123abcd: no such run in sqlite:///"):
         find_run(client, "0123abcd")

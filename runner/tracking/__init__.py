@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner.errors import UserError
 from runner.tracking import plots
 from runner.tracking.redact import redacted
-from runner.tracking.signals import interrupt
+from runner.tracking.signals import clear_stop_request, request_stop
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep import parent_run_id
 
@@ -149,7 +149,8 @@ class Run:
     def _trap_sigterm(self) -> None:
         """SIGTERM (a scheduler, a launcher stopping a sweep) ends the run KILLED instead of leaving it RUNNING."""
         if threading.current_thread() is threading.main_thread():  # Python only allows handlers there
-            self._previous_sigterm_handler = signal.signal(signal.SIGTERM, interrupt)
+            clear_stop_request()
+            self._previous_sigterm_handler = signal.signal(signal.SIGTERM, request_stop)
             self._sigterm_trapped = True
 
     def _release_sigterm(self) -> None:

@@ -15,7 +15,9 @@ from runner.errors import UserError
 
 MODEL_ARTIFACT = "model.keras"
 CONFIG_ARTIFACT = "config.yaml"
-SWEEP_ROLE = "sweep"  # tag runner.role of a sweep's parent run (runner/tracking/sweep.py)
+# Runs that hold no model carry the tag runner.role: a sweep's parent ("sweep", runner/tracking/sweep.py)
+# and a benchmark ("bench", runner/benchmark); training runs carry none.
+ROLE = "runner.role"
 PAGE_SIZE = 200
 
 
@@ -29,7 +31,7 @@ def open_store(uri: str) -> mlflow.MlflowClient:
 
 
 def find_run(client: mlflow.MlflowClient, run_id: Optional[str]) -> Run:
-    """Run `run_id`, else the latest FINISHED run that is not a sweep's parent."""
+    """Run `run_id`, else the latest FINISHED training run (not a sweep's parent, not a benchmark)."""
     if run_id:
         try:
             run = client.get_run(run_id)
@@ -38,12 +40,12 @@ def find_run(client: mlflow.MlflowClient, run_id: Optional[str]) -> Run:
                 raise
             raise UserError(f"visualize.run_id={run_id}: no such run in {client.tracking_uri}; "
                             "omit visualize.run_id for the latest finished run") from None
-        if run.data.tags.get("runner.role") == SWEEP_ROLE:
-            raise UserError(f"visualize.run_id={run_id} is a sweep's parent run, which has no model: "
-                            "give one of its jobs (python -m runner.compare lists them)")
+        if ROLE in run.data.tags:
+            raise UserError(f"visualize.run_id={run_id} is a {run.data.tags[ROLE]} run, which has no model: "
+                            "give a training run (python -m runner.compare lists a sweep's jobs)")
         return run
     for run in _finished_runs(client):
-        if run.data.tags.get("runner.role") != SWEEP_ROLE:
+        if ROLE not in run.data.tags:
             return run
     raise UserError(f"no finished training run in {client.tracking_uri}: train one (python -m runner) "
                     "or set visualize.run_id=ID")

@@ -1,0 +1,45 @@
+"""`python -m runner.bench [overrides]`: how fast this machine feeds and trains the configured model.
+
+Takes the runner's overrides (model=, data=, data.root=, trainer.*, ...) and measures, one after
+another in this process: decode_images_per_second (the training files decoded whole, on every core:
+the limit), train_pipeline_images_per_second (runner.data's training pipeline, first pass),
+cached_pipeline_images_per_second (the same with data.cache, after the first epoch),
+keras_baseline_images_per_second (keras.utils.image_dataset_from_directory with RandomCrop and
+RandomFlip), step_images_per_second (the compiled training step on batches in memory) and
+fit_images_per_second (runner.trainer.fit on real batches, callbacks and MLflow included); each
+stage's peak resident memory, and the ratios pipeline/decode, cached/decode, pipeline/keras and
+fit/step. Prints a table, writes bench.json (bench.output) and with bench.log_mlflow=true records an
+MLflow run. Settings: conf/bench.yaml; how each figure is taken: runner/benchmark/stages.py.
+"""
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from runner import schema
+from runner.errors import reported_as_one_line
+
+schema.register()
+
+
+@hydra.main(config_path="../conf", config_name="bench", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    import pathlib
+
+    import keras  # TensorFlow's import waits until the config has composed
+
+    from runner.benchmark import run_bench
+    from runner.benchmark.report import table
+
+    try:
+        with reported_as_one_line():
+            result, path = run_bench(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
+    finally:
+        keras.backend.clear_session()  # a multirun benches its jobs in this process
+    print()
+    print(table(result))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

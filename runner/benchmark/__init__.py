@@ -1,0 +1,184 @@
+"""The bench: six throughput figures measured one after another in this process, each stage's peak
+resident memory, and their record (JSON, table, optionally MLflow). runner/bench.py is the app.
+
+Stages (stages.py): decode (the machine's JPEG-decode limit), pipeline (runner.data's training
+pipeline, first pass), cached (the same with data.cache, after the first epoch), keras (Keras's
+folder loader with RandomCrop and RandomFlip), step (the compiled training step on batches in
+memory) and fit (runner.trainer.fit on real batches, callbacks and MLflow included).
+"""
+
+import contextlib
+import dataclasses
+import datetime
+import gc
+import json
+import pathlib
+from typing import Callable, Iterator, Optional
+
+import keras
+from omegaconf import DictConfig
+
+import builders
+from runner import data, tracking, trainer
+from runner.architecture import model_spec
+from runner.benchmark import stages
+from runner.benchmark.memory import PeakRss
+from runner.benchmark.report import machine, settings
+from runner.checks import check_trainer
+from runner.errors import UserError
+from runner.optim import make_optimizer
+from runner.strategy import make_strategy, set_precision
+
+STAGES = ("decode", "pipeline", "cached", "keras", "step", "fit")
+FIGURES = {
+    "decode": "decode_images_per_second",
+    "pipeline": "train_pipeline_images_per_second",
+    "cached": "cached_pipeline_images_per_second",
+    "keras": "keras_baseline_images_per_second",
+    "step": "step_images_per_second",
+    "fit": "fit_images_per_second",
+}
+RATIOS = {  # name: (numerator stage, denominator stage)
+    "pipeline_over_decode": ("pipeline", "decode"),
+    "cached_over_decode": ("cached", "decode"),
+    "pipeline_over_keras": ("pipeline", "keras"),
+    "fit_over_step": ("fit", "step"),
+}
+TARGETS = {"pipeline_over_decode": 0.8, "cached_over_decode": 3.0, "pipeline_over_keras": 2.0, "fit_over_step": 0.9}
+MINIMUM = {"bench.warmup_batches": 0, "bench.batches": 1, "bench.warmup_steps": 0, "bench.step_batches": 1,
+           "bench.memory_batches": 1, "bench.fit_steps": 1}
+
+
+@dataclasses.dataclass
+class Stage:
+    name: str
+    images: int = 0
+    seconds: float = 0.0
+    reason: Optional[str] = None  # why there is no figure
+    start_rss_mib: Optional[float] = None
+    peak_rss_mib: Optional[float] = None
+
+    @property
+    def images_per_second(self) -> Optional[float]:
+        if self.reason is not None or self.seconds <= 0:
+            return None
+        return self.images / self.seconds
+
+
+@dataclasses.dataclass
+class Bench:
+    stages: dict[str, Stage]
+    machine: dict
+    settings: str  # what was measured, in one line
+
+    def figure(self, stage: str) -> Optional[float]:
+        return self.stages[stage].images_per_second
+
+    def ratios(self) -> dict[str, Optional[float]]:
+        result = {}
+        for name, (top, bottom) in RATIOS.items():
+            numerator, denominator = self.figure(top), self.figure(bottom)
+            result[name] = numerator / denominator if numerator and denominator else None
+        return result
+
+    def as_json(self) -> dict:
+        return {
+            **{FIGURES[stage]: self.figure(stage) for stage in STAGES},
+            "ratios": self.ratios(),
+            "peak_rss_mib": {stage: self.stages[stage].peak_rss_mib for stage in STAGES},
+            "machine": self.machine,
+        }
+
+
+def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib.Path]:
+    """Measures every stage of cfg.bench.stages; writes the JSON (and the MLflow run); returns both."""
+    check(cfg)
+    strategy = make_strategy(cfg.trainer)  # before any TensorFlow op: cpu_replicas splits the CPU first
+    keras.utils.set_random_seed(cfg.trainer.seed)
+    set_precision(cfg.trainer)
+    # Every user mistake (model, data, optimizer) surfaces before the first measurement.
+    with strategy.scope():
+        model = builders.build(model_spec(cfg)).model
+    uncached = data.load(stages.with_values(cfg, {"data.cache": False}))
+    steps_per_epoch = trainer.epoch_steps(cfg, uncached)
+    with strategy.scope():
+        optimizer = make_optimizer(cfg, steps_per_epoch)
+    print(f"bench: {settings(cfg, strategy)}")
+    with _bench_run(cfg) as run:
+        measures: dict[str, Callable[[], tuple[int, float]]] = {
+            "decode": lambda: stages.decode(cfg),
+            "pipeline": lambda: stages.pipeline(cfg, uncached.train),
+            "cached": lambda: stages.cached(cfg, uncached.train_examples),
+            "keras": lambda: stages.keras_baseline(cfg),
+            "step": lambda: stages.step(cfg, model, optimizer, strategy, uncached.train, steps_per_epoch),
+            "fit": lambda: stages.fit(cfg, model, optimizer, strategy, run, output_dir / "fit"),
+        }
+        measured = {name: _measure(name, measures[name], set(cfg.bench.stages)) for name in STAGES}
+        result = Bench(measured, machine(strategy), settings(cfg, strategy))
+        path = pathlib.Path(cfg.bench.output) if cfg.bench.output else output_dir / "bench.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(result.as_json(), indent=2) + "\n"
+        path.write_text(text)
+        if run is not None:
+            _record(run, result, text)
+    return result, path
+
+
+def check(cfg: DictConfig) -> None:
+    """Raise UserError for a bench setting no run can use, before anything is built."""
+    check_trainer(cfg)
+    unknown = [name for name in cfg.bench.stages if name not in STAGES]
+    if unknown:
+        raise UserError(f"bench.stages: unknown stage {unknown[0]!r}; valid: {', '.join(STAGES)}")
+    for key, minimum in MINIMUM.items():
+        value = cfg.bench[key.split(".")[1]]
+        if value < minimum:
+            raise UserError(f"{key}={value}: expected an int >= {minimum}")
+    if cfg.trainer.strategy.value == "multi_worker":
+        raise UserError("trainer.strategy=multi_worker: the bench measures one process on this machine; "
+                        "use trainer.strategy=auto, default or mirrored")
+
+
+def _measure(name: str, measure: Callable[[], tuple[int, float]], wanted: set[str]) -> Stage:
+    if name not in wanted:
+        return Stage(name, reason="not in bench.stages")
+    print(f"bench: {name} ...", flush=True)
+    gc.collect()  # the previous stage's datasets and caches go before this one's memory is sampled
+    with PeakRss() as memory:
+        try:
+            images, seconds = measure()
+        except stages.NotApplicable as why:
+            print(f"bench: {name}: not measured: {why}")
+            return Stage(name, reason=str(why))
+    stage = Stage(name, images, seconds, start_rss_mib=memory.start_mib, peak_rss_mib=memory.peak_mib)
+    print(f"bench: {name}: {stage.images_per_second:.1f} images/s ({images} images in {seconds:.2f} s), "
+          f"peak RSS {memory.peak_mib:.0f} MiB", flush=True)
+    return stage
+
+
+@contextlib.contextmanager
+def _bench_run(cfg: DictConfig) -> Iterator[Optional[tracking.Run]]:
+    """The bench's MLflow run (bench.log_mlflow), in experiment `bench` unless tracking.experiment
+    names one, so it does not sit among the dataset's training runs; else None."""
+    if not cfg.bench.log_mlflow:
+        yield None
+        return
+    run_name = cfg.tracking.run_name or f"bench-{cfg.model.name}-{cfg.data.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    named = stages.with_values(cfg, {"tracking.experiment": cfg.tracking.experiment or "bench",
+                                     "tracking.run_name": run_name})
+    with tracking.Run(named) as run:
+        run.set_tags({"runner.role": "bench"})
+        yield run
+
+
+def _record(run: tracking.Run, result: Bench, text: str) -> None:
+    metrics = {FIGURES[stage]: result.figure(stage) for stage in STAGES} | result.ratios()
+    metrics |= {f"peak_rss_mib_{stage}": result.stages[stage].peak_rss_mib for stage in STAGES}
+    run.log_metrics(metrics, step=0)
+    run.set_tags({f"bench.{stage}.not_measured": stage_.reason
+                  for stage, stage_ in result.stages.items() if stage_.reason})
+    run.log_text(text, "bench.json")
+    print(f"MLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")
+
+
+__all__ = ["Bench", "FIGURES", "RATIOS", "STAGES", "Stage", "TARGETS", "run_bench"]

@@ -1,0 +1,80 @@
+"""What the bench ran on and what it measured, as text: the machine, the settings, the tables."""
+
+import os
+import pathlib
+import platform
+
+import keras
+import psutil
+import tensorflow as tf
+from omegaconf import DictConfig
+from tabulate import tabulate
+
+from runner.strategy import uses_xla
+
+GIB = 2**30
+
+
+def machine(strategy: tf.distribute.Strategy) -> dict:
+    """CPU model and cores, memory, the device the steps ran on, and the software's versions."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / GIB, 1),
+        "device": _device(),
+        "replicas": strategy.num_replicas_in_sync,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def settings(cfg: DictConfig, strategy: tf.distribute.Strategy) -> str:
+    height, width, channels = cfg.model.input_shape
+    xla = "on" if uses_xla(cfg.trainer, strategy) else "off"
+    replicas = strategy.num_replicas_in_sync
+    return (f"model={cfg.model.name} {height}x{width}x{channels}, data={cfg.data.name}, augment={cfg.augment.name}, "
+            f"batch {cfg.trainer.batch_size}, {cfg.trainer.precision.value}, XLA {xla}, "
+            f"{type(strategy).__name__} ({replicas} replica{'s' if replicas > 1 else ''}), "
+            f"steps_per_execution {cfg.trainer.steps_per_execution}")
+
+
+def table(result) -> str:
+    """The six figures with each stage's memory, then the four ratios against issue 8's targets."""
+    from runner.benchmark import FIGURES, RATIOS, STAGES, TARGETS
+
+    rows = []
+    for name in STAGES:
+        stage = result.stages[name]
+        rows.append([FIGURES[name], stage.images_per_second, stage.images or None,
+                     stage.seconds or None, stage.start_rss_mib, stage.peak_rss_mib, stage.reason or ""])
+    figures = tabulate(rows, headers=["figure", "images/s", "images", "seconds", "RSS before (MiB)",
+                                      "peak RSS (MiB)", "note"], floatfmt=".1f", missingval="-")
+    ratio_rows = []
+    for name, value in result.ratios().items():
+        top, bottom = RATIOS[name]
+        met = "" if value is None else ("met" if value >= TARGETS[name] else "not met")
+        ratio_rows.append([f"{top} / {bottom}", value, f">= {TARGETS[name]:g}", met])
+    ratios = tabulate(ratio_rows, headers=["ratio", "value", "target (issue 8)", ""], floatfmt=".2f", missingval="-")
+    box = result.machine
+    host = (f"machine: {box['cpu']}, {box['cores']} cores ({box['usable_cores']} usable), {box['memory_gib']} GiB; "
+            f"device {box['device']}; TensorFlow {box['tensorflow']}, Keras {box['keras']}, Python {box['python']}")
+    return "\n\n".join([host + "\n" + f"measured: {result.settings}", figures, ratios])
+
+
+def _cpu_model() -> str:
+    cpuinfo = pathlib.Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _device() -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+    return ", ".join(names)

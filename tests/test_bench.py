@@ -1,0 +1,108 @@
+"""`python -m runner.bench` end to end, in subprocesses: on a tiny Imagenette-shaped folder of real
+JPEGs, on digits (where the file stages do not apply) with an MLflow record, and on user mistakes.
+Figures are checked for being there and positive, never against the targets: timing is the
+bench's job, not the tests'."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import hydra
+import mlflow
+import pytest
+import yaml
+
+from image_folders import make_image_folder
+from runner.benchmark import FIGURES, RATIOS, STAGES
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+KEYS = {*FIGURES.values(), "ratios", "peak_rss_mib", "machine"}
+SMALL = ("trainer.batch_size=8", "bench.warmup_batches=1", "bench.batches=4", "bench.warmup_steps=1",
+         "bench.step_batches=2", "bench.memory_batches=1", "bench.fit_steps=2")
+
+
+@pytest.fixture(autouse=True)
+def fresh_keras_session():
+    """Overrides conftest's: the benches run in subprocesses; nothing here builds a model."""
+    yield
+
+
+def bench(tmp_path: pathlib.Path, *overrides: str) -> tuple[subprocess.CompletedProcess, pathlib.Path]:
+    """The command in tmp_path (its outputs/ there), without the caller's MLFLOW_TRACKING_URI."""
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    output = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "runner.bench", f"bench.output={output}", *overrides],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    return done, output
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and value > 0
+
+
+@pytest.mark.slow
+def test_bench_on_an_image_folder_gives_every_figure_ratio_and_peak(tmp_path):
+    root = make_image_folder(tmp_path / "imagenette", per_class=8, size=(160, 200), formats=("jpeg",))
+    done, output = bench(tmp_path, "model=resnet18", "model.input_shape=[64,64,3]", "data=imagenette",
+                         f"data.root={root}", "trainer.jit_compile=false", *SMALL)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert set(result) == KEYS
+    assert all(positive(result[figure]) for figure in FIGURES.values()), result
+    assert set(result["ratios"]) == set(RATIOS) and all(map(positive, result["ratios"].values())), result
+    assert set(result["peak_rss_mib"]) == set(STAGES) and all(map(positive, result["peak_rss_mib"].values()))
+    assert {"cpu", "cores", "device", "tensorflow"} <= set(result["machine"])
+    for name in (*FIGURES.values(), "pipeline / decode", "fit / step", "peak RSS"):
+        assert name in done.stdout
+    assert not (tmp_path / "outputs" / "mlflow.db").exists()  # the fit stage's store is a throwaway one
+
+
+@pytest.mark.slow
+def test_bench_on_digits_leaves_the_file_stages_null_and_records_mlflow(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    done, output = bench(tmp_path, "model=lenet", "data=digits", "bench.log_mlflow=true", f"tracking.uri={uri}",
+                         "trainer.batch_size=32", *SMALL[1:])
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(output.read_text())
+    assert set(result) == KEYS
+    assert result["decode_images_per_second"] is None and result["keras_baseline_images_per_second"] is None
+    for stage in ("pipeline", "cached", "step", "fit"):
+        assert positive(result[FIGURES[stage]]), stage
+    assert result["ratios"]["fit_over_step"] > 0 and result["ratios"]["pipeline_over_decode"] is None
+    assert "data=digits has no image files" in done.stdout
+
+    client = mlflow.MlflowClient(uri)
+    [run] = client.search_runs([client.get_experiment_by_name("bench").experiment_id])
+    assert run.data.tags["runner.role"] == "bench" and run.info.status == "FINISHED"
+    assert run.data.metrics["step_images_per_second"] == pytest.approx(result["step_images_per_second"])
+    assert "decode_images_per_second" not in run.data.metrics and "bench.decode.not_measured" in run.data.tags
+    logged = pathlib.Path(client.download_artifacts(run.info.run_id, "bench.json", str(tmp_path / "artifact")))
+    assert json.loads(logged.read_text()) == result
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (("data=imagenet", "model=resnet18"), "error: data.root is not set"),
+    (("bench.stages=[decode,warp]",), "error: bench.stages: unknown stage 'warp'"),
+])
+def test_a_mistake_is_one_line_not_a_traceback(tmp_path, overrides, message):
+    done, output = bench(tmp_path, *overrides)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(message), done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and not output.exists()
+
+
+def test_bench_config_is_the_runners_with_its_own_schema_and_hydra_folders():
+    """conf/bench.yaml copies conf/config.yaml's defaults list (a structured root cannot gain a key by
+    composition): they must not drift apart."""
+    runner, bench_list = ([next(iter(item)) if isinstance(item, dict) else item for item in
+                           yaml.safe_load((REPO / "conf" / name).read_text())["defaults"]]
+                          for name in ("config.yaml", "bench.yaml"))
+    assert [item for item in runner if item not in ("schema", "hydra", "hparams_search")] == \
+        [item for item in bench_list if item not in ("bench_schema", "hydra")]
+    with hydra.initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = hydra.compose("bench", overrides=["model=resnet18", "data=imagenette", "bench.fit_steps=7"],
+                            return_hydra_config=True)
+    assert cfg.bench.fit_steps == 7 and cfg.augment.name == "crop_flip" and cfg.trainer.batch_size == 64
+    assert cfg.hydra.run.dir.startswith("outputs/bench/") and not cfg.hydra.callbacks
