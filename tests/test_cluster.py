@@ -8,8 +8,6 @@ import sys
 import time
 
 import hydra
-import keras
-import mlflow
 import numpy as np
 import psutil
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from conftest import CONF
 from runner import resume
 from runner.errors import UserError
+from test_resume import epochs_logged, final_weights, runs
 
 # LeNet on digits, short epochs; XLA off: compiling costs more than these steps.
 QUICK = ["trainer.steps_per_epoch=5", "trainer.jit_compile=false"]
@@ -35,19 +34,6 @@ def run_cluster(tmp_path, *overrides):
     """Runs in tmp_path: the resume points go to tmp_path/outputs/resume."""
     return subprocess.run(cluster_command(tmp_path, *overrides), cwd=tmp_path, env=environment(),
                           capture_output=True, text=True, timeout=600)
-
-
-def runs(tmp_path):
-    client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    return client, client.search_runs([e.experiment_id for e in client.search_experiments()])
-
-
-def epochs_logged(client, run_id) -> list[int]:
-    return sorted(metric.step for metric in client.get_metric_history(run_id, "val_top1"))
-
-
-def weights(path):
-    return keras.saving.load_model(path, compile=False).get_weights()
 
 
 @pytest.mark.slow
@@ -73,8 +59,8 @@ def test_a_killed_worker_stops_the_other_and_the_same_commands_resume_the_run(tm
     assert epochs_logged(client, run.info.run_id) == [0, 1, 2, 3]
     assert (run.data.params["workers"], run.data.params["replicas"]) == ("2", "2")
     # Both workers applied the same all-reduced updates, before and after the fault: one model, bit for bit.
-    for chief, other in zip(weights(tmp_path / "run" / "model.keras"),
-                            weights(tmp_path / "run" / "worker1" / "model.keras")):
+    for chief, other in zip(final_weights(tmp_path / "run" / "model.keras"),
+                            final_weights(tmp_path / "run" / "worker1" / "model.keras")):
         np.testing.assert_array_equal(chief, other)
     assert "[worker 0]" in resumed.stdout and "[worker 1]" in resumed.stdout
 

@@ -1,12 +1,12 @@
 """Multi-worker training of a residual net on an Imagenette-shaped folder of JPEGs: each worker
 reads its own half of the files, and both end with the same weights."""
 
-import keras
 import numpy as np
 import pytest
 
 from image_folders import make_image_folder
-from test_cluster import run_cluster, runs
+from test_cluster import run_cluster
+from test_resume import final_weights, runs
 
 
 @pytest.mark.slow
@@ -18,7 +18,6 @@ def test_two_workers_train_resnet18_on_an_image_folder(tmp_path):
     client, [run] = runs(tmp_path)
     assert run.info.status == "FINISHED" and run.data.params["workers"] == "2"
     assert [metric.step for metric in client.get_metric_history(run.info.run_id, "val_top1")] == [0]
-    chief = keras.saving.load_model(tmp_path / "run" / "model.keras", compile=False).get_weights()
-    other = keras.saving.load_model(tmp_path / "run" / "worker1" / "model.keras", compile=False).get_weights()
-    for mine, theirs in zip(chief, other):
+    for mine, theirs in zip(final_weights(tmp_path / "run" / "model.keras"),
+                            final_weights(tmp_path / "run" / "worker1" / "model.keras")):
         np.testing.assert_array_equal(mine, theirs)

@@ -16,6 +16,7 @@ from mlflow.entities import Metric, Param
 from runner.comparison import compare_sweep, find_sweep, select
 from runner.comparison.rows import differing_keys, parse_overrides
 from runner.errors import UserError
+from runner.tracking import store as store_module
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NOW_MS = int(time.time() * 1000)
@@ -94,11 +95,11 @@ def store(tmp_path_factory):
 def depth(store, tmp_path_factory):
     """The comparison of the newest sweep, through pages of two runs so paging is exercised."""
     _, client, runs = store
-    page_size, select.PAGE_SIZE = select.PAGE_SIZE, 2
+    page_size, store_module.PAGE_SIZE = store_module.PAGE_SIZE, 2
     try:
         return compare_sweep(client, runs["depth"], tmp_path_factory.mktemp("depth"))
     finally:
-        select.PAGE_SIZE = page_size
+        store_module.PAGE_SIZE = page_size
 
 
 def _run_ids(comparison):
@@ -128,7 +129,7 @@ def test_a_sweep_by_id_experiment_or_tag(store, arguments, expected):
 
 def test_the_latest_sweep_is_found_across_pages(store, monkeypatch):
     _, client, runs = store
-    monkeypatch.setattr(select, "PAGE_SIZE", 1)
+    monkeypatch.setattr(store_module, "PAGE_SIZE", 1)
     assert find_sweep(client, tag="study=lrn").info.run_id == runs["lrn"]
 
 

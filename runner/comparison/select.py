@@ -1,8 +1,6 @@
 """Finding a sweep in the MLflow store: the store itself, the sweep's parent run and its children."""
 
-import pathlib
-import urllib.parse
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import mlflow
 from mlflow.entities import Run
@@ -10,18 +8,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from runner.errors import UserError
+from runner.tracking import store
 
 SWEEP_FILTER = "tags.\"runner.role\" = 'sweep'"
-PAGE_SIZE = 1000  # MLflow's largest page; a sweep can have hundreds of children
 
 
 def existing_store(uri: str) -> mlflow.MlflowClient:
-    """A client on the store at `uri`; a local store that does not exist is an error, never created."""
-    path = _local_path(uri)
-    if path is not None and not path.exists():
-        raise UserError(f"no MLflow store at {path}: run a sweep first (python -m runner -m ...), "
-                        "or point tracking.uri (or MLFLOW_TRACKING_URI) at the store it wrote")
-    return mlflow.MlflowClient(uri)
+    return store.existing_store(uri, "run a sweep first (python -m runner -m ...)")
 
 
 def find_sweep(client: mlflow.MlflowClient, run_id: Optional[str] = None, experiment: Optional[str] = None,
@@ -30,7 +23,7 @@ def find_sweep(client: mlflow.MlflowClient, run_id: Optional[str] = None, experi
     if run_id:
         return _sweep_by_id(client, run_id)
     key, value = _parse_tag(tag) if tag else (None, None)
-    sweeps = list(_paged(client.search_runs, experiment_ids=_experiment_ids(client, experiment),
+    sweeps = list(store.paged(client.search_runs, experiment_ids=_experiment_ids(client, experiment),
                          filter_string=SWEEP_FILTER, order_by=["attributes.start_time DESC"]))
     matching = [sweep for sweep in sweeps if key is None or sweep.data.tags.get(key) == value]
     if not matching:
@@ -40,7 +33,7 @@ def find_sweep(client: mlflow.MlflowClient, run_id: Optional[str] = None, experi
 
 def sweep_children(client: mlflow.MlflowClient, parent: Run) -> list[Run]:
     """Every child run of `parent`, whatever its status, oldest first."""
-    return list(_paged(client.search_runs, experiment_ids=[parent.info.experiment_id],
+    return list(store.paged(client.search_runs, experiment_ids=[parent.info.experiment_id],
                        filter_string=f"tags.{MLFLOW_PARENT_RUN_ID} = '{parent.info.run_id}'",
                        order_by=["attributes.start_time ASC"]))
 
@@ -69,7 +62,7 @@ def _parse_tag(tag: str) -> tuple[str, str]:
 
 
 def _experiment_ids(client: mlflow.MlflowClient, name: Optional[str]) -> list[str]:
-    experiments = list(_paged(client.search_experiments))
+    experiments = list(store.paged(client.search_experiments))
     if name is None:
         return [experiment.experiment_id for experiment in experiments]
     ids = [experiment.experiment_id for experiment in experiments if experiment.name == name]
@@ -88,24 +81,3 @@ def _none_found(sweeps: list[Run], experiment: Optional[str], key: Optional[str]
     values = sorted({sweep.data.tags[key] for sweep in sweeps if key in sweep.data.tags})
     valid = f"sweeps there have {key}=" + ", ".join(values) if values else f"no sweep there has a tag {key}"
     return f"compare.tag={key}={value}: no sweep {where} has this tag; {valid}"
-
-
-def _paged(search: Callable, **kwargs) -> Iterator:
-    """Every result of an MLflow search, following its page tokens."""
-    token = None
-    while True:
-        page = search(max_results=PAGE_SIZE, page_token=token, **kwargs)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def _local_path(uri: str) -> Optional[pathlib.Path]:
-    """The file or folder of a sqlite or file store; None for servers (and in-memory sqlite)."""
-    if uri.startswith("sqlite:///"):
-        return pathlib.Path(uri.removeprefix("sqlite:///"))
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return pathlib.Path(urllib.parse.unquote(parsed.path))
-    return None

@@ -5,7 +5,8 @@ import fcntl
 import importlib
 import os
 import pathlib
-from typing import Iterator, Optional
+import urllib.parse
+from typing import Callable, Iterator, Optional
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -14,6 +15,7 @@ from omegaconf import DictConfig
 from runner.errors import UserError
 
 DEFAULT_STORE_DIR = pathlib.Path("outputs")  # relative to where the command runs, as Hydra's outputs
+PAGE_SIZE = 1000  # MLflow's largest page; a sweep can have hundreds of children
 
 
 def store_uri(cfg: DictConfig) -> str:
@@ -23,6 +25,37 @@ def store_uri(cfg: DictConfig) -> str:
         return uri
     DEFAULT_STORE_DIR.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(DEFAULT_STORE_DIR / 'mlflow.db').resolve()}"
+
+
+def existing_store(uri: str, first: str) -> mlflow.MlflowClient:
+    """A client on the store at `uri`; a local store that does not exist is an error, never created
+    (a reader of runs: `first` says what writes them, e.g. "train a model first (python -m runner)")."""
+    path = _local_path(uri)
+    if path is not None and not path.exists():
+        raise UserError(f"no MLflow store at {path}: {first}, "
+                        "or point tracking.uri (or MLFLOW_TRACKING_URI) at the store it wrote")
+    return mlflow.MlflowClient(uri)
+
+
+def paged(search: Callable, **kwargs) -> Iterator:
+    """Every result of an MLflow search (client.search_runs, search_experiments), following its page tokens."""
+    token = None
+    while True:
+        page = search(max_results=PAGE_SIZE, page_token=token, **kwargs)
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
+def _local_path(uri: str) -> Optional[pathlib.Path]:
+    """The file or folder of a sqlite or file store; None for servers (and in-memory sqlite)."""
+    if uri.startswith("sqlite:///"):
+        return pathlib.Path(uri.removeprefix("sqlite:///"))
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        return pathlib.Path(urllib.parse.unquote(parsed.path))
+    return None
 
 
 def open_experiment(uri: str, name: str) -> tuple[mlflow.MlflowClient, str]:

@@ -3,7 +3,6 @@
 import os
 import pathlib
 import tempfile
-import urllib.parse
 from typing import Iterator, Optional
 
 import mlflow
@@ -12,22 +11,17 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError
+from runner.tracking import store
 
 MODEL_ARTIFACT = "model.keras"
 CONFIG_ARTIFACT = "config.yaml"
 # Runs that hold no model carry the tag runner.role: a sweep's parent ("sweep", runner/tracking/sweep.py)
 # and a benchmark ("bench", runner/benchmark); training runs carry none.
 ROLE = "runner.role"
-PAGE_SIZE = 200
 
 
 def open_store(uri: str) -> mlflow.MlflowClient:
-    """A client on the store at `uri`; a local store that does not exist is an error, never created."""
-    path = _local_path(uri)
-    if path is not None and not path.exists():
-        raise UserError(f"no MLflow store at {path}: train a model first (python -m runner), "
-                        "or point tracking.uri (or MLFLOW_TRACKING_URI) at the store it wrote")
-    return mlflow.MlflowClient(uri)
+    return store.existing_store(uri, "train a model first (python -m runner)")
 
 
 def find_run(client: mlflow.MlflowClient, run_id: Optional[str]) -> Run:
@@ -85,27 +79,9 @@ def _download(client: mlflow.MlflowClient, run: Run, name: str, folder: str) -> 
 def _finished_runs(client: mlflow.MlflowClient) -> Iterator[Run]:
     """FINISHED runs of every active experiment, newest first."""
     experiments = [experiment.experiment_id for experiment in client.search_experiments()]
-    if not experiments:
-        return
-    token = None
-    while True:
-        page = client.search_runs(experiments, filter_string="attributes.status = 'FINISHED'",
-                                  order_by=["attributes.start_time DESC"], max_results=PAGE_SIZE,
-                                  page_token=token)
-        yield from page
-        token = page.token
-        if not token:
-            return
-
-
-def _local_path(uri: str) -> Optional[pathlib.Path]:
-    """The file or folder of a sqlite or file store; None for servers (and in-memory sqlite)."""
-    if uri.startswith("sqlite:///"):
-        return pathlib.Path(uri.removeprefix("sqlite:///"))
-    parsed = urllib.parse.urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return pathlib.Path(urllib.parse.unquote(parsed.path))
-    return None
+    if experiments:
+        yield from store.paged(client.search_runs, experiment_ids=experiments,
+                               filter_string="attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"])
 
 
 def log_figures(client: mlflow.MlflowClient, run_id: str, paths: list[os.PathLike]) -> None:
