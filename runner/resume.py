@@ -4,11 +4,12 @@ The resume point of a run lives in outputs/resume/<key>/, where the key is a has
 config without the keys that do not change what is trained (where it is recorded, where the data
 sit). After every epoch it holds a TensorFlow checkpoint of the model, the optimizer (its step
 counter is the schedule's position) and the epoch, and `state.json`: the MLflow run id, the epoch
-and the history so far, the run's output folder (where its best and last weights are) and the counters
-of the callbacks that decide the rest of the run (early stopping, the plateau schedule, the best
-checkpoint's score), which Keras resets at the start of training. The checkpoint is written first and `state.json` names it, each through a
-rename, so a kill at any moment leaves the previous, complete resume point. A run that finishes
-deletes its resume point; one that stops (killed, SIGTERM, Ctrl-C, an exception) keeps it.
+and the history so far, the run's output folder (where its best and last weights are) and the
+counters of the callbacks that decide the rest of the run (early stopping, the plateau schedule,
+the best checkpoint's score), which Keras resets at the start of training. The checkpoint is
+written first and `state.json` names it, each through a rename, so a kill at any moment leaves the
+previous, complete resume point. A run that finishes deletes its resume point; one that stops
+(killed, SIGTERM, Ctrl-C, an exception) keeps it. Under multi_worker each worker keeps its own.
 """
 
 import dataclasses

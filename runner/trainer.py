@@ -13,10 +13,10 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from runner import steps
-from runner.tracking.signals import stop_if_requested
 from runner.errors import UserError
 from runner.optim import current_learning_rate, l2_coefficient
 from runner.strategy import uses_xla
+from runner.tracking.signals import stop_if_requested
 
 
 class Diverged(UserError):
