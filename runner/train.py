@@ -13,6 +13,7 @@ from runner import data, resume, tracking, trainer
 from runner.architecture import model_spec, render
 from runner.checks import check_trainer
 from runner.optim import make_optimizer
+from runner.tracking.signals import stop_if_requested
 from runner.strategy import (Worker, agreed_epoch, lost_workers_reported, make_strategy, set_precision, shard,
                              worker)
 
@@ -61,6 +62,7 @@ def train(cfg: DictConfig) -> float:
                                   run_dir, initial_epoch=point.epoch if point else 0,
                                   history=point.history if point else None, standard=standard)
             metrics, evaluation = trainer.final_evaluation(cfg, model, splits, strategy)
+        stop_if_requested()  # a stop asked for during the evaluation: the resume point redoes only that
         run.log_metrics(metrics, step=len(history["loss"]))
         run.log_curves(history)
         run.log_confusion_matrix(evaluation.labels, evaluation.predicted, splits.class_names)

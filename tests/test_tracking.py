@@ -154,21 +154,31 @@ def test_run_ends_with_a_status_and_never_swallows_the_error(store, client, erro
     assert mlflow.active_run() is None  # the next Run in this process can start
 
 
-def test_sigterm_ends_the_run_killed_at_the_next_check_and_restores_the_handler(store, client):
-    # Pytest's own handler first, so a Run that forgot to trap SIGTERM fails the test instead of killing pytest.
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_the_run_killed_at_the_next_check_and_restores_the_handler(store, client, signum):
+    # Our own handler first, so a Run that forgot to trap the signal fails the test instead of killing pytest.
     caught = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: caught.append(signum))
+    previous = signal.signal(signum, lambda number, frame: caught.append(number))
     try:
         with pytest.raises(KeyboardInterrupt):
             with tracking.Run(compose(f"tracking.uri={store}")) as run:
-                signal.raise_signal(signal.SIGTERM)  # noted, not raised mid-library
+                signal.raise_signal(signum)  # noted, not raised mid-library
                 stop_if_requested()  # where the epoch loop checks, after every step
         assert client.get_run(run.run_id).info.status == "KILLED"
         assert not caught
-        signal.raise_signal(signal.SIGTERM)
-        assert caught == [signal.SIGTERM]  # the handler from before the run is back
+        signal.raise_signal(signum)
+        assert caught == [signum]  # the handler from before the run is back
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signum, previous)
+
+
+def test_a_second_ctrl_c_stops_at_once(store, client):
+    with pytest.raises(KeyboardInterrupt):
+        with tracking.Run(compose(f"tracking.uri={store}")) as run:
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)  # raises here, before any check
+            pytest.fail("the second Ctrl-C waited for a step boundary")
+    assert client.get_run(run.run_id).info.status == "KILLED"
 
 
 def test_epoch_logger_logs_keras_epochs_as_steps(store, client):

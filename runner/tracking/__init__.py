@@ -11,10 +11,8 @@ import numbers
 import os
 import pathlib
 import shlex
-import signal
 import subprocess
 import sys
-import threading
 import time
 from typing import Any, Iterator, Optional
 
@@ -31,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner.errors import UserError
 from runner.tracking import plots
 from runner.tracking.redact import redacted
-from runner.tracking.signals import clear_stop_request, request_stop
+from runner.tracking.signals import DeferredStops
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep import parent_run_id
 
@@ -48,8 +46,7 @@ class Run:
         self._resume_run_id = resume_run_id  # reopen this run (it keeps its params and metrics)
         self._uri = store_uri(cfg)
         self._client: Optional[mlflow.MlflowClient] = None
-        self._sigterm_trapped = False
-        self._previous_sigterm_handler = None
+        self._stops = DeferredStops()
         self._uri_variable: Optional[str] = None
         self.run_id: Optional[str] = None
 
@@ -72,7 +69,7 @@ class Run:
                 log_system_metrics=cfg.tracking.system_metrics,
             )
         self.run_id = active.info.run_id
-        self._trap_sigterm()
+        self._stops.start()
         try:
             if not self._resume_run_id:
                 self.log_params(_config_params(cfg))
@@ -106,7 +103,7 @@ class Run:
                 self._client.set_tag(self.run_id, "failure_reason", _one_line(exc)[:MAX_TAG_VAL_LENGTH])
         finally:
             mlflow.end_run(status)  # also stops the system-metrics monitor
-            self._release_sigterm()
+            self._stops.end()
             _restore_variable("MLFLOW_TRACKING_URI", self._uri_variable)
         return False
 
@@ -145,20 +142,6 @@ class Run:
         if self._uri.startswith(("http://", "https://")):
             return f"open {self._uri} in a browser"
         return f"mlflow ui --backend-store-uri {shlex.quote(self._uri)}"
-
-    def _trap_sigterm(self) -> None:
-        """SIGTERM (a scheduler, a launcher stopping a sweep) ends the run KILLED instead of leaving it RUNNING."""
-        if threading.current_thread() is threading.main_thread():  # Python only allows handlers there
-            clear_stop_request()
-            self._previous_sigterm_handler = signal.signal(signal.SIGTERM, request_stop)
-            self._sigterm_trapped = True
-
-    def _release_sigterm(self) -> None:
-        if self._sigterm_trapped:
-            # None: the previous handler was not set from Python; the default is the closest we can restore.
-            previous = self._previous_sigterm_handler
-            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
-            self._sigterm_trapped = False
 
 
 class NotRecorded:

@@ -1,14 +1,19 @@
-"""SIGTERM as KeyboardInterrupt, so a scheduler's stop unwinds through `finally` and atexit like Ctrl-C.
+"""SIGTERM and Ctrl-C as KeyboardInterrupt, so a stop unwinds through `finally` and atexit.
 
-Outside training (a sweep between its jobs) `interrupt` raises at once. During a training run,
-`request_stop` only notes the signal and the epoch loop raises at its next step boundary
-(`stop_if_requested`): an exception raised at an arbitrary point can land inside a library that
-turns it into another error (TensorFlow's runtime, a database driver), and the run would end FAILED
-instead of KILLED. A step takes seconds at most; schedulers give a grace period of tens of seconds.
+Outside a training run (a sweep between its jobs) `interrupt` raises at once. While a run is
+recorded (`DeferredStops`), SIGTERM and the first Ctrl-C only note the request, and the epoch
+loop raises at its next step boundary (`stop_if_requested`): an exception raised at an arbitrary
+point can land inside a library that turns it into another error (TensorFlow's runtime, a
+database driver), and the run would end FAILED instead of KILLED. A step takes seconds at most;
+schedulers give a grace period of tens of seconds. A second Ctrl-C stops at once.
 """
 
 import signal
+import sys
+import threading
 from typing import Optional
+
+DEFERRED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 _requested: Optional[str] = None
 
@@ -19,14 +24,34 @@ def interrupt(signum: int, frame) -> None:
 
 def request_stop(signum: int, frame) -> None:
     global _requested
-    _requested = signal.Signals(signum).name
-
-
-def clear_stop_request() -> None:
-    global _requested
-    _requested = None
+    name = signal.Signals(signum).name
+    if _requested and signum == signal.SIGINT:  # the user insists
+        raise KeyboardInterrupt(f"signal {name}")
+    _requested = name
+    if signum == signal.SIGINT:
+        print("\nstopping after this step (Ctrl-C again stops at once)", file=sys.stderr, flush=True)
 
 
 def stop_if_requested() -> None:
     if _requested:
         raise KeyboardInterrupt(f"signal {_requested}")
+
+
+class DeferredStops:
+    """Between `start` and `end`, SIGTERM and Ctrl-C request a stop instead of raising wherever they land."""
+
+    def __init__(self):
+        self._previous: dict[int, object] = {}
+
+    def start(self) -> None:
+        global _requested
+        if threading.current_thread() is not threading.main_thread():  # Python only allows handlers there
+            return
+        _requested = None
+        self._previous = {signum: signal.signal(signum, request_stop) for signum in DEFERRED_SIGNALS}
+
+    def end(self) -> None:
+        for signum, previous in self._previous.items():
+            # None: the previous handler was not set from Python; the default is the closest we can restore.
+            signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        self._previous = {}
