@@ -63,6 +63,7 @@ class Strategy(enum.Enum):
 
 
 class Precision(enum.Enum):
+    auto = "auto"  # the device's fastest: runner.strategy.precision
     float32 = "float32"
     mixed_float16 = "mixed_float16"
     mixed_bfloat16 = "mixed_bfloat16"
@@ -74,8 +75,8 @@ class TrainerConfig:
     batch_size: int = 64  # global: split across replicas
     strategy: Strategy = Strategy.auto
     cpu_replicas: int = 0  # > 0: split the CPU into N logical devices (a real MirroredStrategy without GPUs)
-    precision: Precision = Precision.float32
-    jit_compile: Optional[bool] = None  # None: XLA where Keras would use it (one device)
+    precision: Precision = Precision.auto
+    jit_compile: Optional[bool] = None  # None: XLA on one GPU under the default strategy (runner.strategy.uses_xla)
     steps_per_execution: int = 1
     steps_per_epoch: Optional[int] = None  # cap, for smoke runs; None: one pass over the data
     label_smoothing: float = 0.0
@@ -178,6 +179,7 @@ class BenchConfig:
         default_factory=lambda: ["decode", "pipeline", "cached", "keras", "step", "fit"])
     warmup_batches: int = 5  # input stages (decode, pipeline, cached, keras): batches skipped before timing
     batches: int = 50  # input stages: batches timed
+    rounds: int = 3  # input stages: measured in turn this many times; each figure is the median of its rounds
     warmup_steps: int = 2  # step stage: training steps before timing (the first compiles)
     step_batches: int = 3  # step stage: training steps timed, on batches already in memory
     memory_batches: int = 2  # step stage: distinct batches, from the pipeline, it cycles through

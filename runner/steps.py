@@ -3,7 +3,9 @@
 Keras 3's `model.fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585), while a
 loop over `strategy.run` with the same model works under all of them, so the runner uses this.
 Each step returns sums (loss, correct top-1, correct top-5, examples) reduced over replicas;
-averages are taken on the host, so every replica count gives the same numbers.
+averages are taken on the host, so every replica count gives the same numbers. Steps take uint8
+batches and `normalise` them first (runner.data.Splits.normalise): on the device, in the compiled
+graph, instead of on the host's few cores.
 """
 
 import dataclasses
@@ -54,12 +56,12 @@ def sums(loss, labels, scores):
             "top5": correct(labels, scores, 5), "count": tf.cast(tf.size(labels), tf.float32)}
 
 
-def make_train_steps(model, optimizer, objective, strategy, global_batch_size, xla):
+def make_train_steps(model, optimizer, objective, strategy, global_batch_size, xla, normalise):
     """A function running `count` training steps (trainer.steps_per_execution) on a distributed iterator."""
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
-            outputs = model(images, training=True)
+            outputs = model(normalise(images), training=True)
             per_example = objective.per_example_loss(labels, outputs)
             # Average over the global batch so the all-reduced gradient is the full batch's.
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
@@ -98,10 +100,11 @@ def make_statistics_average(model, strategy):
     return average
 
 
-def make_eval_step(model, objective, strategy, ten_crop=False):
+def make_eval_step(model, objective, strategy, normalise, ten_crop=False):
     """One evaluation batch: sums, plus the predicted and true labels for the confusion matrix."""
 
     def replica_step(images, labels):
+        images = normalise(images)
         if ten_crop:  # [B, 10, H, W, C]: average the ten crops' softmax (Krizhevsky et al. 2012, Section 4.1)
             crops = tf.reshape(images, [-1, *images.shape[2:]])
             logits = tf.cast(main_output(model(crops, training=False)), tf.float32)

@@ -98,15 +98,36 @@ def agreed_epoch(strategy: tf.distribute.Strategy, epoch: int) -> int:
 
 
 def uses_xla(trainer: DictConfig, strategy: tf.distribute.Strategy) -> bool:
-    """trainer.jit_compile, or by default XLA exactly where Keras would use it: one device."""
+    """trainer.jit_compile, or by default XLA where it pays: one GPU under the default strategy.
+
+    Keras turns XLA off under any tf.distribute strategy; on a CPU it slows training (measured
+    here by runner.bench, README "Performance"), so the CPU default is off.
+    """
     if trainer.jit_compile is not None:
         return trainer.jit_compile
-    return strategy.num_replicas_in_sync == 1 and not isinstance(
+    one_device = strategy.num_replicas_in_sync == 1 and not isinstance(
         strategy, tf.distribute.MultiWorkerMirroredStrategy)
+    return one_device and bool(tf.config.list_logical_devices("GPU"))
+
+
+def precision(trainer: DictConfig) -> str:
+    """trainer.precision, or for `auto` what the device runs fastest with: bfloat16 on GPUs with
+    compute capability 8.0 or more (Ampere on; the float32 range, no loss scaling), float16 with
+    loss scaling on 7.x (Volta, Turing: tensor cores without bfloat16), float32 otherwise (CPUs:
+    measured by runner.bench, README "Performance")."""
+    if trainer.precision.value != "auto":
+        return trainer.precision.value
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "float32"
+    capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability", (0, 0))
+    if capability >= (8, 0):
+        return "mixed_bfloat16"
+    return "mixed_float16" if capability >= (7, 0) else "float32"
 
 
 def set_precision(trainer: DictConfig) -> None:
-    keras.config.set_dtype_policy(trainer.precision.value)
+    keras.config.set_dtype_policy(precision(trainer))
 
 
 def _cluster_resolver():

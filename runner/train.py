@@ -14,8 +14,8 @@ from runner.architecture import model_spec, render
 from runner.checks import check_trainer
 from runner.optim import make_optimizer
 from runner.tracking.signals import stop_if_requested
-from runner.strategy import (Worker, agreed_epoch, lost_workers_reported, make_strategy, set_precision, shard,
-                             worker)
+from runner.strategy import (Worker, agreed_epoch, lost_workers_reported, make_strategy, precision, set_precision,
+                             shard, uses_xla, worker)
 
 
 def train(cfg: DictConfig) -> float:
@@ -45,7 +45,10 @@ def train(cfg: DictConfig) -> float:
         if point and this_worker.chief:
             _continue_record(run, point)
         elif not point:
-            run.log_params({"replicas": strategy.num_replicas_in_sync, "workers": this_worker.count})
+            # What the `auto` settings resolved to on this machine, beside the config's own values.
+            run.log_params({"replicas": strategy.num_replicas_in_sync, "workers": this_worker.count,
+                            "resolved.precision": precision(cfg.trainer),
+                            "resolved.jit_compile": uses_xla(cfg.trainer, strategy)})
             # As metrics, so the dashboard can sort and chart runs by size and cost.
             run.log_metrics({"parameters": architecture.total_params,
                              "gmacs": architecture.inference_macs / 1e9,

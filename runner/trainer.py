@@ -50,8 +50,8 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
     steps_per_epoch = epoch_steps(cfg, splits)
     per_call = max(1, min(trainer.steps_per_execution, steps_per_epoch))
     train_steps = steps.make_train_steps(model, optimizer, objective, strategy, trainer.batch_size,
-                                         xla=uses_xla(trainer, strategy))
-    eval_step = steps.make_eval_step(model, objective, strategy)
+                                         xla=uses_xla(trainer, strategy), normalise=splits.normalise)
+    eval_step = steps.make_eval_step(model, objective, strategy, splits.normalise)
     several = strategy.num_replicas_in_sync > 1 and model.non_trainable_variables
     average_statistics = steps.make_statistics_average(model, strategy) if several else None
     standard = standard_callbacks(cfg, run_dir) if standard is None else standard
@@ -152,10 +152,11 @@ def evaluate(dataset, strategy, eval_step) -> Evaluation:
 def final_evaluation(cfg: DictConfig, model, splits, strategy) -> tuple[dict[str, float], Evaluation]:
     """eval_top1/eval_top5 on centre crops, and with eval.ten_crop the ten-crop metrics."""
     objective = steps.Objective(cfg.data.num_classes, 0.0, cfg.model.aux_loss_weight)
-    centre = evaluate(splits.val, strategy, steps.make_eval_step(model, objective, strategy))
+    centre = evaluate(splits.val, strategy, steps.make_eval_step(model, objective, strategy, splits.normalise))
     metrics = {"eval_top1": centre.metrics["top1"], "eval_top5": centre.metrics["top5"]}
     if splits.val_ten_crop is not None:
-        ten = evaluate(splits.val_ten_crop, strategy, steps.make_eval_step(model, objective, strategy, ten_crop=True))
+        ten_crop_step = steps.make_eval_step(model, objective, strategy, splits.normalise, ten_crop=True)
+        ten = evaluate(splits.val_ten_crop, strategy, ten_crop_step)
         metrics.update(eval_top1_10crop=ten.metrics["top1"], eval_top5_10crop=ten.metrics["top5"])
     return metrics, centre
 

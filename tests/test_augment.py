@@ -19,9 +19,14 @@ def fresh_keras_session():
 
 
 def coordinates(height: int, width: int) -> np.ndarray:
-    """float32 [height, width, 2]: channel 0 is the row, channel 1 the column."""
+    """uint8 [height, width, 2]: channel 0 is the row, channel 1 the column."""
     rows, columns = np.mgrid[0:height, 0:width]
-    return np.stack([rows, columns], -1).astype(np.float32)
+    return np.stack([rows, columns], -1).astype(np.uint8)
+
+
+def noise(seed: int, shape) -> np.ndarray:
+    """uint8 pixels, as views take them (runner.data.pixels)."""
+    return np.random.default_rng(seed).integers(0, 256, shape, np.uint8)
 
 
 def look(view, image: np.ndarray) -> np.ndarray:
@@ -68,9 +73,10 @@ def test_ten_crop_takes_the_corners_the_centre_and_their_mirrors():
 
 
 def test_ten_crop_centre_is_the_centre_crop():
-    image = np.random.default_rng(0).random((30, 41, 3), np.float32)
-    crops = look(augment.ten_crop(SIZE, RATIO), image)
-    np.testing.assert_allclose(crops[4], look(augment.centre_crop(SIZE, RATIO), image), atol=1e-5)
+    image = noise(0, (30, 41, 3))
+    crops = look(augment.ten_crop(SIZE, RATIO), image).astype(int)
+    # Resized whole or sampled under the window: the same pixels, within uint8's rounding.
+    np.testing.assert_allclose(crops[4], look(augment.centre_crop(SIZE, RATIO), image), atol=1)
 
 
 @pytest.mark.parametrize("shape, resized, corner, size", [
@@ -81,21 +87,39 @@ def test_ten_crop_centre_is_the_centre_crop():
     ((40, 30), (40, 30), (7, 4), (24, 24)),  # already the right size: a plain window
     ((200, 300), (100, 150), (10, 20), (32, 32)),
 ])
-def test_scaled_window_is_resizing_everything_then_cropping(shape, resized, corner, size):
-    image = np.random.default_rng(1).random((*shape, 3), np.float32)
-    window, asked = windows(lambda s, read: augment.scaled_window(s, read, resized, corner, size), image)
+def test_the_exact_scaled_window_is_resizing_everything_then_cropping(shape, resized, corner, size):
+    image = noise(1, (*shape, 3))
+    window, asked = windows(lambda s, read: augment.scaled_window(s, read, resized, corner, size, exact=True), image)
     expected = tf.image.resize(image, resized).numpy()
     (y, x), (h, w) = corner, size
-    np.testing.assert_allclose(window, expected[y : y + h, x : x + w], atol=1e-4)
+    assert window.dtype == np.uint8
+    np.testing.assert_allclose(window, expected[y : y + h, x : x + w], atol=0.5 + 1e-3)  # rounded to uint8
     [(_, _, read_h, read_w)] = asked
     assert read_h * read_w <= shape[0] * shape[1]
 
 
-def test_scaled_window_reads_only_the_pixels_under_the_window():
-    image = np.zeros((200, 300, 1), np.float32)
-    _, [(y, x, h, w)] = windows(lambda s, read: augment.scaled_window(s, read, (100, 150), (10, 20), (32, 32)), image)
+@pytest.mark.parametrize("shape, resized, corner, size", [
+    ((8, 8), (37, 37), (5, 0), (32, 32)),  # a digit, enlarged
+    ((50, 70), (29, 41), (13, 25), (16, 16)),  # shrunk, to the bottom right corner
+    ((150, 240), (128, 205), (10, 20), (112, 112)),
+    ((240, 150), (205, 128), (93, 16), (112, 112)),
+])
+def test_the_nearby_scaled_window_samples_within_a_source_pixel_of_the_exact_one(shape, resized, corner, size):
+    # Each pixel holds its own (row, column): resampled, it holds where it was sampled from.
+    image = coordinates(*shape)
+    nearby, _ = windows(lambda s, read: augment.scaled_window(s, read, resized, corner, size, exact=False), image)
+    exact, _ = windows(lambda s, read: augment.scaled_window(s, read, resized, corner, size, exact=True), image)
+    assert nearby.shape == exact.shape == (*size, 2)
+    assert np.abs(nearby.astype(int) - exact).max() <= 1.5  # half a pixel of position, half of rounding
+
+
+@pytest.mark.parametrize("exact, expected", [(True, (20, 40, 64, 64)), (False, (20, 40, 64, 64))])
+def test_scaled_window_reads_only_the_pixels_under_the_window(exact, expected):
+    image = np.zeros((200, 300, 1), np.uint8)
+    _, [asked] = windows(lambda s, read: augment.scaled_window(s, read, (100, 150), (10, 20), (32, 32), exact=exact),
+                         image)
     # Half the size: window pixel centres 10.5-41.5 sample source rows 20.5-82.5, so rows 20-83.
-    assert (y, x, h, w) == (20, 40, 64, 64)
+    assert asked == expected
 
 
 def test_random_crops_lie_inside_the_resized_image_and_vary():
@@ -106,7 +130,7 @@ def test_random_crops_lie_inside_the_resized_image_and_vary():
 
 
 def test_random_crops_of_a_large_image_read_a_window_inside_it():
-    image = np.zeros((300, 400, 3), np.float32)
+    image = np.zeros((300, 400, 3), np.uint8)
     for seed in range(20):
         crop, [(y, x, h, w)] = windows(augment.random_crop((32, 32), 256 / 224, [seed, 0]), image)
         assert crop.shape == (32, 32, 3)
@@ -115,7 +139,7 @@ def test_random_crops_of_a_large_image_read_a_window_inside_it():
 
 def test_the_same_seed_gives_the_same_crop_and_flip():
     cfg = compose("augment=crop_flip")
-    image = np.random.default_rng(2).random((20, 30, 3), np.float32)
+    image = noise(2, (20, 30, 3))
     view = augment.training(cfg.augment, SIZE)
     first, again = (look(view(tf.constant([3, 4], tf.int64)), image) for _ in range(2))
     np.testing.assert_array_equal(first, again)
@@ -133,7 +157,7 @@ def test_flip_mirrors_about_half_the_images():
 
 
 def test_inception_crops_keep_to_the_area_and_aspect_ranges():
-    image = np.zeros((100, 120, 3), np.float32)
+    image = np.zeros((100, 120, 3), np.uint8)
     seen = set()
     for seed in range(30):
         crop, [(y, x, h, w)] = windows(augment.inception_crop(SIZE, (0.08, 1.0), (0.75, 4 / 3), [seed, 2]), image)
@@ -149,19 +173,19 @@ def test_inception_crops_keep_to_the_area_and_aspect_ranges():
 def test_none_trains_on_the_evaluation_view():
     cfg = compose("augment=none")
     assert cfg.augment.resize_ratio == cfg.eval.resize_ratio
-    image = np.random.default_rng(3).random((37, 50, 3), np.float32)
+    image = noise(3, (37, 50, 3))
     view = augment.training(cfg.augment, SIZE)(tf.constant([0, 0], tf.int64))
     np.testing.assert_array_equal(look(view, image), look(augment.centre_crop(SIZE, cfg.eval.resize_ratio), image))
 
 
 def test_cached_images_crop_like_the_originals():
     # data.cache keeps augment.resized's uint8 image; cropping it matches cropping the original
-    # within the one grey level that uint8 rounds to.
-    image = np.random.default_rng(4).random((45, 61, 3), np.float32)
+    # within the one grey level that rounding to uint8 twice can differ by.
+    image = noise(4, (45, 61, 3))
     cached = look(augment.resized(SIZE, RATIO), image)
     assert cached.dtype == np.uint8 and cached.shape == (10, 14, 3)
-    np.testing.assert_allclose(look(augment.centre_crop(SIZE, RATIO), cached),
-                               look(augment.centre_crop(SIZE, RATIO), image), atol=1 / 255 + 1e-6)
+    np.testing.assert_allclose(look(augment.centre_crop(SIZE, RATIO), cached).astype(int),
+                               look(augment.centre_crop(SIZE, RATIO), image), atol=1)
 
 
 def test_unknown_augmentation_is_a_one_line_error():

@@ -15,11 +15,11 @@ import pytest
 import yaml
 
 from image_folders import make_image_folder
-from runner.benchmark import FIGURES, RATIOS, STAGES
+from runner.benchmark import FIGURES, RATIOS, STAGES, Stage, median_round
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {*FIGURES.values(), "ratios", "peak_rss_mib", "machine"}
-SMALL = ("trainer.batch_size=8", "bench.warmup_batches=1", "bench.batches=4", "bench.warmup_steps=1",
+SMALL = ("trainer.batch_size=8", "bench.warmup_batches=1", "bench.batches=4", "bench.rounds=2", "bench.warmup_steps=1",
          "bench.step_batches=2", "bench.memory_batches=1", "bench.fit_steps=2")
 
 
@@ -40,6 +40,16 @@ def bench(tmp_path: pathlib.Path, *overrides: str) -> tuple[subprocess.Completed
 
 def positive(value) -> bool:
     return isinstance(value, (int, float)) and value > 0
+
+
+def test_a_figure_is_its_median_round_with_the_highest_peak():
+    rounds = [Stage("decode", 300, 1.0, start_rss_mib=10, peak_rss_mib=50),
+              Stage("decode", 100, 1.0, start_rss_mib=12, peak_rss_mib=70),
+              Stage("decode", 200, 1.0, start_rss_mib=11, peak_rss_mib=60)]
+    median = median_round(rounds)
+    assert (median.images_per_second, median.start_rss_mib, median.peak_rss_mib) == (200, 10, 70)
+    assert median_round(rounds[:2]).images_per_second == 100  # of two, the slower: no round is flattered
+    assert median_round([*rounds, Stage("decode", reason="no files")]).reason == "no files"
 
 
 @pytest.mark.slow

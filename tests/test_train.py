@@ -40,6 +40,8 @@ def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
     assert len(client.get_metric_history(run.info.run_id, "val_top1")) == epochs
     assert run.data.params["optimizer.lr"] == str(compose().optimizer.lr)
     assert run.data.params["replicas"] == "1"
+    # What `auto` chose on this CPU (README "Performance"): float32, no XLA.
+    assert (run.data.params["resolved.precision"], run.data.params["resolved.jit_compile"]) == ("float32", "False")
     assert run.data.tags["model"] == "lenet" and run.data.tags["data"] == "digits"
     assert "mlflow.parentRunId" not in run.data.tags, "a single run has no parent"
     assert ARTIFACTS <= {artifact.path for artifact in client.list_artifacts(run.info.run_id)}

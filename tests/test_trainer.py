@@ -12,7 +12,7 @@ from conftest import compose
 from runner import data, trainer
 from runner.architecture import model_spec
 from runner.optim import make_optimizer
-from runner.strategy import set_precision
+from runner.strategy import precision, set_precision, uses_xla
 
 SMALL = ("data=synthetic", "data.train_size=64", "data.val_size=32", "trainer.batch_size=16")
 
@@ -37,6 +37,23 @@ def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
     assert model.layers[1].compute_dtype == precision.removeprefix("mixed_")
     assert all(math.isfinite(value) for value in history["loss"])
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
+
+
+@pytest.mark.parametrize("capability, expected", [
+    (None, "float32"), ((6, 1), "float32"), ((7, 5), "mixed_float16"), ((8, 0), "mixed_bfloat16"), ((9, 0), "mixed_bfloat16")])
+def test_auto_precision_follows_the_device(monkeypatch, capability, expected):
+    # The device queries stand in for GPUs this machine lacks; the choice made from them is real.
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [] if capability is None else ["GPU:0"])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: {"compute_capability": capability})
+    assert precision(compose().trainer) == expected
+    assert precision(compose("trainer.precision=float32").trainer) == "float32"
+
+
+def test_xla_is_off_by_default_on_a_cpu_and_on_when_asked():
+    default = tf.distribute.get_strategy()
+    assert not tf.config.list_logical_devices("GPU")
+    assert not uses_xla(compose().trainer, default)
+    assert uses_xla(compose("trainer.jit_compile=true").trainer, default)
 
 
 def test_steps_per_execution_runs_the_same_number_of_steps(tmp_path):
@@ -73,6 +90,7 @@ def test_a_nan_loss_stops_training_at_the_step_it_appears(tmp_path, per_call, wh
 
     def poison_third_batch(index, batch):
         images, labels = batch
+        images = tf.cast(images, tf.float32)  # uint8 holds no NaN; the step's normalise takes floats as well
         return tf.where(index == 2, images * math.nan, images), labels
 
     splits = dataclasses.replace(splits, train=splits.train.enumerate().map(poison_third_batch))

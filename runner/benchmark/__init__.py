@@ -1,6 +1,10 @@
 """The bench: six throughput figures measured one after another in this process, each stage's peak
 resident memory, and their record (JSON, table, optionally MLflow). runner/bench.py is the app.
 
+The input stages run in turn bench.rounds times and each figure is the median of its rounds: a
+shared machine's speed drifts by tens of percent within a minute, and a ratio of two stages
+measured at different moments would carry that drift. The model stages run once (they compile).
+
 Stages (stages.py): decode (the machine's JPEG-decode limit), pipeline (runner.data's training
 pipeline, first pass), cached (the same with data.cache, after the first epoch), keras (Keras's
 folder loader with RandomCrop and RandomFlip), step (the compiled training step on batches in
@@ -30,6 +34,7 @@ from runner.optim import make_optimizer
 from runner.strategy import make_strategy, set_precision
 
 STAGES = ("decode", "pipeline", "cached", "keras", "step", "fit")
+INPUT_STAGES = ("decode", "pipeline", "cached", "keras")
 FIGURES = {
     "decode": "decode_images_per_second",
     "pipeline": "train_pipeline_images_per_second",
@@ -45,8 +50,8 @@ RATIOS = {  # name: (numerator stage, denominator stage)
     "fit_over_step": ("fit", "step"),
 }
 TARGETS = {"pipeline_over_decode": 0.8, "cached_over_decode": 3.0, "pipeline_over_keras": 2.0, "fit_over_step": 0.9}
-MINIMUM = {"bench.warmup_batches": 0, "bench.batches": 1, "bench.warmup_steps": 0, "bench.step_batches": 1,
-           "bench.memory_batches": 1, "bench.fit_steps": 1}
+MINIMUM = {"bench.warmup_batches": 0, "bench.batches": 1, "bench.rounds": 1, "bench.warmup_steps": 0,
+           "bench.step_batches": 1, "bench.memory_batches": 1, "bench.fit_steps": 1}
 
 
 @dataclasses.dataclass
@@ -110,10 +115,17 @@ def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib
             "pipeline": lambda: stages.pipeline(cfg, uncached.train),
             "cached": lambda: stages.cached(cfg, uncached.train_examples),
             "keras": lambda: stages.keras_baseline(cfg),
-            "step": lambda: stages.step(cfg, model, optimizer, strategy, uncached.train, steps_per_epoch),
+            "step": lambda: stages.step(cfg, model, optimizer, strategy, uncached, steps_per_epoch),
             "fit": lambda: stages.fit(cfg, model, optimizer, strategy, run, output_dir / "fit"),
         }
-        measured = {name: _measure(name, measures[name], set(cfg.bench.stages)) for name in STAGES}
+        wanted = set(cfg.bench.stages)
+        rounds: dict[str, list[Stage]] = {name: [] for name in STAGES}
+        for _ in range(cfg.bench.rounds):
+            for name in INPUT_STAGES:
+                rounds[name].append(_measure(name, measures[name], wanted))
+        for name in STAGES[len(INPUT_STAGES):]:
+            rounds[name].append(_measure(name, measures[name], wanted))
+        measured = {name: median_round(measurements) for name, measurements in rounds.items()}
         result = Bench(measured, machine(strategy), settings(cfg, strategy))
         path = pathlib.Path(cfg.bench.output) if cfg.bench.output else output_dir / "bench.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -156,6 +168,17 @@ def _measure(name: str, measure: Callable[[], tuple[int, float]], wanted: set[st
     return stage
 
 
+def median_round(rounds: list[Stage]) -> Stage:
+    """The round with the median rate (the lower middle one of an even count), with the highest
+    peak memory of them all; a stage without a figure in any round has none."""
+    missing = [stage for stage in rounds if stage.reason is not None]
+    if missing:
+        return missing[0]
+    chosen = sorted(rounds, key=lambda stage: stage.images_per_second)[(len(rounds) - 1) // 2]
+    return dataclasses.replace(chosen, start_rss_mib=min(stage.start_rss_mib for stage in rounds),
+                               peak_rss_mib=max(stage.peak_rss_mib for stage in rounds))
+
+
 @contextlib.contextmanager
 def _bench_run(cfg: DictConfig) -> Iterator[Optional[tracking.Run]]:
     """The bench's MLflow run (bench.log_mlflow), in experiment `bench` unless tracking.experiment
@@ -181,4 +204,4 @@ def _record(run: tracking.Run, result: Bench, text: str) -> None:
     print(f"MLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")
 
 
-__all__ = ["Bench", "FIGURES", "RATIOS", "STAGES", "Stage", "TARGETS", "run_bench"]
+__all__ = ["Bench", "FIGURES", "RATIOS", "STAGES", "Stage", "TARGETS", "median_round", "run_bench"]

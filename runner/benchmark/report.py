@@ -10,7 +10,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 from tabulate import tabulate
 
-from runner.strategy import uses_xla
+from runner.strategy import precision, uses_xla
 
 GIB = 2**30
 
@@ -35,9 +35,10 @@ def settings(cfg: DictConfig, strategy: tf.distribute.Strategy) -> str:
     xla = "on" if uses_xla(cfg.trainer, strategy) else "off"
     replicas = strategy.num_replicas_in_sync
     return (f"model={cfg.model.name} {height}x{width}x{channels}, data={cfg.data.name}, augment={cfg.augment.name}, "
-            f"batch {cfg.trainer.batch_size}, {cfg.trainer.precision.value}, XLA {xla}, "
+            f"batch {cfg.trainer.batch_size}, {precision(cfg.trainer)}, XLA {xla}, "
             f"{type(strategy).__name__} ({replicas} replica{'s' if replicas > 1 else ''}), "
-            f"steps_per_execution {cfg.trainer.steps_per_execution}")
+            f"steps_per_execution {cfg.trainer.steps_per_execution}; input stages: median of "
+            f"{cfg.bench.rounds} round{'s' if cfg.bench.rounds > 1 else ''}")
 
 
 def table(result) -> str:

@@ -136,17 +136,17 @@ def _need_folder(cfg: DictConfig, what: str) -> None:
 # --- model stages --------------------------------------------------------------------------------
 
 
-def step(cfg: DictConfig, model, optimizer, strategy, train: tf.data.Dataset, steps_per_epoch: int) -> tuple[int, float]:
+def step(cfg: DictConfig, model, optimizer, strategy, splits: data.Splits, steps_per_epoch: int) -> tuple[int, float]:
     """The compiled training step as runner.trainer.fit builds it (same strategy, XLA choice and
     steps per call), fed from a few batches held in memory: the model's own rate on this machine."""
     config, bench = cfg.trainer, cfg.bench
     objective = steps.Objective(cfg.data.num_classes, config.label_smoothing, cfg.model.aux_loss_weight,
                                 l2_coefficient(cfg))
     train_steps = steps.make_train_steps(model, optimizer, objective, strategy, config.batch_size,
-                                         xla=uses_xla(config, strategy))
+                                         xla=uses_xla(config, strategy), normalise=splits.normalise)
     trainer.build_optimizer(model, optimizer, strategy)
     per_call = max(1, min(config.steps_per_execution, steps_per_epoch))
-    iterator = iter(strategy.experimental_distribute_dataset(_in_memory(train, bench.memory_batches)))
+    iterator = iter(strategy.experimental_distribute_dataset(_in_memory(splits.train, bench.memory_batches)))
 
     def call():  # the host reads the sums after every call, as fit does
         return {key: float(value) for key, value in train_steps(iterator, tf.constant(per_call)).items()}

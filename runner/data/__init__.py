@@ -1,11 +1,12 @@
 """Datasets as tf.data pipelines: `load(cfg)` gives batches of training and validation images.
 
 A source (digits, imagenette, imagenet, folder, synthetic) lists its examples; augment.py says how
-each image is cropped; pipeline.py shuffles, reads, batches and normalises.
+each image is cropped; pipeline.py shuffles, reads and batches uint8 images, which the training
+and evaluation steps normalise on the device (`Splits.normalise`).
 """
 
 import dataclasses
-from typing import Optional
+from typing import Callable, Optional
 
 import tensorflow as tf
 from omegaconf import DictConfig
@@ -25,8 +26,8 @@ SOURCES = {
 
 @dataclasses.dataclass
 class Splits:
-    # (images float32 [B, H, W, C] normalised with data.mean/std, labels int32 [B]); one epoch per
-    # iteration, reshuffled each time, only full batches.
+    # (images uint8 [B, H, W, C], labels int32 [B]); one epoch per iteration, reshuffled each time,
+    # only full batches.
     train: tf.data.Dataset
     val: tf.data.Dataset  # centre crops, every example once, the last batch possibly smaller
     val_ten_crop: tf.data.Dataset | None  # eval.ten_crop: (images [B, 10, H, W, C], labels [B])
@@ -35,6 +36,7 @@ class Splits:
     val_examples: int
     steps_per_epoch: int  # full batches an epoch holds (under multi_worker: on every worker)
     skipped_files: dict[str, str]  # {file: why it cannot be decoded}, left out of both splits
+    normalise: Callable[[tf.Tensor], tf.Tensor]  # uint8 images -> what the model takes (data.mean, data.std)
 
 
 def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None) -> Splits:
@@ -60,21 +62,21 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None) -> Splits
     cache = cfg.data.cache
     train = pipeline.training(
         source.train, augment.training(cfg.augment, size), batch_size=batch_size, seed=cfg.trainer.seed,
-        normalise=normalise, shuffle_buffer=cfg.data.shuffle_buffer,
+        shuffle_buffer=cfg.data.shuffle_buffer,
         cache_view=augment.resized(size, cfg.augment.resize_ratio) if cache else None)
     # One cache serves the centre crops and the ten crops.
     val = pipeline.cached(source.val, augment.resized(size, cfg.eval.resize_ratio)) if cache else source.val
-    evaluation = dict(batch_size=batch_size, normalise=normalise)
     return Splits(
         train=train,
-        val=pipeline.evaluation(val, augment.centre_crop(size, cfg.eval.resize_ratio), **evaluation),
-        val_ten_crop=(pipeline.evaluation(val, augment.ten_crop(size, cfg.eval.resize_ratio), **evaluation)
+        val=pipeline.evaluation(val, augment.centre_crop(size, cfg.eval.resize_ratio), batch_size=batch_size),
+        val_ten_crop=(pipeline.evaluation(val, augment.ten_crop(size, cfg.eval.resize_ratio), batch_size=batch_size)
                       if cfg.eval.ten_crop else None),
         class_names=source.class_names,
         train_examples=source.train.count,
         val_examples=source.val.count,
         steps_per_epoch=steps_per_epoch,
         skipped_files=source.skipped,
+        normalise=normalise,
     )
 
 

@@ -2,12 +2,14 @@
 
 Crops read only the source pixels under them, so a JPEG decodes only those. `size` is the model's
 input (height, width); `ratio` is how much larger than the input the image is resized first.
+Views take and give uint8 pixels (pixels.resize resamples them).
 """
 
 import math
 
 import tensorflow as tf
 
+from runner.data.pixels import resize, to_uint8
 from runner.errors import UserError
 
 
@@ -22,40 +24,53 @@ def cover(shape, size, ratio: float) -> tf.Tensor:
     return tf.cast(tf.round(shape * tf.reduce_max(target / shape)), tf.int32)
 
 
-def scaled_window(shape, read, resized, corner, size) -> tf.Tensor:
-    """The `size` window at `corner` of the image resized to `resized`, reading only what it needs.
+def scaled_window(shape, read, resized, corner, size, *, exact: bool) -> tf.Tensor:
+    """The `size` window at `corner` of the image resized to `resized`, reading only the source
+    pixels under it (a JPEG decodes only those).
 
-    The same pixels as tf.image.resize(image, resized)[window] (bilinear, half-pixel centres),
-    sampled straight from the source pixels under the window instead of resizing the whole image.
-    Bilinear without antialiasing, as TF's ImageNet pipelines: antialiasing doubles the CPU time.
+    `exact`: the same pixels as tf.image.resize(image, resized)[window], sampled on its sub-pixel
+    grid (tf.image.crop_and_resize), as evaluation wants (data.cache on or off, the same crops).
+    Otherwise the window's edges are rounded to whole source pixels and it is resized as it is (TF
+    Model Garden's decode-and-crop, then resize): within a source pixel of the exact window, for
+    half the CPU time, which a random training crop does not miss.
     """
-
-    def resampled():
-        source = tf.cast(shape, tf.float32)
-        step = source / tf.cast(resized, tf.float32)  # per axis, as tf.image.resize
-        top_left = tf.cast(corner, tf.float32)
-        # Source coordinates of the window's first and last pixel centres.
-        first = (top_left + 0.5) * step - 0.5
-        last = (top_left + tf.constant(size, tf.float32) - 0.5) * step - 0.5
-        start = tf.maximum(tf.floor(first), 0.0)
-        stop = tf.minimum(tf.floor(last) + 2.0, source)  # up to the last sample's right neighbour
-        begin, extent = tf.cast(start, tf.int32), tf.cast(stop - start, tf.int32)
-        patch = read(begin[0], begin[1], extent[0], extent[1])
-        # Enlarging, samples fall up to half a pixel past the image's edge, where tf.image.resize
-        # repeats the edge: so does one mirrored pixel around the patch.
-        enlarging = tf.reduce_any(step < 1.0)
-        margin = tf.cast(enlarging, tf.float32)
-        patch = tf.cond(enlarging, lambda: tf.pad(patch, [[1, 1], [1, 1], [0, 0]], mode="SYMMETRIC"),
-                        lambda: patch)
-        span = tf.cast(extent, tf.float32) - 1.0 + 2.0 * margin  # crop_and_resize boxes: 0 to 1 over it
-        box = tf.concat([(first - start + margin) / span, (last - start + margin) / span], 0)
-        return tf.image.crop_and_resize(patch[tf.newaxis], box[tf.newaxis], [0], size)[0]
 
     def plain():  # already at that size (a cached image): just the window
         return read(corner[0], corner[1], size[0], size[1])
 
-    window = tf.cond(tf.reduce_all(tf.equal(resized, shape)), plain, resampled)
+    resample = _exact_window if exact else _nearby_window
+    window = tf.cond(tf.reduce_all(tf.equal(resized, shape)), plain,
+                     lambda: resample(shape, read, resized, corner, size))
     return tf.ensure_shape(window, [*size, None])
+
+
+def _nearby_window(shape, read, resized, corner, size):
+    step = tf.cast(shape, tf.float32) / tf.cast(resized, tf.float32)  # source pixels per resized pixel
+    begin = tf.cast(tf.round(tf.cast(corner, tf.float32) * step), tf.int32)
+    extent = tf.cast(tf.round(tf.constant(size, tf.float32) * step), tf.int32)
+    extent = tf.clip_by_value(extent, 1, shape - begin)  # rounding may reach one pixel past the edge
+    return resize(read(begin[0], begin[1], extent[0], extent[1]), size)
+
+
+def _exact_window(shape, read, resized, corner, size):
+    source = tf.cast(shape, tf.float32)
+    step = source / tf.cast(resized, tf.float32)  # per axis, as tf.image.resize
+    top_left = tf.cast(corner, tf.float32)
+    # Source coordinates of the window's first and last pixel centres.
+    first = (top_left + 0.5) * step - 0.5
+    last = (top_left + tf.constant(size, tf.float32) - 0.5) * step - 0.5
+    start = tf.maximum(tf.floor(first), 0.0)
+    stop = tf.minimum(tf.floor(last) + 2.0, source)  # up to the last sample's right neighbour
+    begin, extent = tf.cast(start, tf.int32), tf.cast(stop - start, tf.int32)
+    patch = tf.cast(read(begin[0], begin[1], extent[0], extent[1]), tf.float32)
+    # Enlarging, samples fall up to half a pixel past the image's edge, where tf.image.resize
+    # repeats the edge: so does one mirrored pixel around the patch.
+    enlarging = tf.reduce_any(step < 1.0)
+    margin = tf.cast(enlarging, tf.float32)
+    patch = tf.cond(enlarging, lambda: tf.pad(patch, [[1, 1], [1, 1], [0, 0]], mode="SYMMETRIC"), lambda: patch)
+    span = tf.cast(extent, tf.float32) - 1.0 + 2.0 * margin  # crop_and_resize boxes: 0 to 1 over it
+    box = tf.concat([(first - start + margin) / span, (last - start + margin) / span], 0)
+    return to_uint8(tf.image.crop_and_resize(patch[tf.newaxis], box[tf.newaxis], [0], size)[0])
 
 
 def centre_crop(size, ratio: float):
@@ -63,7 +78,7 @@ def centre_crop(size, ratio: float):
 
     def view(shape, read):
         resized = cover(shape, size, ratio)
-        return scaled_window(shape, read, resized, (resized - size) // 2, size)
+        return scaled_window(shape, read, resized, (resized - size) // 2, size, exact=True)
 
     return view
 
@@ -75,7 +90,7 @@ def random_crop(size, ratio: float, seed):
         resized = cover(shape, size, ratio)
         room = tf.cast(resized - size + 1, tf.float32)  # every corner that keeps the crop inside
         corner = tf.cast(tf.random.stateless_uniform([2], seed) * room, tf.int32)
-        return scaled_window(shape, read, resized, tf.minimum(corner, resized - size), size)
+        return scaled_window(shape, read, resized, tf.minimum(corner, resized - size), size, exact=False)
 
     return view
 
@@ -89,7 +104,7 @@ def inception_crop(size, area_range, aspect_range, seed):
             tf.concat([shape, [1]], 0), tf.zeros([1, 0, 4]), seed, min_object_covered=0.0,
             aspect_ratio_range=list(aspect_range), area_range=list(area_range), max_attempts=10,
             use_image_if_no_bounding_boxes=True)
-        return tf.image.resize(read(begin[0], begin[1], extent[0], extent[1]), size)
+        return resize(read(begin[0], begin[1], extent[0], extent[1]), size)
 
     return view
 
@@ -101,7 +116,7 @@ def ten_crop(size, ratio: float):
 
     def view(shape, read):
         resized = cover(shape, size, ratio)
-        image = tf.image.resize(read(0, 0, shape[0], shape[1]), resized)
+        image = resize(read(0, 0, shape[0], shape[1]), resized)
         bottom, right = resized[0] - height, resized[1] - width
         corners = [(0, 0), (0, right), (bottom, 0), (bottom, right), (bottom // 2, right // 2)]
         crops = tf.stack([image[y : y + height, x : x + width] for y, x in corners])
@@ -112,11 +127,10 @@ def ten_crop(size, ratio: float):
 
 
 def resized(size, ratio: float):
-    """The whole image resized (see `cover`) as uint8: what data.cache keeps, to crop afterwards."""
+    """The whole image resized (see `cover`): what data.cache keeps, to crop afterwards."""
 
     def view(shape, read):
-        image = tf.image.resize(read(0, 0, shape[0], shape[1]), cover(shape, size, ratio))
-        return tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
+        return resize(read(0, 0, shape[0], shape[1]), cover(shape, size, ratio))
 
     return view
 

@@ -1,4 +1,5 @@
-"""tf.data pipelines from a source's examples: shuffle keys, read through a view, batch, normalise."""
+"""tf.data pipelines from a source's examples: shuffle keys, read through a view, batch; and the
+normalisation the training and evaluation steps apply on the device."""
 
 import numpy as np
 import tensorflow as tf
@@ -21,8 +22,7 @@ def cached(examples: Examples, view, *, deterministic: bool = True) -> Examples:
     return Examples(images.cache(), examples.count, pixels.decoded)
 
 
-def training(examples: Examples, view, *, batch_size: int, seed: int, normalise, shuffle_buffer: int,
-             cache_view=None):
+def training(examples: Examples, view, *, batch_size: int, seed: int, shuffle_buffer: int, cache_view=None):
     """One epoch per iteration, reshuffled each time; `view(seed)` prepares each image.
 
     Only keys are shuffled (file names, not pixels), so the whole split fits in the buffer. With
@@ -39,20 +39,22 @@ def training(examples: Examples, view, *, batch_size: int, seed: int, normalise,
     images = tf.data.Dataset.zip(keys, seeds).map(
         lambda example, image_seed: (examples.pixels(example[0], view(image_seed)), example[1]),
         num_parallel_calls=AUTOTUNE, deterministic=False)
-    return images.batch(batch_size, drop_remainder=True).map(normalise, AUTOTUNE).prefetch(AUTOTUNE)
+    return images.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
-def evaluation(examples: Examples, view, *, batch_size: int, normalise):
+def evaluation(examples: Examples, view, *, batch_size: int):
     """Every example once, in order, the last batch possibly smaller."""
     images = examples.keys.map(lambda key, label: (examples.pixels(key, view), label),
                                num_parallel_calls=AUTOTUNE)
-    return images.batch(batch_size).map(normalise, AUTOTUNE).prefetch(AUTOTUNE)
+    return images.batch(batch_size).prefetch(AUTOTUNE)
 
 
 def normaliser(mean, std, channels: int):
-    """(images, labels) -> ((images - mean) / std, labels), with data.mean and data.std per channel."""
+    """uint8 images -> float32 (images / 255 - mean) / std, with data.mean and data.std per channel
+    (in the [0, 1] units the papers' statistics use). Runs inside the compiled step, on the device."""
     mean, std = _per_channel("data.mean", mean, channels), _per_channel("data.std", std, channels)
-    return lambda images, labels: ((images - mean) / std, labels)
+    offset, scale = 255.0 * mean, 1.0 / (255.0 * std)
+    return lambda images: (tf.cast(images, tf.float32) - offset) * scale
 
 
 def _per_channel(name: str, values, channels: int) -> np.ndarray:

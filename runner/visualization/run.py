@@ -46,7 +46,8 @@ def visualize_run(client: mlflow.MlflowClient, cfg: DictConfig, folder: pathlib.
     chosen_rows(model, spec, options)  # a wrong row name fails now, not after the data's file check
     train_cfg.data.cache = False  # one pass over the validation images
     splits = data.load(train_cfg)
-    batches = splits.val.unbatch().batch(cfg.batch_size)  # training's batch can be large for a forward pass
+    # Training's batch can be large for a forward pass; normalised here, as the training step does.
+    batches = splits.val.unbatch().batch(cfg.batch_size).map(lambda images, labels: (splits.normalise(images), labels))
     paths, notes = visualize(model, spec, batches, splits.class_names,
                              denormaliser(train_cfg.data.mean, train_cfg.data.std, model.inputs[0].shape[-1]),
                              options, folder)
