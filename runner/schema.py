@@ -27,7 +27,8 @@ class DataConfig:
     num_classes: int = MISSING
     root: Optional[str] = None  # where the dataset lives on disk (folder layouts, imagenette)
     variant: Optional[str] = None  # imagenette: full, 320 or 160 (pixels of the shorter side)
-    cache: bool = False  # keep decoded, resized uint8 images in memory after the first epoch
+    cache: bool = False  # keep decoded, resized uint8 images after the first epoch
+    cache_dir: Optional[str] = None  # with cache: null keeps them in memory; a folder: in files there, this run's own
     check_files: bool = True  # image folders: decode every file once first, skip those that fail
     val_fraction: float = 0.2  # digits: stratified validation share
     train_size: int = 512  # synthetic: images per split

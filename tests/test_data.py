@@ -132,6 +132,23 @@ def test_the_cache_gives_the_same_val_batches(tree):
         np.testing.assert_allclose(images.astype(int), cached_images, atol=2)
 
 
+def test_the_cache_can_go_to_files_of_its_own(tree, tmp_path):
+    in_memory = load(folder(tree, "data.cache=true"))
+    in_files = load(folder(tree, "data.cache=true", f"data.cache_dir={tmp_path / 'cache'}"))
+    for (images, labels), (file_images, file_labels) in zip(batches(in_memory.val), batches(in_files.val), strict=True):
+        np.testing.assert_array_equal(images, file_images)
+        np.testing.assert_array_equal(labels, file_labels)
+    assert len(batches(in_files.train)) == 3  # the first epoch writes the training cache
+    [own] = (tmp_path / "cache").iterdir()  # this load's folder: no other run reads or locks it
+    assert {"train.index", "val.index"} <= {path.name for path in own.iterdir()}
+
+
+def test_a_cache_dir_that_cannot_be_made_is_a_one_line_error(tree, tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match=r"^data.cache_dir=.*/file/cache: cannot create a folder there"):
+        load(folder(tree, "data.cache=true", f"data.cache_dir={tmp_path / 'file' / 'cache'}"))
+
+
 def test_ten_crop_batches_hold_ten_views_per_image(tree):
     assert load(folder(tree)).val_ten_crop is None
     splits = load(folder(tree, "eval.ten_crop=true"))

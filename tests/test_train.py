@@ -9,6 +9,7 @@ import pytest
 
 from conftest import REPO, compose
 from image_folders import CLASS_COLOURS, IMAGENETTE_WNIDS, dirty_files, make_image_folder
+from runner.strategy import cpu_has_bfloat16
 
 EPOCH_METRICS = {"loss", "top1", "top5", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds",
                  "images_per_second"}
@@ -40,8 +41,9 @@ def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
     assert len(client.get_metric_history(run.info.run_id, "val_top1")) == epochs
     assert run.data.params["optimizer.lr"] == str(compose().optimizer.lr)
     assert run.data.params["replicas"] == "1"
-    # What `auto` chose on this CPU (README "Performance"): float32, no XLA.
-    assert (run.data.params["resolved.precision"], run.data.params["resolved.jit_compile"]) == ("float32", "False")
+    # What `auto` chose on this CPU (README "Performance"): no XLA; bfloat16 where the CPU has it.
+    expected = "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
+    assert (run.data.params["resolved.precision"], run.data.params["resolved.jit_compile"]) == (expected, "False")
     assert run.data.tags["model"] == "lenet" and run.data.tags["data"] == "digits"
     assert "mlflow.parentRunId" not in run.data.tags, "a single run has no parent"
     assert ARTIFACTS <= {artifact.path for artifact in client.list_artifacts(run.info.run_id)}

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import builders
 from conftest import compose
-from runner import data, trainer
+from runner import data, strategy, trainer
 from runner.architecture import model_spec
 from runner.optim import make_optimizer
 from runner.strategy import precision, set_precision, uses_xla
@@ -39,12 +39,14 @@ def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
 
 
-@pytest.mark.parametrize("capability, expected", [
-    (None, "float32"), ((6, 1), "float32"), ((7, 5), "mixed_float16"), ((8, 0), "mixed_bfloat16"), ((9, 0), "mixed_bfloat16")])
-def test_auto_precision_follows_the_device(monkeypatch, capability, expected):
-    # The device queries stand in for GPUs this machine lacks; the choice made from them is real.
+@pytest.mark.parametrize("capability, bfloat16_cpu, expected", [
+    (None, False, "float32"), (None, True, "mixed_bfloat16"), ((6, 1), True, "float32"),
+    ((7, 5), True, "mixed_float16"), ((8, 0), False, "mixed_bfloat16"), ((9, 0), False, "mixed_bfloat16")])
+def test_auto_precision_follows_the_device(monkeypatch, capability, bfloat16_cpu, expected):
+    # The device queries stand in for devices this machine lacks; the choice made from them is real.
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [] if capability is None else ["GPU:0"])
     monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda device: {"compute_capability": capability})
+    monkeypatch.setattr(strategy, "cpu_has_bfloat16", lambda: bfloat16_cpu)
     assert precision(compose().trainer) == expected
     assert precision(compose("trainer.precision=float32").trainer) == "float32"
 

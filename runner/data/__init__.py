@@ -11,7 +11,7 @@ from typing import Callable, Optional
 import tensorflow as tf
 from omegaconf import DictConfig
 
-from runner.data import augment, digits, folders, imagenette, pipeline, synthetic
+from runner.data import augment, cache_files, digits, folders, imagenette, pipeline, synthetic
 from runner.data import source as source_module
 from runner.errors import UserError
 
@@ -60,12 +60,15 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None) -> Splits
                         f"fewer than trainer.batch_size={batch_size}")
     normalise = pipeline.normaliser(cfg.data.mean, cfg.data.std, channels)
     cache = cfg.data.cache
+    folder = cache_files.cache_folder(cfg.data.cache_dir) if cache else None
     train = pipeline.training(
         source.train, augment.training(cfg.augment, size), batch_size=batch_size, seed=cfg.trainer.seed,
         shuffle_buffer=cfg.data.shuffle_buffer,
-        cache_view=augment.resized(size, cfg.augment.resize_ratio) if cache else None)
+        cache_view=augment.resized(size, cfg.augment.resize_ratio) if cache else None,
+        cache_file=cache_files.cache_file(folder, "train"))
     # One cache serves the centre crops and the ten crops.
-    val = pipeline.cached(source.val, augment.resized(size, cfg.eval.resize_ratio)) if cache else source.val
+    val = (pipeline.cached(source.val, augment.resized(size, cfg.eval.resize_ratio),
+                           filename=cache_files.cache_file(folder, "val")) if cache else source.val)
     return Splits(
         train=train,
         val=pipeline.evaluation(val, augment.centre_crop(size, cfg.eval.resize_ratio), batch_size=batch_size),

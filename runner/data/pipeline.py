@@ -14,24 +14,27 @@ AUTOTUNE = tf.data.AUTOTUNE
 LUMA = np.array([0.2989, 0.5870, 0.1140], np.float32)
 
 
-def cached(examples: Examples, view, *, deterministic: bool = True) -> Examples:
-    """The examples' pixels through `view` (e.g. augment.resized), decoded once and kept in memory;
-    in their order unless not `deterministic`."""
+def cached(examples: Examples, view, *, deterministic: bool = True, filename: str = "") -> Examples:
+    """The examples' pixels through `view` (e.g. augment.resized), decoded once and kept in memory
+    (or in `filename`'s files); in their order unless not `deterministic`."""
     images = examples.keys.map(lambda key, label: (examples.pixels(key, view), label),
                                num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    return Examples(images.cache(), examples.count, pixels.decoded)
+    return Examples(images.cache(filename), examples.count, pixels.decoded)
 
 
-def training(examples: Examples, view, *, batch_size: int, seed: int, shuffle_buffer: int, cache_view=None):
+def training(examples: Examples, view, *, batch_size: int, seed: int, shuffle_buffer: int, cache_view=None,
+             cache_file: str = ""):
     """One epoch per iteration, reshuffled each time; `view(seed)` prepares each image.
 
     Only keys are shuffled (file names, not pixels), so the whole split fits in the buffer. With
     `cache_view` the cache freezes the first epoch's order, so its output is reshuffled within
-    `shuffle_buffer` images. The last partial batch is dropped: XLA needs static shapes.
+    `shuffle_buffer` images (`cache_file`: see `cached`). The last partial batch is dropped: XLA
+    needs static shapes.
     """
     keys = examples.keys.shuffle(examples.count, seed, reshuffle_each_iteration=cache_view is None)
     if cache_view is not None:
-        examples = cached(Examples(keys, examples.count, examples.pixels), cache_view, deterministic=False)
+        examples = cached(Examples(keys, examples.count, examples.pixels), cache_view, deterministic=False,
+                          filename=cache_file)
         keys = examples.keys.shuffle(shuffle_buffer, seed, reshuffle_each_iteration=True)
     # One stateless seed per example, new every epoch: crops differ between epochs, yet a run
     # repeats given trainer.seed (stateful random ops in a map would repeat each epoch's draws).
