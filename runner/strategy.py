@@ -137,6 +137,16 @@ def cpu_has_bfloat16() -> bool:
     return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
 
 
+def steps_per_execution(trainer: DictConfig) -> int:
+    """trainer.steps_per_execution, or by default 16 training steps per compiled call with GPUs,
+    where a classic network's step takes milliseconds and the host's Python between calls would
+    leave the device idle (Keras's guidance for small models), and 1 on a CPU, where one step of
+    a large model takes seconds and progress, NaN and stop checks come once a call."""
+    if trainer.steps_per_execution is not None:
+        return trainer.steps_per_execution
+    return 16 if tf.config.list_logical_devices("GPU") else 1
+
+
 def set_precision(trainer: DictConfig) -> None:
     keras.config.set_dtype_policy(precision(trainer))
 

@@ -15,7 +15,7 @@ from runner.checks import check_trainer
 from runner.optim import make_optimizer
 from runner.tracking.signals import stop_if_requested
 from runner.strategy import (Worker, agreed_epoch, lost_workers_reported, make_strategy, precision, set_precision,
-                             shard, uses_xla, worker)
+                             shard, steps_per_execution, uses_xla, worker)
 
 
 def train(cfg: DictConfig) -> float:
@@ -48,7 +48,8 @@ def train(cfg: DictConfig) -> float:
             # What the `auto` settings resolved to on this machine, beside the config's own values.
             run.log_params({"replicas": strategy.num_replicas_in_sync, "workers": this_worker.count,
                             "resolved.precision": precision(cfg.trainer),
-                            "resolved.jit_compile": uses_xla(cfg.trainer, strategy)})
+                            "resolved.jit_compile": uses_xla(cfg.trainer, strategy),
+                            "resolved.steps_per_execution": steps_per_execution(cfg.trainer)})
             # As metrics, so the dashboard can sort and chart runs by size and cost.
             run.log_metrics({"parameters": architecture.total_params,
                              "gmacs": architecture.inference_macs / 1e9,

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from runner import steps
 from runner.errors import UserError
 from runner.optim import current_learning_rate, l2_coefficient
-from runner.strategy import uses_xla
+from runner.strategy import steps_per_execution, uses_xla
 from runner.tracking.signals import stop_if_requested
 
 
@@ -48,7 +48,7 @@ def fit(cfg: DictConfig, model, optimizer, splits, strategy, callbacks, run_dir:
     objective = steps.Objective(cfg.data.num_classes, trainer.label_smoothing, cfg.model.aux_loss_weight,
                                 l2_coefficient(cfg))
     steps_per_epoch = epoch_steps(cfg, splits)
-    per_call = max(1, min(trainer.steps_per_execution, steps_per_epoch))
+    per_call = max(1, min(steps_per_execution(trainer), steps_per_epoch))
     train_steps = steps.make_train_steps(model, optimizer, objective, strategy, trainer.batch_size,
                                          xla=uses_xla(trainer, strategy), normalise=splits.normalise)
     eval_step = steps.make_eval_step(model, objective, strategy, splits.normalise)

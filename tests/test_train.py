@@ -43,7 +43,8 @@ def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
     assert run.data.params["replicas"] == "1"
     # What `auto` chose on this CPU (README "Performance"): no XLA; bfloat16 where the CPU has it.
     expected = "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
-    assert (run.data.params["resolved.precision"], run.data.params["resolved.jit_compile"]) == (expected, "False")
+    resolved = [run.data.params[f"resolved.{key}"] for key in ("precision", "jit_compile", "steps_per_execution")]
+    assert resolved == [expected, "False", "1"]
     assert run.data.tags["model"] == "lenet" and run.data.tags["data"] == "digits"
     assert "mlflow.parentRunId" not in run.data.tags, "a single run has no parent"
     assert ARTIFACTS <= {artifact.path for artifact in client.list_artifacts(run.info.run_id)}

@@ -51,6 +51,13 @@ def test_auto_precision_follows_the_device(monkeypatch, capability, bfloat16_cpu
     assert precision(compose("trainer.precision=float32").trainer) == "float32"
 
 
+def test_steps_per_execution_is_one_on_a_cpu_and_sixteen_with_gpus(monkeypatch):
+    assert strategy.steps_per_execution(compose().trainer) == 1
+    assert strategy.steps_per_execution(compose("trainer.steps_per_execution=4").trainer) == 4
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert strategy.steps_per_execution(compose().trainer) == 16
+
+
 def test_xla_is_off_by_default_on_a_cpu_and_on_when_asked():
     default = tf.distribute.get_strategy()
     assert not tf.config.list_logical_devices("GPU")

@@ -10,7 +10,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 from tabulate import tabulate
 
-from runner.strategy import precision, uses_xla
+from runner.strategy import precision, steps_per_execution, uses_xla
 
 GIB = 2**30
 
@@ -37,7 +37,7 @@ def settings(cfg: DictConfig, strategy: tf.distribute.Strategy) -> str:
     return (f"model={cfg.model.name} {height}x{width}x{channels}, data={cfg.data.name}, augment={cfg.augment.name}, "
             f"batch {cfg.trainer.batch_size}, {precision(cfg.trainer)}, XLA {xla}, "
             f"{type(strategy).__name__} ({replicas} replica{'s' if replicas > 1 else ''}), "
-            f"steps_per_execution {cfg.trainer.steps_per_execution}; input stages: median of "
+            f"steps_per_execution {steps_per_execution(cfg.trainer)}; input stages: median of "
             f"{cfg.bench.rounds} round{'s' if cfg.bench.rounds > 1 else ''}")
 
 

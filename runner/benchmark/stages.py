@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner import data, steps, tracking, trainer
 from runner.data import imagenette
 from runner.optim import l2_coefficient
-from runner.strategy import uses_xla
+from runner.strategy import steps_per_execution, uses_xla
 
 AUTOTUNE = tf.data.AUTOTUNE
 FOLDER_DATASETS = ("imagenette", "imagenet", "folder")  # read from root/train/<class>/<image>
@@ -146,7 +146,7 @@ def step(cfg: DictConfig, model, optimizer, strategy, splits: data.Splits, steps
     train_steps = steps.make_train_steps(model, optimizer, objective, strategy, config.batch_size,
                                          xla=uses_xla(config, strategy), normalise=splits.normalise)
     trainer.build_optimizer(model, optimizer, strategy)
-    per_call = max(1, min(config.steps_per_execution, steps_per_epoch))
+    per_call = max(1, min(steps_per_execution(config), steps_per_epoch))
     iterator = iter(strategy.experimental_distribute_dataset(_in_memory(splits.train, bench.memory_batches)))
 
     def call():  # the host reads the sums after every call, as fit does
