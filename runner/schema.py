@@ -182,9 +182,9 @@ class BenchConfig:
     batches: int = 50  # input stages: batches timed
     rounds: int = 3  # input stages: measured in turn this many times; each figure is the median of its rounds
     warmup_steps: int = 2  # step stage: training steps before timing (the first compiles)
-    step_batches: int = 3  # step stage: training steps timed, on batches already in memory
+    step_batches: int = 6  # step stage: training steps timed, on batches already in memory
     memory_batches: int = 2  # step stage: distinct batches, from the pipeline, it cycles through
-    fit_steps: int = 3  # fit stage: steps per epoch; a warm-up epoch (compiling), then a timed one
+    fit_steps: int = 6  # fit stage: steps per epoch; a warm-up epoch (compiling), then a timed one
     output: Optional[str] = None  # the JSON; None: <hydra output dir>/bench.json
     log_mlflow: bool = False  # record the figures and the JSON as an MLflow run
 
