@@ -178,8 +178,8 @@ class VisualizeAppConfig:
 class BenchConfig:
     stages: list[str] = dataclasses.field(  # which to measure (always in this order); the others are null
         default_factory=lambda: ["decode", "pipeline", "cached", "keras", "step", "fit"])
-    warmup_batches: int = 5  # input stages (decode, pipeline, cached, keras): batches skipped before timing
-    batches: int = 50  # input stages: batches timed
+    warmup_batches: int = 20  # input stages (decode, pipeline, cached, keras): skipped while tf.data tunes itself
+    batches: int = 100  # input stages: batches timed
     rounds: int = 3  # input stages: measured in turn this many times; each figure is the median of its rounds
     warmup_steps: int = 2  # step stage: training steps before timing (the first compiles)
     step_batches: int = 6  # step stage: training steps timed, on batches already in memory
