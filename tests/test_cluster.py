@@ -12,9 +12,10 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import CONF
+from conftest import CONF, compose
 from runner import resume
 from runner.errors import UserError
+from runner.strategy import make_strategy
 from test_resume import epochs_logged, final_weights, runs
 
 # LeNet on digits, short epochs; XLA off: compiling costs more than these steps.
@@ -104,6 +105,21 @@ def test_cluster_mistakes_are_one_line(argv, message):
                             timeout=60, env=environment())
     assert result.returncode == 2 and result.stderr.startswith(f"error: {message}\n")
 
+
+@pytest.mark.parametrize("tf_config, message", [
+    ("not json", r"^TF_CONFIG is not a JSON object with 'cluster' and 'task': set TF_CONFIG"),
+    ('{"cluster": {"worker": ["localhost:1"]}}', r"^TF_CONFIG is not a JSON object with 'cluster' and 'task'"),
+    (None, r"^trainer.strategy=multi_worker: no cluster found; set TF_CONFIG"),
+])
+def test_a_missing_or_malformed_cluster_is_one_line_before_tensorflow_starts(monkeypatch, tf_config, message):
+    # Refused before MultiWorkerMirroredStrategy is created, so this process's runtime is untouched.
+    monkeypatch.delenv("SLURM_NTASKS", raising=False)
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(UserError, match=message):
+        make_strategy(compose("trainer.strategy=multi_worker").trainer)
 
 
 def test_the_slurm_launcher_composes_for_sweeps():
