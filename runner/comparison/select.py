@@ -4,7 +4,6 @@ from typing import Optional
 
 import mlflow
 from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from runner.errors import UserError
@@ -39,13 +38,7 @@ def sweep_children(client: mlflow.MlflowClient, parent: Run) -> list[Run]:
 
 
 def _sweep_by_id(client: mlflow.MlflowClient, run_id: str) -> Run:
-    try:
-        run = client.get_run(run_id)
-    except MlflowException as error:
-        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        raise UserError(f"compare.run_id={run_id}: no such run in {client.tracking_uri}; "
-                        "omit compare.run_id to compare the latest sweep") from None
+    run = store.run_by_id(client, run_id, "compare.run_id", "omit compare.run_id to compare the latest sweep")
     if run.data.tags.get("runner.role") != "sweep":
         parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID)
         hint = f"it is a job of the sweep compare.run_id={parent}" if parent else "omit it for the latest sweep"

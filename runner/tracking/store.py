@@ -9,6 +9,7 @@ import urllib.parse
 from typing import Callable, Iterator, Optional
 
 import mlflow
+from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
@@ -35,6 +36,17 @@ def existing_store(uri: str, first: str) -> mlflow.MlflowClient:
         raise UserError(f"no MLflow store at {path}: {first}, "
                         "or point tracking.uri (or MLFLOW_TRACKING_URI) at the store it wrote")
     return mlflow.MlflowClient(uri)
+
+
+def run_by_id(client: mlflow.MlflowClient, run_id: str, key: str, otherwise: str) -> Run:
+    """Run `run_id`; one not in the store is a UserError naming the config `key` and what to do
+    `otherwise` (the store's other errors pass as they are)."""
+    try:
+        return client.get_run(run_id)
+    except MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        raise UserError(f"{key}={run_id}: no such run in {client.tracking_uri}; {otherwise}") from None
 
 
 def paged(search: Callable, **kwargs) -> Iterator:

@@ -7,7 +7,6 @@ from typing import Iterator, Optional
 
 import mlflow
 from mlflow.entities import Run
-from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError
@@ -27,13 +26,7 @@ def open_store(uri: str) -> mlflow.MlflowClient:
 def find_run(client: mlflow.MlflowClient, run_id: Optional[str]) -> Run:
     """Run `run_id`, else the latest FINISHED training run (not a sweep's parent, not a benchmark)."""
     if run_id:
-        try:
-            run = client.get_run(run_id)
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_DOES_NOT_EXIST":
-                raise
-            raise UserError(f"visualize.run_id={run_id}: no such run in {client.tracking_uri}; "
-                            "omit visualize.run_id for the latest finished run") from None
+        run = store.run_by_id(client, run_id, "visualize.run_id", "omit visualize.run_id for the latest finished run")
         if ROLE in run.data.tags:
             raise UserError(f"visualize.run_id={run_id} is a {run.data.tags[ROLE]} run, which has no model: "
                             "give a training run (python -m runner.compare lists a sweep's jobs)")
