@@ -13,9 +13,9 @@ from runner import data, resume, tracking, trainer
 from runner.architecture import model_spec, render
 from runner.checks import check_trainer
 from runner.optim import make_optimizer
-from runner.tracking.signals import stop_if_requested
 from runner.strategy import (Worker, agreed_epoch, lost_workers_reported, make_strategy, precision, set_precision,
                              shard, steps_per_execution, uses_xla, worker)
+from runner.tracking.signals import stop_if_requested
 
 
 def train(cfg: DictConfig) -> float:

@@ -17,7 +17,7 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 from conftest import CONF, compose
 from runner import tracking
 from runner.errors import UserError
-from runner.tracking.signals import stop_if_requested
+from runner.tracking.signals import Trap, interrupt, stop_if_requested
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +170,21 @@ def test_a_stop_signal_ends_the_run_killed_at_the_next_check_and_restores_the_ha
         assert caught == [signum]  # the handler from before the run is back
     finally:
         signal.signal(signum, previous)
+
+
+def test_a_sweep_between_jobs_turns_sigterm_into_keyboard_interrupt_and_restores_the_handler():
+    caught = []
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: caught.append(number))
+    trap = Trap(interrupt, (signal.SIGTERM,))  # what SweepRun holds from the sweep's start to its end
+    try:
+        trap.start()
+        with pytest.raises(KeyboardInterrupt, match="signal SIGTERM"):
+            signal.raise_signal(signal.SIGTERM)
+        trap.end()
+        signal.raise_signal(signal.SIGTERM)
+        assert caught == [signal.SIGTERM]
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_a_second_ctrl_c_stops_at_once(store, client):

@@ -37,21 +37,31 @@ def stop_if_requested() -> None:
         raise KeyboardInterrupt(f"signal {_requested}")
 
 
-class DeferredStops:
-    """Between `start` and `end`, SIGTERM and Ctrl-C request a stop instead of raising wherever they land."""
+class Trap:
+    """Between `start` and `end`, `handler` answers `signums`; `end` puts the previous handlers back."""
 
-    def __init__(self):
+    def __init__(self, handler, signums):
+        self._handler, self._signums = handler, signums
         self._previous: dict[int, object] = {}
 
     def start(self) -> None:
-        global _requested
-        if threading.current_thread() is not threading.main_thread():  # Python only allows handlers there
-            return
-        _requested = None
-        self._previous = {signum: signal.signal(signum, request_stop) for signum in DEFERRED_SIGNALS}
+        if threading.current_thread() is threading.main_thread():  # Python only allows handlers there
+            self._previous = {signum: signal.signal(signum, self._handler) for signum in self._signums}
 
     def end(self) -> None:
         for signum, previous in self._previous.items():
             # None: the previous handler was not set from Python; the default is the closest we can restore.
             signal.signal(signum, signal.SIG_DFL if previous is None else previous)
         self._previous = {}
+
+
+class DeferredStops(Trap):
+    """While a run is recorded, SIGTERM and Ctrl-C request a stop instead of raising wherever they land."""
+
+    def __init__(self):
+        super().__init__(request_stop, DEFERRED_SIGNALS)
+
+    def start(self) -> None:
+        global _requested
+        _requested = None  # a request from an earlier run in this process is not this run's
+        super().start()

@@ -23,7 +23,7 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
 from runner.tracking.redact import redacted
-from runner.tracking.signals import interrupt
+from runner.tracking.signals import Trap, interrupt
 from runner.tracking.store import open_experiment, store_uri
 
 PARENT_RUN_ENV = "RUNNER_SWEEP_PARENT_RUN_ID"
@@ -41,7 +41,8 @@ class SweepRun(Callback):
         self._client: Optional[mlflow.MlflowClient] = None
         self._run_id: Optional[str] = None
         self._sweep_dir: Optional[str] = None
-        self._previous_sigterm_handler = None
+        # SIGTERM between jobs would skip atexit; as KeyboardInterrupt it unwinds like Ctrl-C.
+        self._sigterm = Trap(interrupt, (signal.SIGTERM,))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._client, experiment_id = open_experiment(store_uri(config),
@@ -53,7 +54,7 @@ class SweepRun(Callback):
         self._client.log_batch(self._run_id, params=[Param(k, v) for k, v in _parent_params(config).items()])
         os.environ[PARENT_RUN_ENV] = self._run_id
         atexit.register(self._end_if_open)
-        self._trap_sigterm()
+        self._sigterm.start()
         print(f"MLflow parent run {self._run_id} groups this sweep's jobs")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -68,7 +69,7 @@ class SweepRun(Callback):
             return
         run_id, self._run_id = self._run_id, None
         os.environ.pop(PARENT_RUN_ENV, None)
-        self._release_sigterm()
+        self._sigterm.end()
         children = _children(self._client, run_id)
         status = "FINISHED" if completed else _stopped_status(children)
         try:
@@ -76,16 +77,6 @@ class SweepRun(Callback):
             _log_comparison(self._client, run_id, self._sweep_dir)
         finally:
             self._client.set_terminated(run_id, status)
-
-    def _trap_sigterm(self) -> None:
-        """SIGTERM between jobs would skip atexit; as KeyboardInterrupt it unwinds like Ctrl-C."""
-        if hasattr(signal, "SIGTERM"):
-            self._previous_sigterm_handler = signal.signal(signal.SIGTERM, interrupt)
-
-    def _release_sigterm(self) -> None:
-        if self._previous_sigterm_handler is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm_handler)
-            self._previous_sigterm_handler = None
 
 
 def _parent_tags(config: DictConfig) -> dict[str, str]:
