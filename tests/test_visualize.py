@@ -135,10 +135,13 @@ def test_every_figure_of_a_nested_zoo_model(name, size, default_rows_expected, t
     assert pick(rows, inner, "visualize.rows", model).layer is model.get_layer(inner)
 
     rng = np.random.default_rng(0)
-    batches = [(rng.normal(size=(4, size, size, 3)).astype(np.float32), np.arange(4) % 2) for _ in range(3)]
+    batches = [(rng.integers(0, 256, size=(4, size, size, 3), dtype=np.uint8), np.arange(4) % 2) for _ in range(3)]
+
+    def normalise(images):  # as the pipeline's normaliser: uint8 in, about zero mean and unit spread out
+        return (np.asarray(images, np.float32) - 127.5) / 64
+
     options = Options(images=2, feature_channels=4, channels=3, top_k=4, max_images=10)
-    paths, notes = visualize(model, spec, batches, ["tench", "springer"], lambda x: np.clip(0.5 + x / 4, 0, 1),
-                             options, tmp_path)
+    paths, notes = visualize(model, spec, batches, ["tench", "springer"], normalise, options, tmp_path)
     last = default_rows_expected[-1]
     expected = {"filters.png": figures.grid_size(8, 8),  # conv1: 64 filters 7x7x3
                 **{f"feature_maps_{row}.png": figures.grid_size(2, 1 + 4) for row in default_rows_expected},
@@ -148,7 +151,7 @@ def test_every_figure_of_a_nested_zoo_model(name, size, default_rows_expected, t
     assert notes == []  # only ReLUs to guide
 
     probe = keras.Model(model.inputs[0], [row for row in rows if row.spatial][-1].layer.output)
-    images = batches[0][0]
+    images = normalise(batches[0][0])
     channel = int(np.argmax(keras.ops.convert_to_numpy(probe(images)).max(axis=(0, 1, 2))))  # a live one
     plain = guided.input_gradients(probe, images, channel)
     guided_gradient, counts = guided.guided_gradients(probe, images, channel)

@@ -51,28 +51,33 @@ class Scan:
 
     shown: np.ndarray  # the first `images` images, normalised as the model takes them
     labels: list[str]  # their class names
-    pictures: np.ndarray  # every scanned image for display: uint8 [N, H, W, C]
+    pictures: np.ndarray  # every scanned image as the pipeline gave it: uint8 [N, H, W, C], shown ones first
     peaks: np.ndarray  # [N, channels]: each image's largest activation in each channel of the top row
     where: np.ndarray  # [N, channels]: its position, flattened over the top row's height x width
 
+    @property
+    def shown_pictures(self) -> np.ndarray:
+        """The shown images for drawing: float [n, H, W, C] in [0, 1]."""
+        return self.pictures[: len(self.shown)].astype(np.float32) / 255
+
 
 def visualize(model: keras.Model, spec: Mapping, batches: Iterable, class_names: Sequence[str],
-              display: Callable[[np.ndarray], np.ndarray], options: Options,
+              normalise: Callable, options: Options,
               folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str]]:
     """Writes the figures into `folder`; returns their paths and notes worth printing.
 
-    `batches` yields (normalised images [B, H, W, C], labels [B]); `display` maps normalised images
-    back to [0, 1] for drawing."""
+    `batches` yields (uint8 images [B, H, W, C], labels [B]), as the pipeline gives them; `normalise`
+    maps them to what the model takes (runner.data.Splits.normalise). Drawn are the uint8 pictures."""
     shown_rows, top = chosen_rows(model, spec, options)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [_filters(model, folder)]
     top_probe = _probe(model, top)
-    scan = _scan(top_probe, batches, class_names, display, options)
+    scan = _scan(top_probe, batches, class_names, normalise, options)
     for row in shown_rows:
-        paths.append(_feature_maps(model, row, scan, display, options, folder))
+        paths.append(_feature_maps(model, row, scan, options, folder))
     ranked = _ranked_channels(scan.peaks, options.top_k)
     paths.append(_top_images(top, ranked[: options.channels], scan, folder, options.top_k))
-    path, notes = _guided_backprop(model, top_probe, top, ranked[0], scan, display, folder)
+    path, notes = _guided_backprop(model, top_probe, top, ranked[0], scan, folder)
     return paths + [path], notes
 
 
@@ -107,11 +112,12 @@ def _filters(model: keras.Model, folder: pathlib.Path) -> pathlib.Path:
 
 
 def _scan(probe: keras.Model, batches: Iterable, class_names: Sequence[str],
-          display: Callable[[np.ndarray], np.ndarray], options: Options) -> Scan:
+          normalise: Callable, options: Options) -> Scan:
     wanted = max(options.images, options.max_images)
     shown, labels, pictures, peaks, where, seen = [], [], [], [], [], 0
-    for images, batch_labels in batches:
-        images = np.asarray(images, np.float32)[: wanted - seen]
+    for batch, batch_labels in batches:
+        batch = np.asarray(batch)[: wanted - seen]
+        images = keras.ops.convert_to_numpy(normalise(batch))
         if options.images > seen:
             shown.append(images[: options.images - seen])
             labels += [class_names[int(label)] for label in np.asarray(batch_labels)[: options.images - seen]]
@@ -119,7 +125,7 @@ def _scan(probe: keras.Model, batches: Iterable, class_names: Sequence[str],
         flat = maps.reshape(len(maps), -1, maps.shape[-1])  # [B, positions, channels]
         peaks.append(flat.max(axis=1))
         where.append(flat.argmax(axis=1))
-        pictures.append((display(images) * 255).round().astype(np.uint8))
+        pictures.append(batch)
         seen += len(images)
         if seen >= wanted:
             break
@@ -136,15 +142,14 @@ def _ranked_channels(peaks: np.ndarray, top_k: int) -> np.ndarray:
     return np.argsort(-strongest.mean(axis=0), kind="stable")
 
 
-def _feature_maps(model: keras.Model, row: Row, scan: Scan, display, options: Options,
-                  folder: pathlib.Path) -> pathlib.Path:
+def _feature_maps(model: keras.Model, row: Row, scan: Scan, options: Options, folder: pathlib.Path) -> pathlib.Path:
     maps = keras.ops.convert_to_numpy(_probe(model, row)(scan.shown, training=False))  # [n, h, w, C]
     activity = np.abs(maps).mean(axis=(0, 1, 2))
     channels = np.argsort(-activity, kind="stable")[: options.feature_channels]
     shape = "x".join(str(size) for size in maps.shape[1:])
     grid = figures.Grid(len(maps), 1 + len(channels),
                         f"{model.name} {row.name} ({row.type}, {shape})\nits {len(channels)} most active channels")
-    pictures = display(scan.shown)
+    pictures = scan.shown_pictures
     for line, label in enumerate(scan.labels):
         _draw(grid, line, 0, pictures[line], label)
         for column, channel in enumerate(channels, start=1):
@@ -172,7 +177,7 @@ def _top_images(row: Row, channels: np.ndarray, scan: Scan, folder: pathlib.Path
     return grid.save(folder / f"top_images_{row.name}.png")
 
 
-def _guided_backprop(model: keras.Model, probe: keras.Model, row: Row, channel: int, scan: Scan, display,
+def _guided_backprop(model: keras.Model, probe: keras.Model, row: Row, channel: int, scan: Scan,
                      folder: pathlib.Path) -> tuple[pathlib.Path, list[str]]:
     plain = guided.input_gradients(probe, scan.shown, channel)
     guided_grads, counts = guided.guided_gradients(probe, scan.shown, channel)
@@ -189,7 +194,7 @@ def _guided_backprop(model: keras.Model, probe: keras.Model, row: Row, channel: 
                      f"({', '.join(sorted(set(counts) - {'relu'}))}); the guided rule (only positive "
                      "gradients pass back) was applied to them with their own derivative")
     grid = figures.Grid(len(scan.shown), 3, title)
-    pictures = display(scan.shown)
+    pictures = scan.shown_pictures
     for line, label in enumerate(scan.labels):
         _draw(grid, line, 0, pictures[line], label)
         _draw(grid, line, 1, _gradient_picture(plain[line]), "gradient" if line == 0 else "")

@@ -3,18 +3,15 @@
 import dataclasses
 import pathlib
 import tempfile
-from typing import Callable
 
 import keras
 import mlflow
-import numpy as np
 from mlflow.entities import Run
 from omegaconf import DictConfig
 
 import builders  # noqa: F401  (registers the LRN layer, which saved AlexNet, ZFNet and GoogLeNet models use)
 from runner import data
 from runner.architecture import model_spec
-from runner.data.pipeline import _per_channel  # the pipeline's own rule for RGB statistics on gray images
 from runner.errors import UserError
 from runner.visualization.render import Options, chosen_rows, visualize
 from runner.visualization.source import find_run, log_figures, model_file, run_config
@@ -46,19 +43,10 @@ def visualize_run(client: mlflow.MlflowClient, cfg: DictConfig, folder: pathlib.
     chosen_rows(model, spec, options)  # a wrong row name fails now, not after the data's file check
     train_cfg.data.cache = False  # one pass over the validation images
     splits = data.load(train_cfg)
-    # Training's batch can be large for a forward pass; normalised here, as the training step does.
-    batches = splits.val.unbatch().batch(cfg.batch_size).map(lambda images, labels: (splits.normalise(images), labels))
-    paths, notes = visualize(model, spec, batches, splits.class_names,
-                             denormaliser(train_cfg.data.mean, train_cfg.data.std, model.inputs[0].shape[-1]),
-                             options, folder)
+    batches = splits.val.unbatch().batch(cfg.batch_size)  # training's batch can be large for a forward pass
+    paths, notes = visualize(model, spec, batches, splits.class_names, splits.normalise, options, folder)
     log_figures(client, run.info.run_id, paths)
     return Visualization(run, paths, notes)
-
-
-def denormaliser(mean, std, channels: int) -> Callable[[np.ndarray], np.ndarray]:
-    """Normalised images (as the pipeline gives them, data.mean and data.std) back to [0, 1]."""
-    mean, std = _per_channel("data.mean", mean, channels), _per_channel("data.std", std, channels)
-    return lambda images: np.clip(np.asarray(images) * std + mean, 0, 1)
 
 
 def _check_counts(cfg: DictConfig) -> None:
