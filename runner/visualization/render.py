@@ -55,10 +55,9 @@ class Scan:
     peaks: np.ndarray  # [N, channels]: each image's largest activation in each channel of the top row
     where: np.ndarray  # [N, channels]: its position, flattened over the top row's height x width
 
-    @property
-    def shown_pictures(self) -> np.ndarray:
-        """The shown images for drawing: float [n, H, W, C] in [0, 1]."""
-        return self.pictures[: len(self.shown)].astype(np.float32) / 255
+    def drawn(self, index) -> np.ndarray:
+        """The scanned picture(s) at `index` (an int or a slice) for drawing: float in [0, 1]."""
+        return self.pictures[index].astype(np.float32) / 255
 
 
 def visualize(model: keras.Model, spec: Mapping, batches: Iterable, class_names: Sequence[str],
@@ -149,7 +148,7 @@ def _feature_maps(model: keras.Model, row: Row, scan: Scan, options: Options, fo
     shape = "x".join(str(size) for size in maps.shape[1:])
     grid = figures.Grid(len(maps), 1 + len(channels),
                         f"{model.name} {row.name} ({row.type}, {shape})\nits {len(channels)} most active channels")
-    pictures = scan.shown_pictures
+    pictures = scan.drawn(slice(len(scan.shown)))
     for line, label in enumerate(scan.labels):
         _draw(grid, line, 0, pictures[line], label)
         for column, channel in enumerate(channels, start=1):
@@ -168,7 +167,7 @@ def _top_images(row: Row, channels: np.ndarray, scan: Scan, folder: pathlib.Path
     for line, channel in enumerate(channels):
         best = np.argsort(-scan.peaks[:, channel], kind="stable")[:count]
         for column, index in enumerate(best):
-            image = scan.pictures[index].astype(np.float32) / 255
+            image = scan.drawn(index)
             label = f"ch {channel}: {scan.peaks[index, channel]:.2f}" if column == 0 else \
                 f"{scan.peaks[index, channel]:.2f}"
             _draw(grid, line, column, image, label)
@@ -194,7 +193,7 @@ def _guided_backprop(model: keras.Model, probe: keras.Model, row: Row, channel: 
                      f"({', '.join(sorted(set(counts) - {'relu'}))}); the guided rule (only positive "
                      "gradients pass back) was applied to them with their own derivative")
     grid = figures.Grid(len(scan.shown), 3, title)
-    pictures = scan.shown_pictures
+    pictures = scan.drawn(slice(len(scan.shown)))
     for line, label in enumerate(scan.labels):
         _draw(grid, line, 0, pictures[line], label)
         _draw(grid, line, 1, _gradient_picture(plain[line]), "gradient" if line == 0 else "")
