@@ -28,7 +28,7 @@ def main(cfg: DictConfig) -> float:
     with reported_as_one_line():
         try:
             return train(cfg)
-        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM from a scheduler (runner/tracking/signals.py)
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM from a scheduler (runner/training/stops.py)
             signal_name = "SIGTERM" if "SIGTERM" in str(stop) else "SIGINT"
             print(f"stopped by {signal_name}; the same command resumes from the last completed epoch",
                   file=sys.stderr)

@@ -64,7 +64,7 @@ class Strategy(enum.Enum):
 
 
 class Precision(enum.Enum):
-    auto = "auto"  # the device's fastest: runner.strategy.precision
+    auto = "auto"  # the device's fastest: runner.training.strategy.precision
     float32 = "float32"
     mixed_float16 = "mixed_float16"
     mixed_bfloat16 = "mixed_bfloat16"
@@ -77,8 +77,8 @@ class TrainerConfig:
     strategy: Strategy = Strategy.auto
     cpu_replicas: int = 0  # > 0: split the CPU into N logical devices (a real MirroredStrategy without GPUs)
     precision: Precision = Precision.auto
-    jit_compile: Optional[bool] = None  # None: XLA on one GPU under the default strategy (runner.strategy.uses_xla)
-    steps_per_execution: Optional[int] = None  # None: 16 with GPUs, 1 on a CPU (runner.strategy.steps_per_execution)
+    jit_compile: Optional[bool] = None  # None: XLA on one GPU under the default strategy (runner.training.strategy.uses_xla)
+    steps_per_execution: Optional[int] = None  # None: 16 with GPUs, 1 on a CPU (runner.training.strategy.steps_per_execution)
     steps_per_epoch: Optional[int] = None  # cap, for smoke runs; None: one pass over the data
     label_smoothing: float = 0.0
     early_stopping_patience: int = 0  # epochs without val_top1 progress; 0: off

@@ -10,7 +10,7 @@ import keras
 import pytest
 
 from runner import schema
-from runner.architecture import describe
+from runner.training.model_report import describe
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"

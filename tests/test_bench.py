@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from image_folders import make_image_folder
-from runner.benchmark import FIGURES, RATIOS, STAGES, Stage, median_round
+from runner.bench.figures import FIGURES, RATIOS, STAGES, Stage, median_round
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 KEYS = {*FIGURES.values(), "ratios", "peak_rss_mib", "machine"}

@@ -13,8 +13,10 @@ import mlflow
 import pytest
 from mlflow.entities import Metric, Param
 
-from runner.comparison import compare_sweep, find_sweep, select
-from runner.comparison.rows import differing_keys, parse_overrides
+from runner.compare import select
+from runner.compare.report import compare_sweep
+from runner.compare.select import find_sweep
+from runner.compare.rows import differing_keys, parse_overrides
 from runner.errors import UserError
 from runner.tracking import store as store_module
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from conftest import REPO, compose, zoo_report
-from runner.architecture import describe, render
+from runner.training.model_report import describe, render
 
 JSON_KEYS = {"model", "input_shape", "total_params", "trainable_params", "macs", "layers"}
 ROW_KEYS = {"name", "type", "output_shape", "params", "macs"}

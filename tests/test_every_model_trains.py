@@ -8,9 +8,10 @@ import tensorflow as tf
 
 import builders
 from conftest import MODEL_NAMES, compose
-from runner import data, trainer
-from runner.architecture import model_spec
-from runner.optim import make_optimizer
+from runner import data
+from runner.training import loop as trainer
+from runner.training.model_report import model_spec
+from runner.training.optim import make_optimizer
 
 # AlexNet and ZFNet need 128 pixels (64 collapses before pool5); GoogLeNet's auxiliary heads need
 # 96 (their 5x5 pool on 4a's map), the naive GoogLeNet's too. Any other model: 64.

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import CONF, compose
-from runner import resume
+from runner.training import resume
 from runner.errors import UserError
 
 # LeNet on digits, a few short epochs; XLA off: compiling costs more than these steps.
@@ -139,7 +139,7 @@ def test_a_diverging_loss_stops_at_once_and_fails_the_run_with_where(tmp_path):
 
 
 def test_an_exception_inside_training_fails_the_run_with_its_reason(tmp_path):
-    crashing = ("import sys; from runner import trainer; from runner.__main__ import main\n"
+    crashing = ("import sys; from runner.training import loop as trainer; from runner.__main__ import main\n"
                 "def crash(*args, **kwargs): raise RuntimeError('disk full')\n"
                 "trainer.evaluate = crash\n"
                 "sys.argv = ['runner', *sys.argv[1:]]; main()")

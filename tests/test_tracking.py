@@ -15,9 +15,11 @@ from hydra.core.hydra_config import HydraConfig
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from conftest import CONF, compose
-from runner import tracking
+from runner.tracking import run as tracking
+from runner.tracking.epochs import EpochLogger
+from runner.tracking.store import store_uri
 from runner.errors import UserError
-from runner.tracking.signals import Trap, interrupt, stop_if_requested
+from runner.training.stops import Trap, interrupt, stop_if_requested
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +47,13 @@ def artifact_paths(client, run_id: str) -> set[str]:
 def test_store_uri_precedence_env_then_config_then_outputs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert tracking.store_uri(compose()) == f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
+    assert store_uri(compose()) == f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
     assert (tmp_path / "outputs").is_dir()
 
     configured = compose("tracking.uri=sqlite:///configured.db")
-    assert tracking.store_uri(configured) == "sqlite:///configured.db"
+    assert store_uri(configured) == "sqlite:///configured.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
-    assert tracking.store_uri(configured) == "http://tracking.example:5000"
+    assert store_uri(configured) == "http://tracking.example:5000"
 
 
 def test_default_store_keeps_artifacts_under_outputs(project_dir, client, monkeypatch):
@@ -203,7 +205,7 @@ def test_epoch_logger_logs_keras_epochs_as_steps(store, client):
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
     with tracking.Run(compose(f"tracking.uri={store}")) as run:
         fit = model.fit(x, y, validation_split=0.25, epochs=2, batch_size=8, verbose=0,
-                        callbacks=[tracking.EpochLogger(run)])
+                        callbacks=[EpochLogger(run)])
     for name in ("loss", "val_loss", "accuracy"):
         logged = client.get_metric_history(run.run_id, name)
         assert [point.step for point in logged] == [0, 1]

@@ -9,7 +9,7 @@ import pytest
 
 from conftest import REPO, compose
 from image_folders import CLASS_COLOURS, IMAGENETTE_WNIDS, dirty_files, make_image_folder
-from runner.strategy import cpu_has_bfloat16
+from runner.training.strategy import cpu_has_bfloat16
 
 EPOCH_METRICS = {"loss", "top1", "top5", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds",
                  "images_per_second"}

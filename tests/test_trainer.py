@@ -9,10 +9,11 @@ import tensorflow as tf
 
 import builders
 from conftest import compose
-from runner import data, strategy, trainer
-from runner.architecture import model_spec
-from runner.optim import make_optimizer
-from runner.strategy import precision, set_precision, uses_xla
+from runner import data
+from runner.training import loop as trainer, strategy
+from runner.training.model_report import model_spec
+from runner.training.optim import make_optimizer
+from runner.training.strategy import precision, set_precision, uses_xla
 
 SMALL = ("data=synthetic", "data.train_size=64", "data.val_size=32", "trainer.batch_size=16")
 

@@ -18,13 +18,13 @@ import pytest
 
 import builders
 from conftest import CONF, REPO, compose
-from runner.architecture import model_spec
+from runner.training.model_report import model_spec
 from runner.errors import UserError
-from runner.visualization import figures, guided
-from runner.visualization.render import Options, visualize
-from runner.visualization.rows import default_rows, model_rows, pick
-from runner.visualization.run import visualize_run
-from runner.visualization.source import find_run, model_file, open_store, run_config
+from runner.visualize import figures, guided
+from runner.visualize.render import Options, visualize
+from runner.visualize.rows import default_rows, model_rows, pick
+from runner.visualize.run import visualize_run
+from runner.visualize.source import find_run, model_file, open_store, run_config
 
 # TensorFlow's start-up chatter on stderr, not part of what the command says.
 NOISE = re.compile(r"^(I0000|W0000|E0000|WARNING: All log messages|To enable the following instructions)")

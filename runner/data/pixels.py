@@ -4,7 +4,7 @@ A view is `view(shape, read)`: `shape` is the image's [height, width] and `read(
 that window as uint8 [h, w, channels]. A view decides which window it needs from the shape alone, so
 a JPEG decodes only that window (`tf.image.decode_and_crop_jpeg`), and returns uint8 pixels: batches
 stay a quarter of float32's size on the host and on the way to the device, which normalises them
-(runner.steps), where it is nearly free.
+(runner.training.steps), where it is nearly free.
 """
 
 import tensorflow as tf

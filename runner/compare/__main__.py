@@ -13,15 +13,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner import schema
-from runner.comparison import compare_sweep, find_sweep
-from runner.comparison.select import existing_store
+from runner.compare.report import compare_sweep
+from runner.compare.select import existing_store, find_sweep
 from runner.errors import reported_as_one_line
 from runner.tracking.store import store_uri
 
 schema.register()
 
 
-@hydra.main(config_path="../conf", config_name="compare", version_base="1.3")
+@hydra.main(config_path="../../conf", config_name="compare", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     with reported_as_one_line():
         client = existing_store(store_uri(cfg))

@@ -16,7 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from runner.comparison.rows import Row
+from runner.compare.rows import Row
 
 RUNS_PER_LEGEND_COLUMN = 20
 

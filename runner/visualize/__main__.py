@@ -5,7 +5,7 @@ uses (MLFLOW_TRACKING_URI, else tracking.uri, else outputs/mlflow.db). Its model
 model.keras artifact, else <hydra.output_dir tag>/model.keras) and its own validation images make
 filters.png, feature_maps_<row>.png, top_images_<row>.png and guided_backprop_<row>.png in Hydra's
 folder (outputs/visualize/...), logged on that run under visualize/; no MLflow run of its own.
-Options and the PNG sizes: runner/schema.py VisualizeConfig and runner/visualization/render.py.
+Options and the PNG sizes: runner/schema.py VisualizeConfig and runner/visualize/render.py.
 """
 
 import os
@@ -18,13 +18,13 @@ from omegaconf import DictConfig
 from runner import schema
 from runner.errors import reported_as_one_line
 from runner.tracking.store import store_uri
-from runner.visualization.run import visualize_run
-from runner.visualization.source import open_store
+from runner.visualize.run import visualize_run
+from runner.visualize.source import open_store
 
 schema.register()
 
 
-@hydra.main(config_path="../conf", config_name="visualize", version_base="1.3")
+@hydra.main(config_path="../../conf", config_name="visualize", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small download is noise
 

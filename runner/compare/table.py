@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 from mlflow.entities import Run
 from tabulate import tabulate
 
-from runner.comparison.rows import Row, objective_of
+from runner.compare.rows import Row, objective_of
 
 
 def _count(value: int) -> str:

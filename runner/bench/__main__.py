@@ -6,10 +6,10 @@ the limit), train_pipeline_images_per_second (runner.data's training pipeline, f
 cached_pipeline_images_per_second (the same with data.cache, after the first epoch),
 keras_baseline_images_per_second (keras.utils.image_dataset_from_directory with RandomCrop and
 RandomFlip), step_images_per_second (the compiled training step on batches in memory) and
-fit_images_per_second (runner.trainer.fit on real batches, callbacks and MLflow included); each
+fit_images_per_second (runner.training.loop.fit on real batches, callbacks and MLflow included); each
 stage's peak resident memory, and the ratios pipeline/decode, cached/decode, pipeline/keras and
 fit/step. Prints a table, writes bench.json (bench.output) and with bench.log_mlflow=true records an
-MLflow run. Settings: conf/bench.yaml; how each figure is taken: runner/benchmark/stages.py.
+MLflow run. Settings: conf/bench.yaml; how each figure is taken: runner/bench/stages.py.
 """
 
 import hydra
@@ -22,14 +22,14 @@ from runner.errors import reported_as_one_line
 schema.register()
 
 
-@hydra.main(config_path="../conf", config_name="bench", version_base="1.3")
+@hydra.main(config_path="../../conf", config_name="bench", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     import pathlib
 
     import keras  # TensorFlow's import waits until the config has composed
 
-    from runner.benchmark import run_bench
-    from runner.benchmark.report import table
+    from runner.bench.run import run_bench
+    from runner.bench.report import table
 
     try:
         with reported_as_one_line():

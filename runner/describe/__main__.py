@@ -14,13 +14,13 @@ import keras
 from omegaconf import DictConfig
 
 from runner import schema
-from runner.architecture import describe, render
+from runner.training.model_report import describe, render
 from runner.errors import reported_as_one_line
 
 schema.register()
 
 
-@hydra.main(config_path="../conf", config_name="describe", version_base="1.3")
+@hydra.main(config_path="../../conf", config_name="describe", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     keras.backend.clear_session()  # a multirun describes many models in one process
     with reported_as_one_line():

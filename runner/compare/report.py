@@ -1,8 +1,8 @@
 """A sweep's jobs side by side: a table, a Markdown report, a CSV and a figure, logged on its parent run.
 
-`find_sweep` picks the parent run (by id, else the latest, optionally in one experiment and with
-one tag); `compare_sweep` reads its children and writes the comparison. Both `python -m runner.compare`
-and the end of every `python -m runner -m ...` sweep go through here.
+`compare_sweep` reads a sweep's children and writes the comparison (select.py `find_sweep` picks the
+parent run). Both `python -m runner.compare` and the end of every `python -m runner -m ...` sweep
+(runner/sweep.py) go through here.
 """
 
 import dataclasses
@@ -11,12 +11,10 @@ import pathlib
 import mlflow
 from mlflow.entities import Run
 
-from runner.comparison.plots import save_figure
-from runner.comparison.rows import Row, sweep_rows
-from runner.comparison.select import find_sweep, sweep_children
-from runner.comparison.table import csv_text, markdown, terminal_table
-
-__all__ = ["Comparison", "Row", "compare_sweep", "find_sweep"]
+from runner.compare.plots import save_figure
+from runner.compare.rows import Row, sweep_rows
+from runner.compare.select import sweep_children
+from runner.compare.table import csv_text, markdown, terminal_table
 
 MARKDOWN, CSV, FIGURE = "comparison.md", "comparison.csv", "comparison.png"
 

@@ -56,7 +56,7 @@ class Trap:
 
 
 class DeferredStops(Trap):
-    """While a run is recorded, SIGTERM and Ctrl-C request a stop instead of raising wherever they land."""
+    """While a run trains, SIGTERM and Ctrl-C request a stop instead of raising wherever they land."""
 
     def __init__(self):
         super().__init__(request_stop, DEFERRED_SIGNALS)
@@ -65,3 +65,11 @@ class DeferredStops(Trap):
         global _requested
         _requested = None  # a request from an earlier run in this process is not this run's
         super().start()
+
+    def __enter__(self) -> "DeferredStops":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        self.end()
+        return False

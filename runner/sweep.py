@@ -23,17 +23,12 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
 from runner.tracking.redact import redacted
-from runner.tracking.signals import Trap, interrupt
+from runner.training.stops import Trap, interrupt
 from runner.tracking.store import open_experiment, store_uri
+from runner.tracking.sweep_parent import PARENT_RUN_ENV
 
-PARENT_RUN_ENV = "RUNNER_SWEEP_PARENT_RUN_ID"
 # What `python -m runner` returns, and so what every sweeper (Optuna's included) optimises.
 OBJECTIVE, DIRECTION = "eval_top1", "maximize"
-
-
-def parent_run_id() -> Optional[str]:
-    """The parent run of the sweep this job belongs to; None outside a multirun."""
-    return os.environ.get(PARENT_RUN_ENV) or None
 
 
 class SweepRun(Callback):
@@ -136,7 +131,7 @@ def _record_outcome(client: mlflow.MlflowClient, run_id: str, children: list, co
 
 
 def _log_comparison(client: mlflow.MlflowClient, run_id: str, sweep_dir: str) -> None:
-    from runner.comparison import compare_sweep  # matplotlib and the rest only when a sweep ends
+    from runner.compare.report import compare_sweep  # matplotlib and the rest only when a sweep ends
 
     directory = pathlib.Path(sweep_dir)
     directory.mkdir(parents=True, exist_ok=True)  # a sweep whose jobs all failed early made none

@@ -12,11 +12,11 @@ import numpy as np
 import tensorflow as tf
 from omegaconf import DictConfig
 
-from runner import steps
+from runner.training import steps
 from runner.errors import UserError
-from runner.optim import current_learning_rate, l2_coefficient
-from runner.strategy import steps_per_execution, uses_xla
-from runner.tracking.signals import stop_if_requested
+from runner.training.optim import current_learning_rate, l2_coefficient
+from runner.training.strategy import steps_per_execution, uses_xla
+from runner.training.stops import stop_if_requested
 
 
 class Diverged(UserError):
@@ -124,7 +124,7 @@ def _train_epoch(splits, strategy, train_steps, steps_per_epoch, per_call, callb
             totals[key] += float(value)
         step += count
         _stop_if_diverged(totals["loss"], epoch, step, count)
-        stop_if_requested()  # SIGTERM from a scheduler, noted by the run (runner/tracking/signals.py)
+        stop_if_requested()  # SIGTERM from a scheduler, noted by the run (runner/training/stops.py)
         callback_list.on_train_batch_end(step - 1, averages(totals))
     return averages(totals), time.perf_counter() - start
 

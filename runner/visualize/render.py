@@ -26,8 +26,8 @@ import keras
 import numpy as np
 
 from runner.errors import UserError
-from runner.visualization import figures, guided
-from runner.visualization.rows import Row, default_rows, model_rows, pick
+from runner.visualize import figures, guided
+from runner.visualize.rows import Row, default_rows, model_rows, pick
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,10 +11,10 @@ from omegaconf import DictConfig
 
 import builders  # noqa: F401  (registers the LRN layer, which saved AlexNet, ZFNet and GoogLeNet models use)
 from runner import data
-from runner.architecture import model_spec
+from runner.training.model_report import model_spec
 from runner.errors import UserError
-from runner.visualization.render import Options, chosen_rows, visualize
-from runner.visualization.source import find_run, log_figures, model_file, run_config
+from runner.visualize.render import Options, chosen_rows, visualize
+from runner.visualize.source import find_run, log_figures, model_file, run_config
 
 ARTIFACT_FOLDER = "visualize"
 COUNTS = ("images", "feature_channels", "channels", "top_k", "max_images", "batch_size")

@@ -9,13 +9,16 @@ from omegaconf import DictConfig
 
 import builders
 from builders.report import report
-from runner import data, resume, tracking, trainer
-from runner.architecture import model_spec, render
+from runner import data
+from runner.tracking.epochs import EpochLogger
+from runner.tracking.run import NotRecorded, Run
+from runner.training import loop as trainer, resume
+from runner.training.model_report import model_spec, render
 from runner.checks import check_trainer
-from runner.optim import make_optimizer
-from runner.strategy import (Worker, agreed_epoch, lost_workers_reported, make_strategy, precision, set_precision,
+from runner.training.optim import make_optimizer
+from runner.training.strategy import (Worker, agreed_epoch, lost_workers_reported, make_strategy, precision, set_precision,
                              shard, steps_per_execution, uses_xla, worker)
-from runner.tracking.signals import stop_if_requested
+from runner.training.stops import DeferredStops, stop_if_requested
 
 
 def train(cfg: DictConfig) -> float:
@@ -39,9 +42,9 @@ def train(cfg: DictConfig) -> float:
     trainer.build_optimizer(model, optimizer, strategy)  # before its state is restored
     # Under multi_worker every worker trains and evaluates (their collectives wait for each other);
     # only the chief records: one MLflow run, whose files the others write to their own folders.
-    recorder = tracking.Run(cfg, resume_run_id=point.run_id if point else None) if this_worker.chief \
-        else tracking.NotRecorded(this_worker.index)
-    with recorder as run:
+    recorder = Run(cfg, resume_run_id=point.run_id if point else None) if this_worker.chief \
+        else NotRecorded(this_worker.index)
+    with DeferredStops(), recorder as run:
         if point and this_worker.chief:
             _continue_record(run, point)
         elif not point:
@@ -62,7 +65,7 @@ def train(cfg: DictConfig) -> float:
         standard = trainer.standard_callbacks(cfg, run_dir)
         checkpoint = resume.EpochCheckpoint(resume_dir, model, optimizer, run.run_id, point, run_dir, standard)
         with lost_workers_reported(strategy):
-            history = trainer.fit(cfg, model, optimizer, splits, strategy, [checkpoint, tracking.EpochLogger(run)],
+            history = trainer.fit(cfg, model, optimizer, splits, strategy, [checkpoint, EpochLogger(run)],
                                   run_dir, initial_epoch=point.epoch if point else 0,
                                   history=point.history if point else None, standard=standard)
             metrics, evaluation = trainer.final_evaluation(cfg, model, splits, strategy)
@@ -87,7 +90,7 @@ def _run_dir(point: Optional[resume.ResumePoint], this_worker: Worker) -> pathli
     return run_dir if this_worker.chief else run_dir / f"worker{this_worker.index}"
 
 
-def _continue_record(run: tracking.Run, point: resume.ResumePoint) -> None:
+def _continue_record(run: Run, point: resume.ResumePoint) -> None:
     """Epochs the resume point holds but the run lost (killed between saving and logging) are logged now."""
     for epoch, logs in resume.missing_epochs(run.client, run.run_id, point).items():
         run.log_metrics(logs, step=epoch)

@@ -1,5 +1,5 @@
 """The bench: six throughput figures measured one after another in this process, each stage's peak
-resident memory, and their record (JSON, table, optionally MLflow). runner/bench.py is the app.
+resident memory, and their record (JSON, table, optionally MLflow); __main__.py is the app.
 
 The input stages run in turn bench.rounds times and each figure is the median of its rounds: a
 shared machine's speed drifts by tens of percent within a minute, and a ratio of two stages
@@ -8,11 +8,10 @@ measured at different moments would carry that drift. The model stages run once 
 Stages (stages.py): decode (the machine's JPEG-decode limit), pipeline (runner.data's training
 pipeline, first pass), cached (the same with data.cache, after the first epoch), keras (Keras's
 folder loader with RandomCrop and RandomFlip), step (the compiled training step on batches in
-memory) and fit (runner.trainer.fit on real batches, callbacks and MLflow included).
+memory) and fit (runner.training.loop.fit on real batches, callbacks and MLflow included).
 """
 
 import contextlib
-import dataclasses
 import datetime
 import gc
 import json
@@ -23,76 +22,21 @@ import keras
 from omegaconf import DictConfig
 
 import builders
-from runner import data, tracking, trainer
-from runner.architecture import model_spec
-from runner.benchmark import stages
-from runner.benchmark.memory import PeakRss
-from runner.benchmark.report import machine, settings
+from runner import data
+from runner.tracking.run import Run
+from runner.training import loop as trainer
+from runner.training.model_report import model_spec
+from runner.bench import stages
+from runner.bench.figures import FIGURES, INPUT_STAGES, STAGES, Bench, Stage, median_round
+from runner.bench.memory import PeakRss
+from runner.bench.report import machine, settings
 from runner.checks import check_trainer
 from runner.errors import UserError
-from runner.optim import make_optimizer
-from runner.strategy import make_strategy, set_precision
+from runner.training.optim import make_optimizer
+from runner.training.strategy import make_strategy, set_precision
 
-STAGES = ("decode", "pipeline", "cached", "keras", "step", "fit")
-INPUT_STAGES = ("decode", "pipeline", "cached", "keras")
-FIGURES = {
-    "decode": "decode_images_per_second",
-    "pipeline": "train_pipeline_images_per_second",
-    "cached": "cached_pipeline_images_per_second",
-    "keras": "keras_baseline_images_per_second",
-    "step": "step_images_per_second",
-    "fit": "fit_images_per_second",
-}
-RATIOS = {  # name: (numerator stage, denominator stage)
-    "pipeline_over_decode": ("pipeline", "decode"),
-    "cached_over_decode": ("cached", "decode"),
-    "pipeline_over_keras": ("pipeline", "keras"),
-    "fit_over_step": ("fit", "step"),
-}
-TARGETS = {"pipeline_over_decode": 0.8, "cached_over_decode": 3.0, "pipeline_over_keras": 2.0, "fit_over_step": 0.9}
 MINIMUM = {"bench.warmup_batches": 0, "bench.batches": 1, "bench.rounds": 1, "bench.warmup_steps": 0,
            "bench.step_batches": 1, "bench.memory_batches": 1, "bench.fit_steps": 1}
-
-
-@dataclasses.dataclass
-class Stage:
-    name: str
-    images: int = 0
-    seconds: float = 0.0
-    reason: Optional[str] = None  # why there is no figure
-    start_rss_mib: Optional[float] = None
-    peak_rss_mib: Optional[float] = None
-
-    @property
-    def images_per_second(self) -> Optional[float]:
-        if self.reason is not None or self.seconds <= 0:
-            return None
-        return self.images / self.seconds
-
-
-@dataclasses.dataclass
-class Bench:
-    stages: dict[str, Stage]
-    machine: dict
-    settings: str  # what was measured, in one line
-
-    def figure(self, stage: str) -> Optional[float]:
-        return self.stages[stage].images_per_second
-
-    def ratios(self) -> dict[str, Optional[float]]:
-        result = {}
-        for name, (top, bottom) in RATIOS.items():
-            numerator, denominator = self.figure(top), self.figure(bottom)
-            result[name] = numerator / denominator if numerator and denominator else None
-        return result
-
-    def as_json(self) -> dict:
-        return {
-            **{FIGURES[stage]: self.figure(stage) for stage in STAGES},
-            "ratios": self.ratios(),
-            "peak_rss_mib": {stage: self.stages[stage].peak_rss_mib for stage in STAGES},
-            "machine": self.machine,
-        }
 
 
 def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib.Path]:
@@ -168,19 +112,8 @@ def _measure(name: str, measure: Callable[[], tuple[int, float]], wanted: set[st
     return stage
 
 
-def median_round(rounds: list[Stage]) -> Stage:
-    """The round with the median rate (the lower middle one of an even count), with the highest
-    peak memory of them all; a stage without a figure in any round has none."""
-    missing = [stage for stage in rounds if stage.reason is not None]
-    if missing:
-        return missing[0]
-    chosen = sorted(rounds, key=lambda stage: stage.images_per_second)[(len(rounds) - 1) // 2]
-    return dataclasses.replace(chosen, start_rss_mib=min(stage.start_rss_mib for stage in rounds),
-                               peak_rss_mib=max(stage.peak_rss_mib for stage in rounds))
-
-
 @contextlib.contextmanager
-def _bench_run(cfg: DictConfig) -> Iterator[Optional[tracking.Run]]:
+def _bench_run(cfg: DictConfig) -> Iterator[Optional[Run]]:
     """The bench's MLflow run (bench.log_mlflow), in experiment `bench` unless tracking.experiment
     names one, so it does not sit among the dataset's training runs; else None."""
     if not cfg.bench.log_mlflow:
@@ -189,12 +122,12 @@ def _bench_run(cfg: DictConfig) -> Iterator[Optional[tracking.Run]]:
     run_name = cfg.tracking.run_name or f"bench-{cfg.model.name}-{cfg.data.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     named = stages.with_values(cfg, {"tracking.experiment": cfg.tracking.experiment or "bench",
                                      "tracking.run_name": run_name})
-    with tracking.Run(named) as run:
+    with Run(named) as run:
         run.set_tags({"runner.role": "bench"})
         yield run
 
 
-def _record(run: tracking.Run, result: Bench, text: str) -> None:
+def _record(run: Run, result: Bench, text: str) -> None:
     metrics = {FIGURES[stage]: result.figure(stage) for stage in STAGES} | result.ratios()
     metrics |= {f"peak_rss_mib_{stage}": result.stages[stage].peak_rss_mib for stage in STAGES}
     run.log_metrics(metrics, step=0)
@@ -203,5 +136,3 @@ def _record(run: tracking.Run, result: Bench, text: str) -> None:
     run.log_text(text, "bench.json")
     print(f"MLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")
 
-
-__all__ = ["Bench", "FIGURES", "RATIOS", "STAGES", "Stage", "TARGETS", "median_round", "run_bench"]

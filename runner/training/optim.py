@@ -18,7 +18,7 @@ def make_optimizer(cfg: DictConfig, steps_per_epoch: int) -> keras.optimizers.Op
     if opt.name not in makers:
         raise UserError(f"optimizer.name: unknown optimizer {opt.name!r}; valid: {', '.join(makers)}")
     optimizer = makers[opt.name]()
-    if keras.config.dtype_policy().name == "mixed_float16":  # runner.strategy.set_precision chose it
+    if keras.config.dtype_policy().name == "mixed_float16":  # runner.training.strategy.set_precision chose it
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 

@@ -10,7 +10,8 @@ import tensorflow as tf
 from omegaconf import DictConfig
 from tabulate import tabulate
 
-from runner.strategy import precision, steps_per_execution, uses_xla
+from runner.bench.figures import FIGURES, RATIOS, STAGES, TARGETS, Bench
+from runner.training.strategy import precision, steps_per_execution, uses_xla
 
 GIB = 2**30
 
@@ -41,10 +42,8 @@ def settings(cfg: DictConfig, strategy: tf.distribute.Strategy) -> str:
             f"{cfg.bench.rounds} round{'s' if cfg.bench.rounds > 1 else ''}")
 
 
-def table(result) -> str:
+def table(result: Bench) -> str:
     """The six figures with each stage's memory, then the four ratios against issue 8's targets."""
-    from runner.benchmark import FIGURES, RATIOS, STAGES, TARGETS
-
     rows = []
     for name in STAGES:
         stage = result.stages[name]

@@ -21,10 +21,13 @@ import psutil
 import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
-from runner import data, steps, tracking, trainer
+from runner import data
+from runner.tracking.epochs import EpochLogger
+from runner.tracking.run import NotRecorded, Run
+from runner.training import loop as trainer, steps
 from runner.data import imagenette
-from runner.optim import l2_coefficient
-from runner.strategy import steps_per_execution, uses_xla
+from runner.training.optim import l2_coefficient
+from runner.training.strategy import steps_per_execution, uses_xla
 
 AUTOTUNE = tf.data.AUTOTUNE
 FOLDER_DATASETS = ("imagenette", "imagenet", "folder")  # read from root/train/<class>/<image>
@@ -138,7 +141,7 @@ def _need_folder(cfg: DictConfig, what: str) -> None:
 
 
 def step(cfg: DictConfig, model, optimizer, strategy, splits: data.Splits, steps_per_epoch: int) -> tuple[int, float]:
-    """The compiled training step as runner.trainer.fit builds it (same strategy, XLA choice and
+    """The compiled training step as runner.training.loop.fit builds it (same strategy, XLA choice and
     steps per call), fed from a few batches held in memory: the model's own rate on this machine."""
     config, bench = cfg.trainer, cfg.bench
     objective = steps.Objective(cfg.data.num_classes, config.label_smoothing, cfg.model.aux_loss_weight,
@@ -171,9 +174,9 @@ def _in_memory(train: tf.data.Dataset, batches: int) -> tf.data.Dataset:
     return held.cache().repeat().prefetch(AUTOTUNE)
 
 
-def fit(cfg: DictConfig, model, optimizer, strategy, run: Optional[tracking.Run],
+def fit(cfg: DictConfig, model, optimizer, strategy, run: Optional[Run],
         folder: pathlib.Path) -> tuple[int, float]:
-    """runner.trainer.fit as the runner calls it: real batches from the pipeline, the standard
+    """runner.training.loop.fit as the runner calls it: real batches from the pipeline, the standard
     callbacks (checkpoints, early stopping, plateau) and MLflow's EpochLogger, on `run` or, when
     None, a run in a throwaway store under `folder`.
 
@@ -190,7 +193,7 @@ def fit(cfg: DictConfig, model, optimizer, strategy, run: Optional[tracking.Run]
         with _run_or_throwaway(fit_cfg, run, folder) as recorder:
             standard = [after_validation, *trainer.standard_callbacks(fit_cfg, folder)]
             history = trainer.fit(fit_cfg, model, optimizer, splits, strategy,
-                                  [tracking.EpochLogger(recorder), after_callbacks], folder, standard=standard)
+                                  [EpochLogger(recorder), after_callbacks], folder, standard=standard)
     finally:
         shutil.rmtree(checkpoints, ignore_errors=True)  # VGG-16's weights are 0.5 GB a file
     if len(history.get("epoch_seconds", [])) < 2:
@@ -212,7 +215,7 @@ class _EpochEndClock(keras.callbacks.Callback):
 
 
 @contextlib.contextmanager
-def _run_or_throwaway(cfg: DictConfig, run: Optional[tracking.Run], folder: pathlib.Path) -> Iterator[tracking.Run]:
+def _run_or_throwaway(cfg: DictConfig, run: Optional[Run], folder: pathlib.Path) -> Iterator[Run]:
     if run is not None:
         yield run
         return
@@ -220,7 +223,7 @@ def _run_or_throwaway(cfg: DictConfig, run: Optional[tracking.Run], folder: path
     # store_uri prefers MLFLOW_TRACKING_URI to tracking.uri: hide it, so nothing reaches the user's store.
     saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
     try:
-        with tracking.Run(with_values(cfg, {"tracking.uri": uri, "tracking.experiment": "bench"})) as throwaway:
+        with Run(with_values(cfg, {"tracking.uri": uri, "tracking.experiment": "bench"})) as throwaway:
             yield throwaway
     finally:
         if saved is not None:

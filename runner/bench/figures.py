@@ -1,0 +1,75 @@
+"""The bench's figures: six stages, their images per second, the ratios between them, and the
+median of several rounds (runner/bench/run.py measures them; report.py prints them)."""
+
+import dataclasses
+from typing import Optional
+
+STAGES = ("decode", "pipeline", "cached", "keras", "step", "fit")
+INPUT_STAGES = ("decode", "pipeline", "cached", "keras")
+FIGURES = {
+    "decode": "decode_images_per_second",
+    "pipeline": "train_pipeline_images_per_second",
+    "cached": "cached_pipeline_images_per_second",
+    "keras": "keras_baseline_images_per_second",
+    "step": "step_images_per_second",
+    "fit": "fit_images_per_second",
+}
+RATIOS = {  # name: (numerator stage, denominator stage)
+    "pipeline_over_decode": ("pipeline", "decode"),
+    "cached_over_decode": ("cached", "decode"),
+    "pipeline_over_keras": ("pipeline", "keras"),
+    "fit_over_step": ("fit", "step"),
+}
+TARGETS = {"pipeline_over_decode": 0.8, "cached_over_decode": 3.0, "pipeline_over_keras": 2.0, "fit_over_step": 0.9}
+
+
+@dataclasses.dataclass
+class Stage:
+    name: str
+    images: int = 0
+    seconds: float = 0.0
+    reason: Optional[str] = None  # why there is no figure
+    start_rss_mib: Optional[float] = None
+    peak_rss_mib: Optional[float] = None
+
+    @property
+    def images_per_second(self) -> Optional[float]:
+        if self.reason is not None or self.seconds <= 0:
+            return None
+        return self.images / self.seconds
+
+
+@dataclasses.dataclass
+class Bench:
+    stages: dict[str, Stage]
+    machine: dict
+    settings: str  # what was measured, in one line
+
+    def figure(self, stage: str) -> Optional[float]:
+        return self.stages[stage].images_per_second
+
+    def ratios(self) -> dict[str, Optional[float]]:
+        result = {}
+        for name, (top, bottom) in RATIOS.items():
+            numerator, denominator = self.figure(top), self.figure(bottom)
+            result[name] = numerator / denominator if numerator and denominator else None
+        return result
+
+    def as_json(self) -> dict:
+        return {
+            **{FIGURES[stage]: self.figure(stage) for stage in STAGES},
+            "ratios": self.ratios(),
+            "peak_rss_mib": {stage: self.stages[stage].peak_rss_mib for stage in STAGES},
+            "machine": self.machine,
+        }
+
+
+def median_round(rounds: list[Stage]) -> Stage:
+    """The round with the median rate (the lower middle one of an even count), with the highest
+    peak memory of them all; a stage without a figure in any round has none."""
+    missing = [stage for stage in rounds if stage.reason is not None]
+    if missing:
+        return missing[0]
+    chosen = sorted(rounds, key=lambda stage: stage.images_per_second)[(len(rounds) - 1) // 2]
+    return dataclasses.replace(chosen, start_rss_mib=min(stage.start_rss_mib for stage in rounds),
+                               peak_rss_mib=max(stage.peak_rss_mib for stage in rounds))

@@ -1,0 +1,173 @@
+"""MLflow for one training run: the store, the run's lifecycle, its params, metrics and figures.
+
+`with Run(cfg) as run:` starts a run that records the resolved config, and ends it FINISHED,
+FAILED (with a `failure_reason` tag) or KILLED (KeyboardInterrupt: Ctrl-C, or a stop that
+runner/training/stops.py raised) however the block is left.
+Writes go through MlflowClient in batches, a few per epoch, so parallel jobs can share a sqlite store.
+"""
+
+import os
+import shlex
+import sys
+import time
+from typing import Any, Optional
+
+import mlflow
+import numpy as np
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
+from omegaconf import DictConfig, OmegaConf
+
+from runner.errors import UserError
+from runner.tracking import plots
+from runner.tracking.labels import config_params, param_value, parent_tag, run_name, run_tags
+from runner.tracking.redact import redacted
+from runner.tracking.store import open_experiment, store_uri
+from runner.tracking.sweep_parent import parent_run_id
+
+
+class Run:
+    """One MLflow run; use as a context manager. Logging methods write to this run only."""
+
+    def __init__(self, cfg: DictConfig, resume_run_id: Optional[str] = None):
+        self._cfg = cfg
+        self._resume_run_id = resume_run_id  # reopen this run (it keeps its params and metrics)
+        self._uri = store_uri(cfg)
+        self._client: Optional[mlflow.MlflowClient] = None
+        self._uri_variable: Optional[str] = None
+        self.run_id: Optional[str] = None
+
+    def __enter__(self) -> "Run":
+        cfg = self._cfg
+        self._client, experiment = self._open_experiment()
+        # The fluent API is the public way to get the system-metrics monitor; it reads the global URI.
+        # MLflow 3 also exports it as MLFLOW_TRACKING_URI, which would outrank tracking.uri for the
+        # next job in this process and for every subprocess; __exit__ puts the variable back.
+        self._uri_variable = os.environ.get("MLFLOW_TRACKING_URI")
+        mlflow.set_tracking_uri(self._uri)
+        if self._resume_run_id:
+            self._check_resumable(self._resume_run_id)
+            active = mlflow.start_run(run_id=self._resume_run_id, log_system_metrics=cfg.tracking.system_metrics)
+        else:
+            active = mlflow.start_run(
+                experiment_id=experiment,
+                run_name=cfg.tracking.run_name or run_name(cfg),
+                tags=run_tags(cfg) | parent_tag(),
+                log_system_metrics=cfg.tracking.system_metrics,
+            )
+        self.run_id = active.info.run_id
+        try:
+            if not self._resume_run_id:
+                self.log_params(config_params(cfg))
+                self.log_text(redacted(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
+        except BaseException:
+            # __exit__ is not called when __enter__ raises, and the run has already started.
+            self.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def _check_resumable(self, run_id: str) -> None:
+        try:
+            self._client.get_run(run_id)
+        except MlflowException:
+            raise UserError(f"trainer.resume: this config's resume point continues MLflow run {run_id}, which is not "
+                            f"in {self._uri}; point tracking.uri at its store, or start afresh with "
+                            "trainer.resume=false") from None
+
+    def _open_experiment(self) -> tuple[mlflow.MlflowClient, str]:
+        """A sweep's jobs go in their parent's experiment, even when they sweep the dataset."""
+        parent = parent_run_id()
+        if parent is None:
+            return open_experiment(self._uri, self._cfg.tracking.experiment or self._cfg.data.name)
+        client = mlflow.MlflowClient(self._uri)
+        return client, client.get_run(parent).info.experiment_id
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        status = _end_status(exc)
+        try:
+            if status == "FAILED":
+                self._client.set_tag(self.run_id, "failure_reason", _one_line(exc)[:MAX_TAG_VAL_LENGTH])
+        finally:
+            mlflow.end_run(status)  # also stops the system-metrics monitor
+            _restore_variable("MLFLOW_TRACKING_URI", self._uri_variable)
+        return False
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        entries = [Param(key, param_value(value)) for key, value in params.items()]
+        self._client.log_batch(self.run_id, params=entries)  # the client splits it into legal batches
+
+    def log_metrics(self, metrics: dict[str, Optional[float]], step: int) -> None:
+        timestamp = int(time.time() * 1000)
+        entries = [Metric(key, float(value), timestamp, step) for key, value in metrics.items() if value is not None]
+        if entries:
+            self._client.log_batch(self.run_id, metrics=entries)
+
+    def set_tags(self, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self._client.set_tag(self.run_id, key, str(value))
+
+    @property
+    def client(self) -> mlflow.MlflowClient:
+        return self._client
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._client.log_text(self.run_id, text, artifact_file)
+
+    def log_curves(self, history: dict[str, list[float]]) -> None:
+        self._client.log_figure(self.run_id, plots.curves(history), "curves.png")
+
+    def log_confusion_matrix(self, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> None:
+        figure = plots.confusion_matrix(y_true, y_pred, class_names)
+        self._client.log_figure(self.run_id, figure, "confusion_matrix.png")
+
+    def log_artifact(self, path: str | os.PathLike) -> None:
+        self._client.log_artifact(self.run_id, os.fspath(path))
+
+    def ui_command(self) -> str:
+        if self._uri.startswith(("http://", "https://")):
+            return f"open {self._uri} in a browser"
+        return f"mlflow ui --backend-store-uri {shlex.quote(self._uri)}"
+
+
+class NotRecorded:
+    """What a multi-worker run's non-chief workers hold instead of a Run: they train and evaluate
+    with the chief, and record nothing (the chief's run holds everything, once)."""
+
+    run_id = None
+
+    def __init__(self, worker_index: int):
+        self.worker_index = worker_index
+
+    def __enter__(self) -> "NotRecorded":
+        print(f"worker {self.worker_index}: training with the chief, which records the MLflow run")
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        return False
+
+    def __getattr__(self, name: str):
+        if name.startswith(("log_", "set_")):  # Run's recording methods
+            return lambda *args, **kwargs: None
+        raise AttributeError(name)
+
+
+def _restore_variable(name: str, value: Optional[str]) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
+def _end_status(exc: Optional[BaseException]) -> str:
+    if exc is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
+        return "FINISHED"
+    if isinstance(exc, KeyboardInterrupt):
+        return "KILLED"
+    return "FAILED"
+
+
+def _one_line(exc: BaseException) -> str:
+    message = str(exc).strip()
+    return f"{type(exc).__name__}: {message.splitlines()[0]}" if message else type(exc).__name__
+
