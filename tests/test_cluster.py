@@ -86,14 +86,15 @@ def resume_epochs(tmp_path) -> list[int]:
 
 
 def test_workers_resume_together_from_the_epoch_all_of_them_saved():
-    point = resume.ResumePoint("run", 3, {"loss": [3.0, 2.0, 1.0]}, "/r/checkpoints/ckpt-3", counters=[], stopped=True)
-    assert resume.rewound(point, 3) is point
-    back = resume.rewound(point, 2)
-    assert (back.epoch, back.history, back.checkpoint, back.stopped) == (2, {"loss": [3.0, 2.0]},
-                                                                         "/r/checkpoints/ckpt-2", False)
-    assert resume.rewound(point, 0) is None
+    point = resume.Start(3, {"loss": [3.0, 2.0, 1.0]}, "run", checkpoint="/r/checkpoints/ckpt-3", stopped=True)
+    fresh = resume.Start()
+    assert resume.rewound(point, 3, fresh) is point
+    back = resume.rewound(point, 2, fresh)
+    assert (back.epoch, back.history, back.checkpoint, back.stopped, back.run_id) == (
+        2, {"loss": [3.0, 2.0]}, "/r/checkpoints/ckpt-2", False, "run")
+    assert resume.rewound(point, 0, fresh) is fresh, "no epoch saved by all: a new run"
     with pytest.raises(UserError, match="2 epochs apart"):
-        resume.rewound(point, 1)
+        resume.rewound(point, 1, fresh)
 
 
 @pytest.mark.parametrize("argv, message", [

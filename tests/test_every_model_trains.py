@@ -4,14 +4,10 @@ import math
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-import builders
 from conftest import MODEL_NAMES, compose
-from runner import data
-from runner.training import loop as trainer
-from runner.training.model_report import model_spec
-from runner.training.optim import make_optimizer
+from runner.training import loop
+from runner.training.session import prepare
 
 # AlexNet and ZFNet need 128 pixels (64 collapses before pool5); GoogLeNet's auxiliary heads need
 # 96 (their 5x5 pool on 4a's map), the naive GoogLeNet's too. Any other model: 64.
@@ -33,12 +29,10 @@ def test_model_trains_for_a_step(model, tmp_path):
     cfg = compose(f"model={model}", "data=synthetic", f"model.input_shape=[{size},{size},{channels}]",
                   "trainer.batch_size=4", "trainer.epochs=1", "trainer.steps_per_epoch=1",
                   "data.train_size=8", "data.val_size=4", "trainer.jit_compile=false")
-    strategy = tf.distribute.get_strategy()
-    model_ = builders.build_model(model_spec(cfg))
+    session = prepare(cfg)
+    model_ = session.model
     before = [weight.numpy().copy() for weight in model_.trainable_weights]
-    splits = data.load(cfg)
-    optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
-    history = trainer.fit(cfg, model_, optimizer, splits, strategy, [], tmp_path)
+    history = loop.fit(session, loop.EpochHooks([])).history
     # Only the training loss: one step does not make deep nets' batch-norm statistics usable for inference.
     assert math.isfinite(history["loss"][0])
     changed = [not np.array_equal(old, new.numpy()) for old, new in zip(before, model_.trainable_weights)]

@@ -11,6 +11,7 @@ import keras
 import mlflow
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from conftest import CONF, compose
 from runner.training import resume
@@ -121,10 +122,13 @@ def test_resume_false_forgets_the_resume_point(tmp_path, monkeypatch):
     directory.mkdir(parents=True)
     (directory / resume.STATE_FILE).write_text(json.dumps(
         {"run_id": "abc", "epoch": 1, "history": {}, "checkpoint": "checkpoints/ckpt-1"}))
-    assert resume.find(compose("trainer.resume=auto"))[1].run_id == "abc"
+    default = tf.distribute.get_strategy()
+    resumed = resume.locate(compose("trainer.resume=auto"), default, tmp_path / "new")
+    assert (resumed.run_id, resumed.epoch, resumed.run_dir) == ("abc", 1, tmp_path / "new")
     with pytest.raises(UserError, match="trainer.resume=other"):
-        resume.find(compose("trainer.resume=other"))
-    assert resume.find(compose("trainer.resume=false")) == (directory, None)
+        resume.locate(compose("trainer.resume=other"), default, tmp_path / "new")
+    fresh = resume.locate(compose("trainer.resume=false"), default, tmp_path / "new")
+    assert (fresh.resumed, fresh.epoch, fresh.directory, fresh.run_dir) == (False, 0, directory, tmp_path / "new")
     assert not directory.exists()
 
 
@@ -162,29 +166,38 @@ def counters(callbacks):
     return [{name: getattr(callback, name) for name in resume.COUNTERS[type(callback)]} for callback in callbacks]
 
 
+def training(tmp_path, model, optimizer, start, callbacks):
+    """What the loop does with its hooks at the start of training: reset the callbacks, then restore them."""
+    point = resume.ResumePoint(start, model, optimizer, "run")
+    listed = keras.callbacks.CallbackList(callbacks, model=model)
+    model.stop_training = False
+    listed.on_train_begin()
+    point.restore_counters(callbacks, model)
+    return listed, point
+
+
+def end_epoch(listed, point, callbacks, model, epoch, logs):
+    """The end of an epoch in the loop's order: the callbacks, then the resume point."""
+    listed.on_epoch_end(epoch, dict(logs))
+    point.save(epoch, {}, callbacks, model)
+
+
 def test_early_stopping_plateau_and_best_checkpoint_counters_survive_a_resume(tmp_path):
     """Keras resets these counters at the start of training; a resumed run must not restart them."""
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
     optimizer = keras.optimizers.SGD(0.1)
     optimizer.build(model.trainable_variables)
     model.optimizer = optimizer
-
-    def training(point, callbacks):
-        checkpoint = resume.EpochCheckpoint(tmp_path / "resume", model, optimizer, "run", point, tmp_path, callbacks)
-        listed = keras.callbacks.CallbackList(callbacks + [checkpoint], model=model)
-        model.stop_training = False
-        listed.on_train_begin()
-        return listed
-
+    new = resume.Start(run_dir=tmp_path, directory=tmp_path / "resume")
     # val_top1 peaks at epoch 1, val_loss at epoch 0: both wait when the run is killed after epoch 3.
     epochs = [{"val_top1": 0.5, "val_loss": 1.0}, {"val_top1": 0.7, "val_loss": 1.1},
               {"val_top1": 0.6, "val_loss": 1.2}, {"val_top1": 0.6, "val_loss": 1.3}]
     original = stateful_callbacks(tmp_path)
-    listed = training(None, original)
+    listed, point = training(tmp_path, model, optimizer, new, original)
     for epoch, logs in enumerate(epochs[:3]):
-        listed.on_epoch_end(epoch, dict(logs))
+        end_epoch(listed, point, original, model, epoch, logs)
     resumed = stateful_callbacks(tmp_path)
-    training(resume._read(tmp_path / "resume"), resumed)
+    training(tmp_path, model, optimizer, resume.read(tmp_path / "resume"), resumed)
     assert counters(resumed) == counters(original)
     assert counters(resumed)[1]["wait"] == 1 and counters(resumed)[2]["wait"] == 0  # plateau: reduced at 2
     # The next epoch does in the resumed run what it would have done in the original one.
@@ -200,16 +213,11 @@ def test_a_run_that_early_stopping_ended_stays_ended_when_resumed(tmp_path):
     optimizer = keras.optimizers.SGD(0.1)
     optimizer.build(model.trainable_variables)
     stopper = keras.callbacks.EarlyStopping(monitor="val_top1", mode="max", patience=1)
-    checkpoint = resume.EpochCheckpoint(tmp_path / "resume", model, optimizer, "run", None, tmp_path, [stopper])
-    listed = keras.callbacks.CallbackList([stopper, checkpoint], model=model)
-    model.stop_training = False
-    listed.on_train_begin()
+    listed, point = training(tmp_path, model, optimizer, resume.Start(run_dir=tmp_path, directory=tmp_path / "resume"),
+                             [stopper])
     for epoch, top1 in enumerate([0.5, 0.4]):
-        listed.on_epoch_end(epoch, {"val_top1": top1})
+        end_epoch(listed, point, [stopper], model, epoch, {"val_top1": top1})
     assert model.stop_training
-    model.stop_training = False
     again = keras.callbacks.EarlyStopping(monitor="val_top1", mode="max", patience=1)
-    point = resume._read(tmp_path / "resume")
-    keras.callbacks.CallbackList([again, resume.EpochCheckpoint(tmp_path / "resume", model, optimizer, "run", point,
-                                                                tmp_path, [again])], model=model).on_train_begin()
+    training(tmp_path, model, optimizer, resume.read(tmp_path / "resume"), [again])
     assert model.stop_training, "the resumed run would train past its early stop"

@@ -7,7 +7,6 @@ import signal
 import sys
 
 import hydra
-import keras
 import mlflow
 import numpy as np
 import pytest
@@ -16,10 +15,9 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from conftest import CONF, compose
 from runner.tracking import run as tracking
-from runner.tracking.epochs import EpochLogger
 from runner.tracking.store import store_uri
 from runner.errors import UserError
-from runner.training.stops import Trap, interrupt, stop_if_requested
+from runner.training.stops import DeferredStops, Stopped, Trap, interrupt, stop_if_requested
 
 
 @pytest.fixture(scope="module")
@@ -158,14 +156,15 @@ def test_run_ends_with_a_status_and_never_swallows_the_error(store, client, erro
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_signal_ends_the_run_killed_at_the_next_check_and_restores_the_handler(store, client, signum):
-    # Our own handler first, so a Run that forgot to trap the signal fails the test instead of killing pytest.
+    # Our own handler first, so a run that forgot to trap the signal fails the test instead of killing pytest.
     caught = []
     previous = signal.signal(signum, lambda number, frame: caught.append(number))
     try:
-        with pytest.raises(KeyboardInterrupt):
-            with tracking.Run(compose(f"tracking.uri={store}")) as run:
+        with pytest.raises(Stopped) as stopped:
+            with DeferredStops(), tracking.Run(compose(f"tracking.uri={store}")) as run:  # as train() holds them
                 signal.raise_signal(signum)  # noted, not raised mid-library
                 stop_if_requested()  # where the epoch loop checks, after every step
+        assert (stopped.value.signal, stopped.value.exit_code) == (signum, 128 + signum)
         assert client.get_run(run.run_id).info.status == "KILLED"
         assert not caught
         signal.raise_signal(signum)
@@ -180,7 +179,7 @@ def test_a_sweep_between_jobs_turns_sigterm_into_keyboard_interrupt_and_restores
     trap = Trap(interrupt, (signal.SIGTERM,))  # what SweepRun holds from the sweep's start to its end
     try:
         trap.start()
-        with pytest.raises(KeyboardInterrupt, match="signal SIGTERM"):
+        with pytest.raises(Stopped, match="signal SIGTERM"):
             signal.raise_signal(signal.SIGTERM)
         trap.end()
         signal.raise_signal(signal.SIGTERM)
@@ -190,26 +189,26 @@ def test_a_sweep_between_jobs_turns_sigterm_into_keyboard_interrupt_and_restores
 
 
 def test_a_second_ctrl_c_stops_at_once(store, client):
-    with pytest.raises(KeyboardInterrupt):
-        with tracking.Run(compose(f"tracking.uri={store}")) as run:
+    with pytest.raises(Stopped):
+        with DeferredStops(), tracking.Run(compose(f"tracking.uri={store}")) as run:
             signal.raise_signal(signal.SIGINT)
             signal.raise_signal(signal.SIGINT)  # raises here, before any check
             pytest.fail("the second Ctrl-C waited for a step boundary")
     assert client.get_run(run.run_id).info.status == "KILLED"
 
 
-def test_epoch_logger_logs_keras_epochs_as_steps(store, client):
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(32, 4)).astype("float32"), rng.integers(0, 3, size=32)
-    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+def test_the_recorder_hook_logs_an_epochs_numbers_at_its_step(store, client):
+    epochs = [{"loss": 1.5, "val_top1": 0.25, "lr": 0.1, "learning_rate": 0.01, "stopped": True},
+              {"loss": 1.25, "val_top1": 0.5, "lr": 0.01, "learning_rate": 0.001, "stopped": False}]
     with tracking.Run(compose(f"tracking.uri={store}")) as run:
-        fit = model.fit(x, y, validation_split=0.25, epochs=2, batch_size=8, verbose=0,
-                        callbacks=[EpochLogger(run)])
-    for name in ("loss", "val_loss", "accuracy"):
+        for epoch, logs in enumerate(epochs):
+            run.log_epoch(epoch, logs)
+    for name in ("loss", "val_top1", "lr"):
         logged = client.get_metric_history(run.run_id, name)
         assert [point.step for point in logged] == [0, 1]
-        assert [point.value for point in logged] == pytest.approx(fit.history[name])
+        assert [point.value for point in logged] == pytest.approx([logs[name] for logs in epochs])
+    # ReduceLROnPlateau's next-epoch rate and booleans are not the epoch's metrics.
+    assert not {"learning_rate", "stopped"} & set(client.get_run(run.run_id).data.metrics)
 
 
 def test_hydra_overrides_become_tags(store, client):

@@ -7,28 +7,23 @@ import keras
 import pytest
 import tensorflow as tf
 
-import builders
 from conftest import compose
-from runner import data
-from runner.training import loop as trainer, strategy
-from runner.training.model_report import model_spec
-from runner.training.optim import make_optimizer
-from runner.training.strategy import precision, set_precision, uses_xla
+from runner.training import loop, strategy
+from runner.training.callbacks import standard_callbacks
+from runner.training.session import prepare
+from runner.training.strategy import precision, uses_xla
 
 SMALL = ("data=synthetic", "data.train_size=64", "data.val_size=32", "trainer.batch_size=16")
 
 
 def fit(tmp_path, *overrides):
     cfg = compose(*SMALL, *overrides)
-    set_precision(cfg.trainer)
     try:
-        model = builders.build_model(model_spec(cfg))
-        splits = data.load(cfg)
-        optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
-        history = trainer.fit(cfg, model, optimizer, splits, tf.distribute.get_strategy(), [], tmp_path)
+        session = prepare(cfg)
+        trained = loop.fit(session, loop.EpochHooks(standard_callbacks(cfg, tmp_path)))
     finally:
         keras.config.set_dtype_policy("float32")
-    return model, optimizer, history
+    return session.model, session.optimizer, trained.history
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
@@ -95,18 +90,16 @@ def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
 @pytest.mark.parametrize("per_call, where", [(1, "at epoch 1, step 3:"), (2, "at epoch 1, steps 3-4:")])
 def test_a_nan_loss_stops_training_at_the_step_it_appears(tmp_path, per_call, where):
     cfg = compose(*SMALL, "trainer.epochs=3", f"trainer.steps_per_execution={per_call}", "trainer.jit_compile=false")
-    model = builders.build_model(model_spec(cfg))
-    splits = data.load(cfg)
+    session = prepare(cfg)
 
     def poison_third_batch(index, batch):
         images, labels = batch
         images = tf.cast(images, tf.float32)  # uint8 holds no NaN; the step's normalise takes floats as well
         return tf.where(index == 2, images * math.nan, images), labels
 
-    splits = dataclasses.replace(splits, train=splits.train.enumerate().map(poison_third_batch))
-    optimizer = make_optimizer(cfg, trainer.epoch_steps(cfg, splits))
+    splits = dataclasses.replace(session.splits, train=session.splits.train.enumerate().map(poison_third_batch))
     batches_seen = []
     counter = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: batches_seen.append(batch))
-    with pytest.raises(trainer.Diverged, match=f"^the training loss became nan {where}"):
-        trainer.fit(cfg, model, optimizer, splits, tf.distribute.get_strategy(), [counter], tmp_path)
+    with pytest.raises(loop.Diverged, match=f"^the training loss became nan {where}"):
+        loop.fit(dataclasses.replace(session, splits=splits), loop.EpochHooks([counter]))
     assert batches_seen == [0, 1] if per_call == 1 else batches_seen == [1]  # nothing after the NaN

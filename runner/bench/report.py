@@ -11,7 +11,6 @@ from omegaconf import DictConfig
 from tabulate import tabulate
 
 from runner.bench.figures import FIGURES, RATIOS, STAGES, TARGETS, Bench
-from runner.training.strategy import precision, steps_per_execution, uses_xla
 
 GIB = 2**30
 
@@ -31,14 +30,15 @@ def machine(strategy: tf.distribute.Strategy) -> dict:
     }
 
 
-def settings(cfg: DictConfig, strategy: tf.distribute.Strategy) -> str:
+def settings(cfg: DictConfig, session) -> str:
+    """What was measured, in one line: the config's model, data and batch, and what `auto` resolved to."""
     height, width, channels = cfg.model.input_shape
-    xla = "on" if uses_xla(cfg.trainer, strategy) else "off"
+    resolved, strategy = session.resolved, session.strategy
     replicas = strategy.num_replicas_in_sync
     return (f"model={cfg.model.name} {height}x{width}x{channels}, data={cfg.data.name}, augment={cfg.augment.name}, "
-            f"batch {cfg.trainer.batch_size}, {precision(cfg.trainer)}, XLA {xla}, "
+            f"batch {cfg.trainer.batch_size}, {resolved.precision}, XLA {'on' if resolved.jit_compile else 'off'}, "
             f"{type(strategy).__name__} ({replicas} replica{'s' if replicas > 1 else ''}), "
-            f"steps_per_execution {steps_per_execution(cfg.trainer)}; input stages: median of "
+            f"steps_per_execution {resolved.steps_per_execution}; input stages: median of "
             f"{cfg.bench.rounds} round{'s' if cfg.bench.rounds > 1 else ''}")
 
 

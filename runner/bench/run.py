@@ -8,7 +8,8 @@ measured at different moments would carry that drift. The model stages run once 
 Stages (stages.py): decode (the machine's JPEG-decode limit), pipeline (runner.data's training
 pipeline, first pass), cached (the same with data.cache, after the first epoch), keras (Keras's
 folder loader with RandomCrop and RandomFlip), step (the compiled training step on batches in
-memory) and fit (runner.training.loop.fit on real batches, callbacks and MLflow included).
+memory) and fit (runner.training.loop.fit on real batches, callbacks and MLflow included); both
+start from the session that runner.training.session.prepare sets up, as training does.
 """
 
 import contextlib
@@ -18,49 +19,31 @@ import json
 import pathlib
 from typing import Callable, Iterator, Optional
 
-import keras
 from omegaconf import DictConfig
 
-import builders
-from runner import data
-from runner.tracking.run import Run
-from runner.training import loop as trainer
-from runner.training.model_report import model_spec
 from runner.bench import stages
 from runner.bench.figures import FIGURES, INPUT_STAGES, STAGES, Bench, Stage, median_round
 from runner.bench.memory import PeakRss
 from runner.bench.report import machine, settings
 from runner.checks import check_trainer
 from runner.errors import UserError
-from runner.training.optim import make_optimizer
-from runner.training.strategy import make_strategy, set_precision
-
-MINIMUM = {"bench.warmup_batches": 0, "bench.batches": 1, "bench.rounds": 1, "bench.warmup_steps": 0,
-           "bench.step_batches": 1, "bench.memory_batches": 1, "bench.fit_steps": 1}
-
+from runner.tracking.run import Run
+from runner.training.session import prepare
 
 def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib.Path]:
     """Measures every stage of cfg.bench.stages; writes the JSON (and the MLflow run); returns both."""
     check(cfg)
-    strategy = make_strategy(cfg.trainer)  # before any TensorFlow op: cpu_replicas splits the CPU first
-    keras.utils.set_random_seed(cfg.trainer.seed)
-    set_precision(cfg.trainer)
     # Every user mistake (model, data, optimizer) surfaces before the first measurement.
-    with strategy.scope():
-        model = builders.build(model_spec(cfg)).model
-    uncached = data.load(stages.with_values(cfg, {"data.cache": False}))
-    steps_per_epoch = trainer.epoch_steps(cfg, uncached)
-    with strategy.scope():
-        optimizer = make_optimizer(cfg, steps_per_epoch)
-    print(f"bench: {settings(cfg, strategy)}")
+    session = prepare(stages.with_values(cfg, {"data.cache": False}))
+    print(f"bench: {settings(cfg, session)}")
     with _bench_run(cfg) as run:
         measures: dict[str, Callable[[], tuple[int, float]]] = {
             "decode": lambda: stages.decode(cfg),
-            "pipeline": lambda: stages.pipeline(cfg, uncached.train),
-            "cached": lambda: stages.cached(cfg, uncached.train_examples),
+            "pipeline": lambda: stages.pipeline(cfg, session.splits.train),
+            "cached": lambda: stages.cached(cfg, session.splits.train_examples),
             "keras": lambda: stages.keras_baseline(cfg),
-            "step": lambda: stages.step(cfg, model, optimizer, strategy, uncached, steps_per_epoch),
-            "fit": lambda: stages.fit(cfg, model, optimizer, strategy, run, output_dir / "fit"),
+            "step": lambda: stages.step(cfg, session),
+            "fit": lambda: stages.fit(cfg, session, run, output_dir / "fit"),
         }
         wanted = set(cfg.bench.stages)
         rounds: dict[str, list[Stage]] = {name: [] for name in STAGES}
@@ -70,7 +53,7 @@ def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib
         for name in STAGES[len(INPUT_STAGES):]:
             rounds[name].append(_measure(name, measures[name], wanted))
         measured = {name: median_round(measurements) for name, measurements in rounds.items()}
-        result = Bench(measured, machine(strategy), settings(cfg, strategy))
+        result = Bench(measured, machine(session.strategy), settings(cfg, session))
         path = pathlib.Path(cfg.bench.output) if cfg.bench.output else output_dir / "bench.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(result.as_json(), indent=2) + "\n"
@@ -82,14 +65,14 @@ def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib
 
 def check(cfg: DictConfig) -> None:
     """Raise UserError for a bench setting no run can use, before anything is built."""
+    from runner.bounds import check_bounds
+    from runner.schema import BenchConfig
+
     check_trainer(cfg)
     unknown = [name for name in cfg.bench.stages if name not in STAGES]
     if unknown:
         raise UserError(f"bench.stages: unknown stage {unknown[0]!r}; valid: {', '.join(STAGES)}")
-    for key, minimum in MINIMUM.items():
-        value = cfg.bench[key.split(".")[1]]
-        if value < minimum:
-            raise UserError(f"{key}={value}: expected an int >= {minimum}")
+    check_bounds(cfg.bench, BenchConfig, "bench")
     if cfg.trainer.strategy.value == "multi_worker":
         raise UserError("trainer.strategy=multi_worker: the bench measures one process on this machine; "
                         "use trainer.strategy=auto, default or mirrored")

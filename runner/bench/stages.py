@@ -22,12 +22,12 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from runner import data
-from runner.tracking.epochs import EpochLogger
-from runner.tracking.run import NotRecorded, Run
-from runner.training import loop as trainer, steps
 from runner.data import imagenette
-from runner.training.optim import l2_coefficient
-from runner.training.strategy import steps_per_execution, uses_xla
+from runner.tracking.run import Run
+from runner.training import loop
+from runner.training.callbacks import standard_callbacks
+from runner.training.session import Session
+from runner.training.steps import make_train_steps
 
 AUTOTUNE = tf.data.AUTOTUNE
 FOLDER_DATASETS = ("imagenette", "imagenet", "folder")  # read from root/train/<class>/<image>
@@ -140,17 +140,14 @@ def _need_folder(cfg: DictConfig, what: str) -> None:
 # --- model stages --------------------------------------------------------------------------------
 
 
-def step(cfg: DictConfig, model, optimizer, strategy, splits: data.Splits, steps_per_epoch: int) -> tuple[int, float]:
+def step(cfg: DictConfig, session: Session) -> tuple[int, float]:
     """The compiled training step as runner.training.loop.fit builds it (same strategy, XLA choice and
     steps per call), fed from a few batches held in memory: the model's own rate on this machine."""
-    config, bench = cfg.trainer, cfg.bench
-    objective = steps.Objective(cfg.data.num_classes, config.label_smoothing, cfg.model.aux_loss_weight,
-                                l2_coefficient(cfg))
-    train_steps = steps.make_train_steps(model, optimizer, objective, strategy, config.batch_size,
-                                         xla=uses_xla(config, strategy), normalise=splits.normalise)
-    trainer.build_optimizer(model, optimizer, strategy)
-    per_call = max(1, min(steps_per_execution(config), steps_per_epoch))
-    iterator = iter(strategy.experimental_distribute_dataset(_in_memory(splits.train, bench.memory_batches)))
+    bench = cfg.bench
+    train_steps = make_train_steps(session)
+    per_call = max(1, min(session.resolved.steps_per_execution, session.steps_per_epoch))
+    held = _in_memory(session.splits.train, bench.memory_batches)
+    iterator = iter(session.strategy.experimental_distribute_dataset(held))
 
     def call():  # the host reads the sums after every call, as fit does
         return {key: float(value) for key, value in train_steps(iterator, tf.constant(per_call)).items()}
@@ -161,7 +158,7 @@ def step(cfg: DictConfig, model, optimizer, strategy, splits: data.Splits, steps
     start = time.perf_counter()
     for _ in range(calls):
         call()
-    return calls * per_call * config.batch_size, time.perf_counter() - start
+    return calls * per_call * cfg.trainer.batch_size, time.perf_counter() - start
 
 
 def _in_memory(train: tf.data.Dataset, batches: int) -> tf.data.Dataset:
@@ -174,37 +171,36 @@ def _in_memory(train: tf.data.Dataset, batches: int) -> tf.data.Dataset:
     return held.cache().repeat().prefetch(AUTOTUNE)
 
 
-def fit(cfg: DictConfig, model, optimizer, strategy, run: Optional[Run],
-        folder: pathlib.Path) -> tuple[int, float]:
+def fit(cfg: DictConfig, session: Session, run: Optional[Run], folder: pathlib.Path) -> tuple[int, float]:
     """runner.training.loop.fit as the runner calls it: real batches from the pipeline, the standard
-    callbacks (checkpoints, early stopping, plateau) and MLflow's EpochLogger, on `run` or, when
+    callbacks (checkpoints, early stopping, plateau) and the MLflow recorder, on `run` or, when
     None, a run in a throwaway store under `folder`.
 
     The timed epoch's training loop (fit's own epoch_seconds) plus its share of the end-of-epoch
-    callbacks: their time once per real epoch of the configured data (trainer.steps_per_epoch or
+    hooks: their time once per real epoch of the configured data (trainer.steps_per_epoch or
     the whole split), spread over the steps, so a short bench epoch does not count them more
     often than training does. Validation is left out (one batch is run; it is not training)."""
     fit_cfg = with_values(cfg, {"trainer.epochs": 2, "trainer.steps_per_epoch": cfg.bench.fit_steps})
     splits = data.load(fit_cfg)
     splits = dataclasses.replace(splits, val=splits.val.take(1), val_ten_crop=None)
-    after_validation, after_callbacks = _EpochEndClock(), _EpochEndClock()
+    steps_run = min(splits.steps_per_epoch, cfg.bench.fit_steps)
+    short = dataclasses.replace(session, cfg=fit_cfg, splits=splits, steps_per_epoch=steps_run)
+    after_validation, after_hooks = _EpochEndClock(), _EpochEndClock()
     checkpoints = folder / "checkpoints"
     try:
         with _run_or_throwaway(fit_cfg, run, folder) as recorder:
-            standard = [after_validation, *trainer.standard_callbacks(fit_cfg, folder)]
-            history = trainer.fit(fit_cfg, model, optimizer, splits, strategy,
-                                  [EpochLogger(recorder), after_callbacks], folder, standard=standard)
+            callbacks = [after_validation, *standard_callbacks(fit_cfg, folder)]
+            history = loop.fit(short, loop.EpochHooks(callbacks, recorder=_Clocked(recorder, after_hooks))).history
     finally:
         shutil.rmtree(checkpoints, ignore_errors=True)  # VGG-16's weights are 0.5 GB a file
     if len(history.get("epoch_seconds", [])) < 2:
         raise NotApplicable("training stopped after its first epoch (trainer.early_stopping_patience?)")
-    steps_run, steps_real = trainer.epoch_steps(fit_cfg, splits), trainer.epoch_steps(cfg, splits)
-    epoch_end = after_callbacks.seconds[1] - after_validation.seconds[1]
-    return steps_run * cfg.trainer.batch_size, history["epoch_seconds"][1] + epoch_end * steps_run / steps_real
+    epoch_end = after_hooks.seconds[1] - after_validation.seconds[1]
+    return steps_run * cfg.trainer.batch_size, history["epoch_seconds"][1] + epoch_end * steps_run / session.steps_per_epoch
 
 
 class _EpochEndClock(keras.callbacks.Callback):
-    """When on_epoch_end reached it, per epoch: before and after the other callbacks."""
+    """When the end of an epoch reached it: first among the callbacks, or after the last hook."""
 
     def __init__(self):
         super().__init__()
@@ -212,6 +208,17 @@ class _EpochEndClock(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds[epoch] = time.perf_counter()
+
+
+class _Clocked:
+    """The recorder hook, then the clock: the last thing the loop does at an epoch's end."""
+
+    def __init__(self, recorder: Run, clock: _EpochEndClock):
+        self._recorder, self._clock = recorder, clock
+
+    def log_epoch(self, epoch: int, logs: dict) -> None:
+        self._recorder.log_epoch(epoch, logs)
+        self._clock.on_epoch_end(epoch)
 
 
 @contextlib.contextmanager

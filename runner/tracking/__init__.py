@@ -1,2 +1,2 @@
-"""MLflow: the store (store.py), one run's lifecycle (run.py), its name, tags and params
-(labels.py), per-epoch metrics (epochs.py) and figures (plots.py)."""
+"""MLflow: the store (store.py), one run's lifecycle and records (run.py), its name, tags and
+params (labels.py), its figures (plots.py), and which sweep a job belongs to (sweep_parent.py)."""

@@ -6,6 +6,7 @@ runner/training/stops.py raised) however the block is left.
 Writes go through MlflowClient in batches, a few per epoch, so parallel jobs can share a sqlite store.
 """
 
+import numbers
 import os
 import shlex
 import sys
@@ -103,6 +104,12 @@ class Run:
         if entries:
             self._client.log_batch(self.run_id, metrics=entries)
 
+    def log_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Every number of an epoch's logs, in one batch, at step=epoch (the loop's recorder hook); not
+        ReduceLROnPlateau's `learning_rate`, the next epoch's rate (`lr` is the epoch's own)."""
+        numeric = {key: value for key, value in logs.items() if _is_number(value) and key != "learning_rate"}
+        self.log_metrics(numeric, step=epoch)
+
     def set_tags(self, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
             self._client.set_tag(self.run_id, key, str(value))
@@ -171,3 +178,7 @@ def _one_line(exc: BaseException) -> str:
     message = str(exc).strip()
     return f"{type(exc).__name__}: {message.splitlines()[0]}" if message else type(exc).__name__
 
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -27,6 +27,7 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError
+from runner.training.strategy import agreed_epoch, worker
 
 RESUME_DIR = pathlib.Path("outputs") / "resume"  # relative to where the command runs, as the store
 # Where a run is recorded, where its data sit and whether to resume do not change what it trains.
@@ -51,103 +52,125 @@ def config_key(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
-@dataclasses.dataclass
-class ResumePoint:
-    run_id: str
-    epoch: int  # epochs completed
-    history: dict[str, list[float]]
-    checkpoint: str  # path prefix of the TensorFlow checkpoint
-    run_dir: str = ""  # the output folder of the command that started the run
+@dataclasses.dataclass(frozen=True)
+class Start:
+    """Where a run starts: epoch 0 of a new run, or where an interrupted one stopped."""
+
+    epoch: int = 0  # epochs completed
+    history: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    run_id: Optional[str] = None  # the MLflow run to continue; None: a new run
+    run_dir: Optional[pathlib.Path] = None  # where its weights and model go (a resumed run: where it began)
+    directory: Optional[pathlib.Path] = None  # its resume folder, outputs/resume/<key>
+    checkpoint: Optional[str] = None  # path prefix of the TensorFlow checkpoint to restore
     counters: list[dict] = dataclasses.field(default_factory=list)  # per counted callback, in order
     stopped: bool = False  # a callback (early stopping) had ended training
 
+    @property
+    def resumed(self) -> bool:
+        return self.run_id is not None
 
-def find(cfg: DictConfig, worker: int = 0) -> tuple[pathlib.Path, Optional[ResumePoint]]:
-    """This config's resume folder and what it holds, as trainer.resume asks. Under multi_worker each
-    worker keeps its own (the chief's is the plain key), so workers need no shared disk."""
-    directory = RESUME_DIR / (config_key(cfg) + (f"-worker{worker}" if worker else ""))
-    choice = str(cfg.trainer.resume)
-    if choice.lower() == "false":
-        shutil.rmtree(directory, ignore_errors=True)
-        return directory, None
-    point = _read(directory)
-    if choice.lower() not in ("auto", "true") and (point is None or point.run_id not in (choice, None)):
-        raise UserError(f"trainer.resume={choice}: no resume point of that run for this config in {directory}; "
-                        "resume with the command that started it, or use trainer.resume=auto|false")
-    return directory, point
+    @property
+    def key(self) -> str:
+        return self.directory.name
 
 
-def rewound(point: Optional[ResumePoint], epoch: int) -> Optional[ResumePoint]:
-    """The point as it stood after `epoch`, which must be this one or the one before (the checkpoint
-    manager keeps both): workers killed between their saves resume together from the epoch all of
-    them saved. Counters of callbacks stay as saved last (off by at most that epoch)."""
-    if point is None or epoch == point.epoch:
-        return point
-    if epoch == 0:
-        return None
-    if epoch != point.epoch - 1:
-        raise UserError(f"the workers' resume points are {point.epoch - epoch} epochs apart; "
-                        "start afresh with trainer.resume=false on every worker")
-    return dataclasses.replace(
-        point, epoch=epoch, stopped=False, history={key: values[:epoch] for key, values in point.history.items()},
-        checkpoint=re.sub(r"ckpt-\d+$", f"ckpt-{epoch}", point.checkpoint))
+def locate(cfg: DictConfig, strategy: tf.distribute.Strategy, output_dir: pathlib.Path) -> Start:
+    """How this config's run starts, as trainer.resume asks. Under multi_worker each worker keeps its
+    own resume folder (the chief's is the plain key), so workers need no shared disk, and they start
+    together from the last epoch all of them saved."""
+    this = worker(strategy)
+    directory = RESUME_DIR / (config_key(cfg) + (f"-worker{this.index}" if this.index else ""))
+    # A non-chief worker's weights never go over the chief's (workers may share hydra.run.dir).
+    fresh = Start(run_dir=output_dir if this.chief else output_dir / f"worker{this.index}", directory=directory)
+    start = _saved(cfg.trainer, directory) or fresh
+    start = dataclasses.replace(start, run_dir=start.run_dir or fresh.run_dir)
+    return rewound(start, agreed_epoch(strategy, start.epoch), fresh)
 
 
-def _read(directory: pathlib.Path) -> Optional[ResumePoint]:
+def read(directory: pathlib.Path) -> Optional[Start]:
+    """The resume point saved in `directory`, if any."""
     try:
         state = json.loads((directory / STATE_FILE).read_text())
     except FileNotFoundError:
         return None
-    return ResumePoint(**state)
+    run_dir = pathlib.Path(state.pop("run_dir")) if state.get("run_dir") else None
+    return Start(**state, run_dir=run_dir, directory=directory)
 
 
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Saves the resume point at the end of every epoch. Put it after the `counted` callbacks, so it
-    saves their counters of this epoch, and before the MLflow logger, so an epoch recorded in MLflow
-    is always one the resume point holds (`missing_epochs` fills the gap)."""
+def _saved(trainer: DictConfig, directory: pathlib.Path) -> Optional[Start]:
+    choice = str(trainer.resume)
+    if choice.lower() == "false":
+        shutil.rmtree(directory, ignore_errors=True)
+        return None
+    saved = read(directory)
+    if choice.lower() not in ("auto", "true") and (saved is None or saved.run_id != choice):
+        raise UserError(f"trainer.resume={choice}: no resume point of that run for this config in {directory}; "
+                        "resume with the command that started it, or use trainer.resume=auto|false")
+    return saved
 
-    def __init__(self, directory: pathlib.Path, model, optimizer, run_id: str, point: Optional[ResumePoint],
-                 run_dir: pathlib.Path, counted: list[keras.callbacks.Callback]):
-        super().__init__()
-        self._directory = directory
+
+def rewound(start: Start, epoch: int, fresh: Start) -> Start:
+    """The start as it stood after `epoch`, which must be this one or the one before (the checkpoint
+    manager keeps both): workers killed between their saves resume together from the epoch all of
+    them saved. Counters of callbacks stay as saved last (off by at most that epoch)."""
+    if epoch == start.epoch:
+        return start
+    if epoch == 0:
+        return fresh
+    if epoch != start.epoch - 1:
+        raise UserError(f"the workers' resume points are {start.epoch - epoch} epochs apart; "
+                        "start afresh with trainer.resume=false on every worker")
+    return dataclasses.replace(
+        start, epoch=epoch, stopped=False, history={key: values[:epoch] for key, values in start.history.items()},
+        checkpoint=re.sub(r"ckpt-\d+$", f"ckpt-{epoch}", start.checkpoint))
+
+
+class ResumePoint:
+    """Saves the resume point at the end of every epoch (runner/training/loop.py EpochHooks says
+    when), and restores a resumed run's weights, optimizer state and callback counters."""
+
+    def __init__(self, start: Start, model: keras.Model, optimizer, run_id: Optional[str]):
+        self._start = start
         self._run_id = run_id
-        self._run_dir = str(run_dir)
-        self._point = point
-        self._counted = [callback for callback in counted if type(callback) in COUNTERS]
-        self._history = point.history if point else {}
-        self._epoch = tf.Variable(point.epoch if point else 0, dtype=tf.int64, trainable=False)
+        self._epoch = tf.Variable(start.epoch, dtype=tf.int64, trainable=False)
         self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self._epoch)
-        self._manager = tf.train.CheckpointManager(self._checkpoint, str(directory / "checkpoints"), max_to_keep=2)
-        if point:
+        self._manager = tf.train.CheckpointManager(self._checkpoint, str(start.directory / "checkpoints"),
+                                                   max_to_keep=2)
+        if start.checkpoint:
             # The optimizer must be built: its slots (momentum) are restored, not created later.
-            self._checkpoint.restore(point.checkpoint).assert_existing_objects_matched()
+            self._checkpoint.restore(start.checkpoint).assert_existing_objects_matched()
 
-    def on_train_begin(self, logs: Optional[dict] = None) -> None:
-        """After the counted callbacks reset themselves: a resumed run sets their counters back."""
-        if self._point:
-            for callback, counters in zip(self._counted, self._point.counters):
+    def restore_counters(self, callbacks: list[keras.callbacks.Callback], model: keras.Model) -> None:
+        """After the callbacks reset themselves (on_train_begin): a resumed run sets them back."""
+        if self._start.resumed:
+            for callback, counters in zip(_counted(callbacks), self._start.counters):
                 vars(callback).update(counters)
-            self.model.stop_training = self._point.stopped
+            model.stop_training = self._start.stopped
 
-    def on_epoch_end(self, epoch: int, logs: Optional[dict] = None) -> None:
-        for key, value in (logs or {}).items():
-            self._history.setdefault(key, []).append(float(value))
+    def save(self, epoch: int, history: dict[str, list[float]], callbacks: list[keras.callbacks.Callback],
+             model: keras.Model) -> None:
         self._epoch.assign(epoch + 1)
         path = self._manager.save(checkpoint_number=epoch + 1)
         counters = [{name: _plain(getattr(callback, name)) for name in COUNTERS[type(callback)]}
-                    for callback in self._counted]
-        _write_atomically(self._directory / STATE_FILE, json.dumps(dataclasses.asdict(ResumePoint(
-            self._run_id, epoch + 1, self._history, path, self._run_dir, counters, bool(self.model.stop_training)))))
+                    for callback in _counted(callbacks)]
+        state = {"run_id": self._run_id, "epoch": epoch + 1, "history": history, "checkpoint": path,
+                 "run_dir": str(self._start.run_dir), "counters": counters, "stopped": bool(model.stop_training)}
+        _write_atomically(self._start.directory / STATE_FILE, json.dumps(state, default=_plain))
 
     def finished(self) -> None:
-        shutil.rmtree(self._directory, ignore_errors=True)
+        """The run is complete: the same command now starts a new one."""
+        shutil.rmtree(self._start.directory, ignore_errors=True)
 
 
-def missing_epochs(client: mlflow.MlflowClient, run_id: str, point: ResumePoint) -> dict[int, dict[str, float]]:
+def _counted(callbacks: list[keras.callbacks.Callback]) -> list[keras.callbacks.Callback]:
+    return [callback for callback in callbacks if type(callback) in COUNTERS]
+
+
+def missing_epochs(client: mlflow.MlflowClient, start: Start) -> dict[int, dict[str, float]]:
     """Epochs the resume point holds that the run does not (killed between the checkpoint and the log)."""
-    logged = {metric.step for metric in client.get_metric_history(run_id, "val_top1")}
-    return {epoch: {key: values[epoch] for key, values in point.history.items() if epoch < len(values)}
-            for epoch in range(point.epoch) if epoch not in logged}
+    logged = {metric.step for metric in client.get_metric_history(start.run_id, "val_top1")}
+    return {epoch: {key: values[epoch] for key, values in start.history.items() if epoch < len(values)}
+            for epoch in range(start.epoch) if epoch not in logged}
 
 
 def _plain(value):

@@ -42,6 +42,12 @@ class Objective:
             targets, tf.cast(logits, tf.float32), from_logits=True, label_smoothing=self.label_smoothing)
 
 
+def averages(totals) -> dict[str, float]:
+    """Sums of a pass (SUMS) as per-example means, on the host."""
+    count = max(float(totals["count"]), 1.0)
+    return {key: float(totals[key]) / count for key in ("loss", "top1", "top5")}
+
+
 def main_output(outputs):
     return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
@@ -56,8 +62,11 @@ def sums(loss, labels, scores):
             "top5": correct(labels, scores, 5), "count": tf.cast(tf.size(labels), tf.float32)}
 
 
-def make_train_steps(model, optimizer, objective, strategy, global_batch_size, xla, normalise):
-    """A function running `count` training steps (trainer.steps_per_execution) on a distributed iterator."""
+def make_train_steps(session):
+    """A function running `count` training steps (trainer.steps_per_execution) on a distributed iterator
+    of the session's strategy (runner/training/session.py)."""
+    model, optimizer, objective, strategy = session.model, session.optimizer, session.objective, session.strategy
+    global_batch_size, normalise = session.cfg.trainer.batch_size, session.splits.normalise
 
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
@@ -72,6 +81,7 @@ def make_train_steps(model, optimizer, objective, strategy, global_batch_size, x
         optimizer.apply(gradients, model.trainable_variables)
         return sums(per_example, labels, main_output(outputs))
 
+    xla = session.resolved.jit_compile
     step = tf.function(replica_step, jit_compile=xla) if xla else replica_step
 
     @tf.function
@@ -100,8 +110,9 @@ def make_statistics_average(model, strategy):
     return average
 
 
-def make_eval_step(model, objective, strategy, normalise, ten_crop=False):
+def make_eval_step(session, ten_crop=False):
     """One evaluation batch: sums, plus the predicted and true labels for the confusion matrix."""
+    model, objective, strategy, normalise = session.model, session.objective, session.strategy, session.splits.normalise
 
     def replica_step(images, labels):
         images = normalise(images)

@@ -1,11 +1,12 @@
-"""SIGTERM and Ctrl-C as KeyboardInterrupt, so a stop unwinds through `finally` and atexit.
+"""SIGTERM and Ctrl-C end a run at a step boundary, as a `Stopped` that carries the signal.
 
-Outside a training run (a sweep between its jobs) `interrupt` raises at once. While a run is
-recorded (`DeferredStops`), SIGTERM and the first Ctrl-C only note the request, and the epoch
-loop raises at its next step boundary (`stop_if_requested`): an exception raised at an arbitrary
-point can land inside a library that turns it into another error (TensorFlow's runtime, a
-database driver), and the run would end FAILED instead of KILLED. A step takes seconds at most;
-schedulers give a grace period of tens of seconds. A second Ctrl-C stops at once.
+`Stopped` is a KeyboardInterrupt, so a stop unwinds through `finally` and atexit, and the MLflow
+run ends KILLED. While a run trains (`DeferredStops`, installed on every worker) SIGTERM and the
+first Ctrl-C only note the request, and the loop raises at its next step boundary
+(`stop_if_requested`): an exception raised at an arbitrary point can land inside a library that
+turns it into another error (TensorFlow's runtime, a database driver), and the run would end FAILED
+instead of KILLED. A step takes seconds at most; schedulers give a grace period of tens of seconds.
+A second Ctrl-C stops at once. Outside training (a sweep between its jobs) `interrupt` raises at once.
 """
 
 import signal
@@ -15,26 +16,37 @@ from typing import Optional
 
 DEFERRED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
-_requested: Optional[str] = None
+_requested: Optional[signal.Signals] = None
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop by `signal_name`; `exit_code` is what a shell reports for a process it ended."""
+
+    def __init__(self, signum: int):
+        self.signal = signal.Signals(signum)
+        super().__init__(f"signal {self.signal.name}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal.value  # SIGTERM 143, SIGINT 130
 
 
 def interrupt(signum: int, frame) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    raise Stopped(signum)
 
 
 def request_stop(signum: int, frame) -> None:
     global _requested
-    name = signal.Signals(signum).name
     if _requested and signum == signal.SIGINT:  # the user insists
-        raise KeyboardInterrupt(f"signal {name}")
-    _requested = name
+        raise Stopped(signum)
+    _requested = signal.Signals(signum)
     if signum == signal.SIGINT:
         print("\nstopping after this step (Ctrl-C again stops at once)", file=sys.stderr, flush=True)
 
 
 def stop_if_requested() -> None:
     if _requested:
-        raise KeyboardInterrupt(f"signal {_requested}")
+        raise Stopped(_requested)
 
 
 class Trap:
@@ -54,6 +66,14 @@ class Trap:
             signal.signal(signum, signal.SIG_DFL if previous is None else previous)
         self._previous = {}
 
+    def __enter__(self) -> "Trap":
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info) -> bool:
+        self.end()
+        return False
+
 
 class DeferredStops(Trap):
     """While a run trains, SIGTERM and Ctrl-C request a stop instead of raising wherever they land."""
@@ -65,11 +85,3 @@ class DeferredStops(Trap):
         global _requested
         _requested = None  # a request from an earlier run in this process is not this run's
         super().start()
-
-    def __enter__(self) -> "DeferredStops":
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info) -> bool:
-        self.end()
-        return False

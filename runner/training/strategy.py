@@ -8,7 +8,6 @@ import os
 import pathlib
 import re
 
-import keras
 import tensorflow as tf
 from omegaconf import DictConfig
 
@@ -98,6 +97,14 @@ def agreed_epoch(strategy: tf.distribute.Strategy, epoch: int) -> int:
     return int(tf.reduce_min(strategy.gather(per_replica, axis=0)))
 
 
+def distributed(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
+    """The dataset across the strategy's replicas. Under multi_worker each worker already holds only
+    its shard, batched per replica (runner.data.load with a Shard): its replicas take turns on it."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return strategy.distribute_datasets_from_function(lambda context: dataset)
+    return strategy.experimental_distribute_dataset(dataset)
+
+
 def uses_xla(trainer: DictConfig, strategy: tf.distribute.Strategy) -> bool:
     """trainer.jit_compile, or by default XLA where it pays: one GPU under the default strategy.
 
@@ -145,10 +152,6 @@ def steps_per_execution(trainer: DictConfig) -> int:
     if trainer.steps_per_execution is not None:
         return trainer.steps_per_execution
     return 16 if tf.config.list_logical_devices("GPU") else 1
-
-
-def set_precision(trainer: DictConfig) -> None:
-    keras.config.set_dtype_policy(precision(trainer))
 
 
 def _cluster_resolver():

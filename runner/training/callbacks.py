@@ -1,0 +1,27 @@
+"""Keras's callbacks a run trains with: best and last weights, early stopping, and the schedule's own
+(the plateau schedule's ReduceLROnPlateau). Made once by the caller of the loop, which passes them in."""
+
+import pathlib
+
+import keras
+from omegaconf import DictConfig
+
+
+def standard_callbacks(cfg: DictConfig, run_dir: pathlib.Path) -> list[keras.callbacks.Callback]:
+    """Best and last weights in run_dir/checkpoints, early stopping and the plateau schedule, as configured."""
+    checkpoints = run_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        keras.callbacks.ModelCheckpoint(checkpoints / "best.weights.h5", monitor="val_top1", mode="max",
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.ModelCheckpoint(checkpoints / "last.weights.h5", save_weights_only=True),
+    ]
+    if cfg.trainer.early_stopping_patience:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_top1", mode="max",
+                                                       patience=cfg.trainer.early_stopping_patience))
+    if cfg.schedule.name == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min",
+                                                           factor=cfg.schedule.decay_rate,
+                                                           patience=cfg.schedule.patience,
+                                                           min_lr=cfg.schedule.min_lr))
+    return callbacks

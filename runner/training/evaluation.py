@@ -1,0 +1,54 @@
+"""Evaluation: the validation split through the compiled eval step, and the run's final metrics.
+
+The last epoch has already evaluated the final weights on the centre crops, so the final
+evaluation reuses that pass (its predictions make the confusion matrix) and computes only what is
+new: AlexNet's ten crops with eval.ten_crop. On ImageNet that spares a 50,000-image pass per run.
+`val_loss` is the training objective's cross-entropy, label smoothing included (what Keras's fit
+reports); no loss is logged at the end, only top-1 and top-5, which smoothing does not change.
+"""
+
+import dataclasses
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from runner.training import steps
+from runner.training.strategy import distributed
+
+
+@dataclasses.dataclass
+class Evaluation:
+    metrics: dict[str, float]  # loss, top1, top5
+    labels: np.ndarray
+    predicted: np.ndarray
+
+
+@dataclasses.dataclass
+class FinalEvaluation:
+    metrics: dict[str, float]  # eval_top1, eval_top5 and with eval.ten_crop the *_10crop pair
+    centre: Evaluation  # the centre-crop pass the metrics and the confusion matrix come from
+
+
+def evaluate(session, dataset: tf.data.Dataset, eval_step) -> Evaluation:
+    totals = {key: 0.0 for key in steps.SUMS}
+    labels, predicted = [], []
+    for images, batch_labels in distributed(session.strategy, dataset):
+        batch_totals, batch_predicted, batch_true = eval_step(images, batch_labels)
+        for key, value in batch_totals.items():
+            totals[key] += float(value)
+        predicted.append(batch_predicted.numpy())
+        labels.append(batch_true.numpy())
+    return Evaluation(steps.averages(totals), np.concatenate(labels), np.concatenate(predicted))
+
+
+def final_evaluation(session, last_epoch: Optional[Evaluation]) -> FinalEvaluation:
+    """eval_top1/eval_top5 on centre crops (the last epoch's pass when there was one: a run resumed
+    after its last epoch evaluates again), and with eval.ten_crop the ten-crop metrics."""
+    splits = session.splits
+    centre = last_epoch or evaluate(session, splits.val, steps.make_eval_step(session))
+    metrics = {"eval_top1": centre.metrics["top1"], "eval_top5": centre.metrics["top5"]}
+    if splits.val_ten_crop is not None:
+        ten = evaluate(session, splits.val_ten_crop, steps.make_eval_step(session, ten_crop=True))
+        metrics.update(eval_top1_10crop=ten.metrics["top1"], eval_top5_10crop=ten.metrics["top5"])
+    return FinalEvaluation(metrics, centre)

@@ -1,0 +1,58 @@
+"""What a training run records in MLflow at its start and at its end (the epochs in between are
+the loop's recorder hook, runner/training/loop.py)."""
+
+import pathlib
+
+from runner.tracking.run import NotRecorded, Run
+from runner.training import resume
+from runner.training.evaluation import FinalEvaluation
+from runner.training.loop import Trained
+from runner.training.model_report import render
+
+
+def recorder(session, start: resume.Start) -> Run | NotRecorded:
+    """Under multi_worker every worker trains and evaluates (their collectives wait for each other);
+    only the chief records: one MLflow run, whose files the others write to their own folders."""
+    if session.worker.chief:
+        return Run(session.cfg, resume_run_id=start.run_id)
+    return NotRecorded(session.worker.index)
+
+
+def record_start(run: Run | NotRecorded, session, start: resume.Start) -> None:
+    """A new run's settings, size and architecture; a resumed run's epochs that its record lost."""
+    if start.resumed:
+        if session.worker.chief:
+            for epoch, logs in resume.missing_epochs(run.client, start).items():  # killed between save and log
+                run.log_metrics(logs, step=epoch)
+            print(f"resuming MLflow run {run.run_id} after epoch {start.epoch}")
+    else:
+        run.log_params(session.recorded_params())
+        # As metrics, so the dashboard can sort and chart runs by size and cost.
+        skipped = session.splits.skipped_files
+        run.log_metrics({"parameters": session.report.total_params, "gmacs": session.report.inference_macs / 1e9,
+                         "data_skipped_files": len(skipped)}, step=0)
+        run.log_text(render(session.report, "markdown"), "architecture.md")
+        if skipped:
+            run.log_text("".join(f"{path}\t{why}\n" for path, why in sorted(skipped.items())), "skipped_files.txt")
+    run.set_tags({"resume_key": start.key})
+
+
+def record_end(run: Run | NotRecorded, session, trained: Trained, final: FinalEvaluation,
+               run_dir: pathlib.Path) -> None:
+    """The final metrics, the curves and confusion matrix, and the saved model."""
+    run.log_metrics(final.metrics, step=len(trained.history["loss"]))
+    run.log_curves(trained.history)
+    run.log_confusion_matrix(final.centre.labels, final.centre.predicted, session.splits.class_names)
+    model_path = run_dir / "model.keras"
+    session.model.save(model_path)
+    if session.cfg.tracking.log_model:
+        run.log_artifact(model_path)
+    _print_summary(final.metrics, trained.history, run, model_path)
+
+
+def _print_summary(metrics, history, run, model_path) -> None:
+    final = {key: values[-1] for key, values in history.items() if key in ("loss", "top1", "val_loss", "val_top1")}
+    shown = ", ".join(f"{key} {value:.4f}" for key, value in {**final, **metrics}.items())
+    print(f"\n{shown}\nmodel: {model_path}")
+    if run.run_id:
+        print(f"MLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")

@@ -1,0 +1,82 @@
+"""The one place a run is set up: `prepare(cfg)` returns a `Session` that training, the bench, the
+tests and (later) evaluate and predict start from.
+
+The order is TensorFlow's, not ours to change: the strategy first (multi_worker configures the
+runtime, and trainer.cpu_replicas splits the CPU, before any TensorFlow op), then the seed and the
+dtype policy (layers take it when they are built), then the model under the strategy's scope, the
+data (sharded when several workers share the run), and the optimizer, built at once so that its
+slots exist before a resumed run restores them and before any step traces. The `auto` settings are
+resolved here, once, and recorded from here.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+from omegaconf import DictConfig
+
+import builders
+from builders.model import BuiltModel
+from builders.report import Report, report
+from runner import data
+from runner.training.model_report import model_spec
+from runner.training.optim import l2_coefficient, make_optimizer
+from runner.training.steps import Objective
+from runner.training.strategy import Worker, make_strategy, precision, shard, steps_per_execution, uses_xla, worker
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolved:
+    """What trainer.precision, trainer.jit_compile and trainer.steps_per_execution came to here."""
+
+    precision: str
+    jit_compile: bool
+    steps_per_execution: int
+
+    def as_params(self) -> dict[str, object]:
+        return {f"resolved.{field.name}": getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+@dataclasses.dataclass
+class Session:
+    cfg: DictConfig
+    strategy: tf.distribute.Strategy
+    worker: Worker
+    resolved: Resolved
+    built: BuiltModel
+    report: Report
+    splits: data.Splits
+    steps_per_epoch: int  # trainer.steps_per_epoch, or the full batches an epoch of the data holds
+    optimizer: keras.optimizers.Optimizer
+    objective: Objective
+
+    @property
+    def model(self) -> keras.Model:
+        return self.built.model
+
+    def recorded_params(self) -> dict[str, object]:
+        """The machine's share of the params: replicas, workers and what `auto` resolved to."""
+        return {"replicas": self.strategy.num_replicas_in_sync, "workers": self.worker.count,
+                **self.resolved.as_params()}
+
+
+def prepare(cfg: DictConfig) -> Session:
+    """Strategy, precision, model, data, optimizer and objective of cfg. Every mistake a user can
+    make in them (the model spec, the data, the optimizer) surfaces here, before anything is recorded."""
+    strategy = make_strategy(cfg.trainer)  # before any TensorFlow op
+    keras.utils.set_random_seed(cfg.trainer.seed)
+    resolved = Resolved(precision(cfg.trainer), uses_xla(cfg.trainer, strategy), steps_per_execution(cfg.trainer))
+    keras.config.set_dtype_policy(resolved.precision)
+    with strategy.scope():
+        built = builders.build(model_spec(cfg))
+    splits = data.load(cfg, shard(strategy, cfg.trainer.batch_size))
+    steps_per_epoch = min(splits.steps_per_epoch, cfg.trainer.steps_per_epoch or splits.steps_per_epoch)
+    with strategy.scope():
+        optimizer = make_optimizer(cfg, steps_per_epoch)
+        # Slots (momentum) must exist before the step loop: none may be created in a tf.while_loop
+        # under a distribution strategy, and a resumed run restores them.
+        optimizer.build(built.model.trainable_variables)
+    objective = Objective(cfg.data.num_classes, cfg.trainer.label_smoothing, cfg.model.aux_loss_weight,
+                          l2_coefficient(cfg))
+    return Session(cfg, strategy, worker(strategy), resolved, built, report(built), splits, steps_per_epoch,
+                   optimizer, objective)
