@@ -8,8 +8,7 @@ import dataclasses
 import math
 from typing import Any, Mapping
 
-# Rows whose output size follows the rule, and the argument that holds their kernel size.
-KERNEL_ARGUMENT = {"conv": "kernel_size", "maxpool": "pool_size", "avgpool": "pool_size"}
+from builders.registry import Block
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +32,11 @@ class Geometry:
         return 0 if self.padding == "valid" else self.padding
 
 
-def of_row(block_type: str, args: Mapping[str, Any]) -> Geometry | None:
-    """The geometry of a conv or pooling row as applied; None for other blocks."""
-    kernel_argument = KERNEL_ARGUMENT.get(block_type)
-    if kernel_argument is None:
+def of_row(block: Block, args: Mapping[str, Any]) -> Geometry | None:
+    """The geometry of a window row (a convolution or a pooling) as applied; None for other blocks."""
+    if block.kernel is None:
         return None
-    kernel = args[kernel_argument]
-    # Keras's defaults: a convolution steps by 1, a pooling window by its own size.
-    stride = args.get("strides") or (1 if block_type == "conv" else kernel)
+    kernel = args[block.kernel]
+    # Keras's defaults: a convolution steps by 1, a pooling window by its own size (`Block`).
+    stride = args.get("strides") or (kernel if block.stride_defaults_to_kernel else 1)
     return Geometry(kernel, stride, args.get("padding", "valid"))

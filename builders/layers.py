@@ -1,7 +1,7 @@
 """Single-layer blocks: convolution, pooling, LRN, dropout, flatten, dense.
 
 Layer names follow Keras Applications (`conv1_conv`, `conv1_bn`, `conv1_relu`) so saved models
-reload by name and the report can group layers by the row that made them.
+reload by name and `names.py` maps each layer back onto the row that made them.
 """
 
 from typing import Literal
@@ -17,7 +17,7 @@ PoolPadding = Literal["valid", "same"]
 Padding = PoolPadding | NonNegativeInt
 
 
-@register("conv")
+@register("conv", kernel="kernel_size")
 def conv(
     x,
     *,
@@ -45,12 +45,12 @@ def conv(
     return x
 
 
-@register("maxpool")
+@register("maxpool", kernel="pool_size", stride_defaults_to_kernel=True)
 def maxpool(x, *, name: str, pool_size: PositiveInt, strides: PositiveInt | None = None, padding: PoolPadding = "valid"):
     return layers.MaxPooling2D(pool_size, strides, padding, name=name)(x)
 
 
-@register("avgpool")
+@register("avgpool", kernel="pool_size", stride_defaults_to_kernel=True)
 def avgpool(x, *, name: str, pool_size: PositiveInt, strides: PositiveInt | None = None, padding: PoolPadding = "valid"):
     return layers.AveragePooling2D(pool_size, strides, padding, name=name)(x)
 
@@ -70,7 +70,7 @@ def dropout(x, *, name: str, rate: Fraction):
     return layers.Dropout(rate, name=name)(x)
 
 
-@register("dense")
+@register("dense", last_row_defaults={"activation": None})  # the last row is the logits
 def dense(x, *, name: str, units: PositiveInt, activation: str | None = "relu"):
     return layers.Dense(units, activation=activation, name=name)(x)
 

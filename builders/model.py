@@ -1,9 +1,10 @@
 """The interpreter: a model spec (name, input_shape, blocks) becomes a Keras functional model.
 
-Rows are applied in order; `repeat: n` applies a row n times and only the first application
-keeps `strides` (the rule torchvision, timm and Keras share for ResNet stages); side-output rows
-add a model output and leave the main path alone. Every row is checked against its block's
-signature before any layer is built.
+Rows are applied in order; `repeat: n` applies a row n times, as `<name>_block1` ... `<name>_block<n>`,
+and only the first application keeps `strides` (the rule torchvision, timm and Keras share for
+ResNet stages); side-output rows add a model output and leave the main path alone. Every row is
+checked against its block's signature before any layer is built, and the built model against the
+naming rule that maps its layers back onto rows (`names.py`).
 """
 
 import dataclasses
@@ -12,7 +13,7 @@ from typing import Any, Mapping
 
 import keras
 
-from builders import arguments, geometry
+from builders import arguments, geometry, names
 from builders.errors import SpecError
 from builders.registry import Block, lookup, registered
 
@@ -65,7 +66,9 @@ def build(spec: Mapping[str, Any]) -> BuiltModel:
             x = output
     _check_logits(x, applications[-1])
     outputs = [x, *side_outputs] if side_outputs else x
-    return BuiltModel(keras.Model(inputs, outputs, name=spec["name"]), rows)
+    model = keras.Model(inputs, outputs, name=spec["name"])
+    names.check(model, rows)
+    return BuiltModel(model, rows)
 
 
 def plan(spec: Mapping[str, Any]) -> list[Application]:
@@ -88,8 +91,8 @@ def plan(spec: Mapping[str, Any]) -> list[Application]:
         if block.side_output and aux_loss_weight == 0:
             continue  # aux_loss_weight: 0 removes auxiliary heads from the built model
         args = {key: value for key, value in row.items() if key not in ROW_KEYS}
-        if index == len(blocks) - 1 and block.type == "dense":
-            args.setdefault("activation", None)  # the last row is the logits
+        if index == len(blocks) - 1:
+            args = {**block.last_row_defaults, **args}  # the last row is the logits
         arguments.check(block.fn, block.type, args, path)
         base_name = row.get("name") or f"{block.type}{type_counts[block.type]}"
         applications += _repeat(path, base_name, block, args, row.get("repeat", 1))
@@ -118,7 +121,7 @@ def _repeat(path: str, name: str, block: Block, args: dict, repeat: Any) -> list
         repeated_args = dict(args)
         if number > 1 and "strides" in arguments.parameters(block.fn):
             repeated_args["strides"] = 1
-        applications.append(Application(path, f"{name}_{number}", block, repeated_args))
+        applications.append(Application(path, names.repeated(name, number), block, repeated_args))
     return applications
 
 
@@ -163,7 +166,7 @@ def _apply(application: Application, x):
 
 
 def _check_no_collapse(application: Application, x, where: str) -> None:
-    rule = geometry.of_row(application.block.type, application.args)
+    rule = geometry.of_row(application.block, application.args)
     if rule is None or len(x.shape) != 4:
         return
     for size in x.shape[1:3]:

@@ -1,12 +1,15 @@
-"""The one place a YAML `type:` string maps to the function that builds that block.
+"""The one place a YAML `type:` string maps to the function that builds that block, and its metadata.
 
 A block function takes the current tensor and keyword-only arguments; its signature is the schema
-of its YAML row (see `arguments.py`). Families register themselves when `builders` is imported.
+of its YAML row (see `arguments.py`). What the interpreter and the report need to know of a block
+beyond its signature is declared where it registers (`Block`'s fields), never in a table keyed by
+type names elsewhere. Families register themselves when `builders` is imported.
 """
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable, Mapping
 
+from builders import arguments
 from builders.errors import SpecError
 
 
@@ -17,19 +20,42 @@ class Block:
     # A side-output block (GoogLeNet's auxiliary classifier) taps the current tensor for an extra
     # model output and leaves the main path as it was.
     side_output: bool = False
+    # A window block (convolution, pooling): the argument holding its kernel size, so its output
+    # size follows floor((in + 2*pad - kernel) / stride) + 1 (`geometry.py`); None for other blocks.
+    kernel: str | None = None
+    # Keras's pooling convention: without `strides` a window steps by its own size; a
+    # convolution steps by 1.
+    stride_defaults_to_kernel: bool = False
+    # Defaults the block takes as the model's last row, the logits (a dense row is then linear).
+    last_row_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _BLOCKS: dict[str, Block] = {}
 
 
-def register(type_name: str, *, side_output: bool = False) -> Callable:
+def register(type_name: str, **metadata: Any) -> Callable:
+    """`@register("maxpool", kernel="pool_size", stride_defaults_to_kernel=True)`; see `Block`."""
+
     def add(fn: Callable) -> Callable:
         if type_name in _BLOCKS:
             raise RuntimeError(f"block type {type_name!r} is registered twice")
-        _BLOCKS[type_name] = Block(type_name, fn, side_output)
+        block = Block(type_name, fn, **metadata)
+        _check_metadata(block)
+        _BLOCKS[type_name] = block
         return fn
 
     return add
+
+
+def _check_metadata(block: Block) -> None:
+    """Metadata names arguments of the block's own signature (a typo fails at import, not in a report)."""
+    accepted = arguments.parameters(block.fn)
+    named = [block.kernel] if block.kernel else []
+    for argument in [*named, *block.last_row_defaults]:
+        if argument not in accepted:
+            raise RuntimeError(f"block type {block.type!r}: metadata names {argument!r}, not an argument")
+    if block.stride_defaults_to_kernel and not block.kernel:
+        raise RuntimeError(f"block type {block.type!r}: stride_defaults_to_kernel needs kernel")
 
 
 def registered() -> list[str]:

@@ -10,11 +10,12 @@ pixels apart its neighbours are (see `receptive_field.py`); None for rows withou
 
 import dataclasses
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 
-from builders import geometry, receptive_field
+from builders import geometry, names, receptive_field
 from builders.model import AppliedRow, BuiltModel
 
 
@@ -53,8 +54,9 @@ class Report:
 
 def report(built: BuiltModel) -> Report:
     rows, field = [], receptive_field.INPUT
+    by_row = names.layers_by_row(built.model, [applied.application for applied in built.rows])
     for applied in built.rows:
-        layer_row, output_field = _layer_row(applied, field)
+        layer_row, output_field = _layer_row(applied, by_row[applied.application.name].layers, field)
         rows.append(layer_row)
         if not applied.application.block.side_output:  # a side output leaves the main path as it was
             field = output_field
@@ -71,10 +73,13 @@ def report(built: BuiltModel) -> Report:
     )
 
 
-def _layer_row(row: AppliedRow, field: receptive_field.Field) -> tuple[LayerRow, receptive_field.Field]:
-    """The row's line of the report, and the receptive field of its output given its input's."""
+def _layer_row(row: AppliedRow, layers: Sequence[keras.layers.Layer],
+               field: receptive_field.Field) -> tuple[LayerRow, receptive_field.Field]:
+    """The row's line of the report, and the receptive field of its output given its input's.
+
+    `layers` are the ones the row made, in the graph's order (`names.layers_by_row`).
+    """
     application = row.application
-    layers = _layers_of(row)
     output_field = receptive_field.of_layers(layers, row.inputs, field)
     result = LayerRow(
         name=application.name,
@@ -86,17 +91,11 @@ def _layer_row(row: AppliedRow, field: receptive_field.Field) -> tuple[LayerRow,
     )
     if output_field:
         result.receptive_field, result.jump = output_field
-    shape_rule = geometry.of_row(application.block.type, application.args)
+    shape_rule = geometry.of_row(application.block, application.args)
     if shape_rule:
         result.kernel, result.stride, result.padding = shape_rule.kernel, shape_rule.stride, shape_rule.padding
         result.size_rule = shape_rule.rule(result.input_shape[0])
     return result, output_field
-
-
-def _layers_of(row: AppliedRow) -> list[keras.layers.Layer]:
-    """The layers one row made: the functional graph between its input and output tensors."""
-    graph = keras.Model(row.inputs, row.output)
-    return [layer for layer in graph.layers if not isinstance(layer, keras.layers.InputLayer)]
 
 
 def _conv_macs(layer) -> int:

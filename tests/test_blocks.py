@@ -10,6 +10,7 @@ import pytest
 
 import builders
 from builders import registry
+from builders.arguments import PositiveInt
 from builders.report import report
 
 # type -> (row arguments, input HxWxC, expected output shape, expected parameters)
@@ -51,7 +52,7 @@ def test_every_registered_block_has_a_case():
 def one_block_spec(block_type, args, input_shape):
     rows = [{"type": block_type, "name": "block", **args}]
     # A side output leaves the main path as it was: still a feature map.
-    main_path_is_spatial = block_type == "aux_classifier" or len(CASES[block_type][2]) == 3
+    main_path_is_spatial = registry.lookup(block_type, "").side_output or len(CASES[block_type][2]) == 3
     rows.append({"type": "global_avgpool" if main_path_is_spatial else "flatten"})
     rows.append({"type": "dense", "units": 2})
     return {"name": "probe", "input_shape": list(input_shape), "blocks": rows, "aux_loss_weight": 0.3}
@@ -117,7 +118,7 @@ def test_repeat_keeps_strides_only_on_the_first_application():
         {"type": "conv", "filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "repeat": 3, "name": "c"},
         {"type": "flatten"}, {"type": "dense", "units": 2}]}
     rows = report(builders.build(spec)).layers
-    assert [(r.name, r.output_shape[0], r.stride) for r in rows[:3]] == [("c_1", 8, 2), ("c_2", 8, 1), ("c_3", 8, 1)]
+    assert [(r.name, r.output_shape[0], r.stride) for r in rows[:3]] == [("c_block1", 8, 2), ("c_block2", 8, 1), ("c_block3", 8, 1)]
 
 
 def test_last_dense_row_is_linear_logits():
@@ -161,3 +162,38 @@ def test_builders_import_only_keras_and_the_standard_library():
 
 def test_registry_is_the_only_map_from_type_strings():
     assert registry.lookup("conv", "model.blocks[0]").fn is builders.layers.conv
+
+
+def test_no_builder_module_names_a_block_type_but_where_it_registers():
+    """What the interpreter and the report need of a block is its registered metadata, never a
+    table or an if over type names (DESIGN section 5)."""
+    types = set(builders.registered())
+    for source in (pathlib.Path(builders.__file__).parent).glob("*.py"):
+        tree = ast.parse(source.read_text())
+        registering = {id(call.args[0]) for call in ast.walk(tree) if isinstance(call, ast.Call)
+                       and getattr(call.func, "id", None) == "register" and call.args}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in types and id(node) not in registering:
+                raise AssertionError(f"{source.name}:{node.lineno} names block type {node.value!r}")
+
+
+def test_block_metadata_names_the_blocks_own_arguments():
+    def probe(x, *, name: str, size: PositiveInt = 1):
+        return x
+
+    with pytest.raises(RuntimeError, match="'kernel_size', not an argument"):
+        registry.register("probe_block", kernel="kernel_size")(probe)
+    with pytest.raises(RuntimeError, match="stride_defaults_to_kernel needs kernel"):
+        registry.register("probe_block", stride_defaults_to_kernel=True)(probe)
+    assert "probe_block" not in builders.registered()
+
+
+@pytest.mark.parametrize(("block_type", "args", "stride"), [
+    ("conv", {"filters": 2, "kernel_size": 3}, 1),  # a convolution steps by 1
+    ("maxpool", {"pool_size": 3}, 3), ("avgpool", {"pool_size": 2}, 2),  # a pooling window by its size
+    ("maxpool", {"pool_size": 3, "strides": 1}, 1),
+])
+def test_a_window_rows_stride_defaults_as_in_keras(block_type, args, stride):
+    layer = report(builders.build(one_block_spec(block_type, args, (9, 9, 2)))).layers[0]
+    assert (layer.kernel, layer.stride) == (args.get("kernel_size") or args["pool_size"], stride)
+    assert layer.output_shape[0] == (9 - layer.kernel) // stride + 1

@@ -91,7 +91,7 @@ def test_a_new_architecture_needs_only_a_yaml_file(tmp_path):
     assert result.returncode == 0, result.stderr
     data = json.loads(out.read_text())
     assert [layer["name"] for layer in data["layers"]] == [
-        "stem", "mix", "deep_1", "deep_2", "wide", "global_avgpool1", "dense1"]
+        "stem", "mix", "deep_block1", "deep_block2", "wide", "global_avgpool1", "dense1"]
     assert [layer["output_shape"] for layer in data["layers"]][:5] == [
         [None, 32, 32, 32], [None, 32, 32, 64], [None, 16, 16, 64], [None, 16, 16, 64], [None, 8, 8, 96]]
 

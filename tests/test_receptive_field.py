@@ -71,21 +71,21 @@ def test_alexnet():
 
 def test_vgg16():
     report_ = zoo_report("vgg16", "imagenet")
-    assert fields(report_, "conv1_1", "conv1_2", "pool1", "conv2_2", "pool2") == [
+    assert fields(report_, "conv1_block1", "conv1_block2", "pool1", "conv2_block2", "pool2") == [
         (3, 1), (5, 1), (6, 2), (14, 2), (16, 4)]
     # Stage 5 at jump 16: 100 + 2 * 16 per 3x3; pool5 2x2/2 adds 16 more.
-    assert fields(report_, "pool4", "conv5_1", "conv5_2", "conv5_3", "pool5") == [
+    assert fields(report_, "pool4", "conv5_block1", "conv5_block2", "conv5_block3", "pool5") == [
         (100, 16), (132, 16), (164, 16), (196, 16), (212, 32)]  # published: vgg_16 pool5 212
 
 
 def test_resnet50_v1_5():
     report_ = zoo_report("resnet50", "imagenet")
-    # A bottleneck adds only its 3x3: 2 * j_in; conv3_1's 3x3 carries the stride (v1.5), so it
+    # A bottleneck adds only its 3x3: 2 * j_in; conv3_block1's 3x3 carries the stride (v1.5), so it
     # still widens by 2 * 4 before the jump doubles. The shortcut (1x1) never widens it.
-    assert fields(report_, "conv1", "pool1", "conv2_1", "conv2_3", "conv3_1", "conv3_4") == [
+    assert fields(report_, "conv1", "pool1", "conv2_block1", "conv2_block3", "conv3_block1", "conv3_block4") == [
         (7, 2), (11, 4), (19, 4), (35, 4), (43, 8), (91, 8)]
     # 11 + 4 * 8 + 4 * 16 + 6 * 32 + 2 * 64 (3x3 convolutions at each input jump): 427.
-    assert fields(report_, "conv4_6", "conv5_1", "conv5_3", "avgpool") == [
+    assert fields(report_, "conv4_block6", "conv5_block1", "conv5_block3", "avgpool") == [
         (267, 16), (299, 32), (427, 32), (None, None)]
 
 
@@ -129,9 +129,9 @@ def test_the_shortcut_does_not_widen_the_field(depth):
     residual, plain = zoo_report(f"resnet{depth}", "imagenet"), zoo_report(f"plain{depth}", "imagenet")
     assert [(layer.receptive_field, layer.jump) for layer in plain.layers] == [
         (layer.receptive_field, layer.jump) for layer in residual.layers]
-    # Two 3x3 per block: conv2_1 adds 2 * 2 * 4 to pool1's 11. Every 3x3 adds 2 * its input's jump,
+    # Two 3x3 per block: conv2_block1 adds 2 * 2 * 4 to pool1's 11. Every 3x3 adds 2 * its input's jump,
     # and a stage's first 3x3 (it carries the stride) still runs at the old jump. 3x3s at jumps
     # 4, 8, 16, 32: ResNet-18 5, 4, 4, 3: 11 + 5 * 8 + 4 * 16 + 4 * 32 + 3 * 64 = 435;
     # ResNet-34 7, 8, 12, 5: 11 + 7 * 8 + 8 * 16 + 12 * 32 + 5 * 64 = 899.
-    last, field = {18: ("conv5_2", 435), 34: ("conv5_3", 899)}[depth]
-    assert fields(plain, "conv2_1", last) == [(27, 4), (field, 32)]
+    last, field = {18: ("conv5_block2", 435), 34: ("conv5_block3", 899)}[depth]
+    assert fields(plain, "conv2_block1", last) == [(27, 4), (field, 32)]

@@ -117,7 +117,7 @@ def test_guided_backprop_equals_the_hand_computed_guided_gradient(net):
 
 
 @pytest.mark.parametrize(("name", "size", "default_rows_expected"), [
-    ("resnet18", 64, ["conv1", "conv3_2", "conv5_2"]),
+    ("resnet18", 64, ["conv1", "conv3_block2", "conv5_block2"]),
     ("googlenet", 96, ["conv1", "inception_4b", "inception_5b"]),
 ])
 def test_every_figure_of_a_nested_zoo_model(name, size, default_rows_expected, tmp_path):
@@ -131,7 +131,7 @@ def test_every_figure_of_a_nested_zoo_model(name, size, default_rows_expected, t
     assert [row.name for row in rows] == [applied.application.name for applied in main_path]
     assert all(row.layer.output is applied.output for row, applied in zip(rows, main_path))
     assert [row.name for row in default_rows(rows)] == default_rows_expected
-    inner = {"resnet18": "conv3_1_1_conv", "googlenet": "inception_4b_5x5_relu"}[name]  # a layer inside a row
+    inner = {"resnet18": "conv3_block1_1_conv", "googlenet": "inception_4b_5x5_relu"}[name]  # a layer inside a row
     assert pick(rows, inner, "visualize.rows", model).layer is model.get_layer(inner)
 
     rng = np.random.default_rng(0)

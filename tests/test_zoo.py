@@ -179,8 +179,8 @@ def test_resnet_stage_outputs_follow_table_1(model):
 def test_repeat_gives_one_report_row_per_application():
     report = zoo_report("resnet152", "imagenet")
     stage4 = [layer.name for layer in report.layers if layer.name.startswith("conv4_")]
-    assert stage4 == [f"conv4_{number}" for number in range(1, 37)]
-    assert row(report, "conv4_1").input_shape[0] == 28 and row(report, "conv4_2").input_shape[0] == 14
+    assert stage4 == [f"conv4_block{number}" for number in range(1, 37)]
+    assert row(report, "conv4_block1").input_shape[0] == 28 and row(report, "conv4_block2").input_shape[0] == 14
 
 
 def test_totals_are_the_sum_of_the_rows():
@@ -229,9 +229,9 @@ def test_plain_nets_lack_only_the_projection_shortcuts(depth):
     plain, residual = zoo_report(f"plain{depth}", "imagenet"), zoo_report(f"resnet{depth}", "imagenet")
     assert [(layer.name, layer.output_shape) for layer in plain.layers] == [
         (layer.name, layer.output_shape) for layer in residual.layers]
-    # The shape changes at conv3_1, conv4_1 and conv5_1, where ResNet's projection is a bias-free
+    # The shape changes at conv3_block1, conv4_block1 and conv5_block1, where ResNet's projection is a bias-free
     # 1x1 convolution and a batch norm (gamma, beta trainable; moving mean and variance not).
-    projections = {"conv3_1": (64, 128), "conv4_1": (128, 256), "conv5_1": (256, 512)}
+    projections = {"conv3_block1": (64, 128), "conv4_block1": (128, 256), "conv5_block1": (256, 512)}
     differences = {mine.name: theirs.params - mine.params
                    for mine, theirs in zip(plain.layers, residual.layers) if theirs.params != mine.params}
     assert differences == {name: c_in * c_out + 4 * c_out for name, (c_in, c_out) in projections.items()}

@@ -1,11 +1,9 @@
 """A model's rows (as `python -m runner.describe` names them) mapped onto the layers of a saved model.
 
-builders/model.py names a row's layers after the row: `conv1` makes `conv1_pad`, `conv1_conv`,
-`conv1_bn`, `conv1_relu`; a residual block `conv3_1` makes `conv3_1_1_conv` ... `conv3_1_out`; an
-inception module `inception_3a_1x1_conv` ... `inception_3a_concat`; single-layer rows are named as
-the row. So a layer belongs to the row whose name is its longest prefix (`conv2_reduce_conv` is
-conv2_reduce's, not conv2's), and the row's output is its layer that no other layer of the row
-consumes. No model is rebuilt: a 224 VGG would cost seconds and half a gigabyte for its names.
+The map is the builders' naming rule (`builders.names.layers_by_row`): every layer of a built model
+is named after the row as applied that made it (`conv1_conv`, `conv3_block1_1_conv`,
+`inception_3a_1x1_conv`), and its output layer is the one no other layer of the row consumes. No
+model is rebuilt: a 224 VGG would cost seconds and half a gigabyte for its names.
 """
 
 import dataclasses
@@ -14,6 +12,7 @@ from typing import Any, Mapping
 import keras
 
 from builders.model import plan
+from builders.names import layers_by_row
 from runner.errors import UserError
 
 
@@ -30,31 +29,17 @@ class Row:
 
 
 def model_rows(model: keras.Model, spec: Mapping[str, Any]) -> list[Row]:
-    """The main-path rows of `spec` as applied (side outputs left out), in order, on `model`'s layers."""
-    applications = plan(spec)
-    names = [application.name for application in applications]
-    members: dict[str, list[keras.layers.Layer]] = {name: [] for name in names}
-    for layer in model.layers:
-        owners = [name for name in names if layer.name == name or layer.name.startswith(name + "_")]
-        if owners:
-            members[max(owners, key=len)].append(layer)
+    """The main-path rows of `spec` as applied (side outputs left out), in order, on `model`'s layers.
+
+    A model saved from another version of the spec raises builders' SpecError (one line, as a UserError).
+    """
     rows = []
-    for application in applications:
-        if application.block.side_output:
+    for row in layers_by_row(model, plan(spec)).values():
+        if row.application.block.side_output:
             continue
-        layers = members[application.name]
-        if not layers:
-            raise UserError(f"the saved model has no layer of row {application.name} ({application.path}): "
-                            "was it trained from another version of the model's config?")
-        rows.append(Row(application.name, application.block.type, _output_layer(layers),
-                        any(isinstance(layer, keras.layers.Conv2D) for layer in layers)))
+        has_conv = any(isinstance(layer, keras.layers.Conv2D) for layer in row.layers)
+        rows.append(Row(row.application.name, row.application.block.type, row.output, has_conv))
     return rows
-
-
-def _output_layer(layers: list[keras.layers.Layer]) -> keras.layers.Layer:
-    consumed = {id(tensor) for layer in layers for tensor in keras.tree.flatten(layer.input)}
-    sinks = [layer for layer in layers if id(layer.output) not in consumed]
-    return sinks[-1]
 
 
 def default_rows(rows: list[Row]) -> list[Row]:
