@@ -8,6 +8,7 @@ import tempfile
 import hydra
 import keras
 import pytest
+import tensorflow as tf
 
 from runner import schema
 from runner.training.model_report import describe
@@ -20,6 +21,12 @@ schema.register()
 
 # Downloads and file checks go to a cache of this session, not the user's (subprocesses inherit it).
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="classic-cnns-test-cache-")
+
+# Two CPU devices, set before TensorFlow initialises, so a training run in this process can use a real
+# 2-replica MirroredStrategy (trainer.cpu_replicas=2); the default strategy still uses one device.
+CPU_REPLICAS = 2
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * CPU_REPLICAS)
 
 
 def compose(*overrides: str):

@@ -1,4 +1,5 @@
-"""`python -m runner`: real training runs, read back from a real MLflow store."""
+"""`python -m runner`: real training runs, read back from a real MLflow store. The README's main
+job runs as the command itself; the others run the same app in this process (tests/apps.py)."""
 
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import mlflow
 import pytest
 
+from apps import run_app
 from conftest import REPO, compose
 from image_folders import CLASS_COLOURS, IMAGENETTE_WNIDS, dirty_files, make_image_folder
 from runner.training.strategy import cpu_has_bfloat16
@@ -16,10 +18,10 @@ EPOCH_METRICS = {"loss", "top1", "top5", "val_loss", "val_top1", "val_top5", "lr
 ARTIFACTS = {"config.yaml", "architecture.md", "curves.png", "confusion_matrix.png"}
 
 
-def run_runner(tmp_path, *overrides, env=None):
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "runner", f"hydra.run.dir={tmp_path}/run", *overrides],
-                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=900)
+def run_runner(tmp_path, *overrides):
+    """`python -m runner` in this process, recording in tmp_path's store."""
+    return run_app("runner", f"hydra.run.dir={tmp_path}/run", *overrides,
+                   env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
 
 
 def only_run(tmp_path):
@@ -31,7 +33,10 @@ def only_run(tmp_path):
 
 @pytest.mark.slow
 def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
-    result = run_runner(tmp_path)
+    """The README's main job, as the command it is: a new interpreter, nothing but the defaults."""
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    result = subprocess.run([sys.executable, "-m", "runner", f"hydra.run.dir={tmp_path}/run"],
+                            cwd=REPO, env=environment, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     client, run = only_run(tmp_path)
     assert run.info.status == "FINISHED"
