@@ -1,7 +1,10 @@
-"""Dataclass schemas for every config group, registered in Hydra's ConfigStore.
+"""Dataclass schemas for every config group, registered in Hydra's ConfigStore: the one source of
+defaults and bounds.
 
-The YAML files under conf/ are merged into these, so a misspelt key or a wrong type fails when
-the config is composed, with the key's full path in the message.
+The YAML files under conf/ are merged into these and set only what their choice changes, so a
+misspelt key or a wrong type fails when the config is composed, with the key's full path in the
+message. A field made by `at_least` carries its smallest valid value, which runner/bounds.py checks
+before anything is built (a type cannot say "positive").
 """
 
 import dataclasses
@@ -10,6 +13,14 @@ from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
+
+
+def at_least(minimum: int, default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+             says: Optional[str] = None) -> Any:
+    """A field whose value (each item, for a list) must be at least `minimum`; a null passes (unset).
+    `says` replaces the message's "expected a positive int"."""
+    metadata = {"min": minimum, **({"says": says} if says else {})}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
 
 
 @dataclasses.dataclass
@@ -23,24 +34,24 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-    name: str = MISSING  # digits, imagenette, imagenet, folder, synthetic
-    num_classes: int = MISSING
+    name: str = MISSING  # digits, imagenette, imagenet, folder, synthetic: runner/data/__init__.py SOURCES
+    num_classes: int = at_least(1, MISSING)
     root: Optional[str] = None  # where the dataset lives on disk (folder layouts, imagenette)
     variant: Optional[str] = None  # imagenette: full, 320 or 160 (pixels of the shorter side)
     cache: bool = False  # keep decoded, resized uint8 images after the first epoch
     cache_dir: Optional[str] = None  # with cache: null keeps them in memory; a folder: in files there, this run's own
     check_files: bool = True  # image folders: decode every file once first, skip those that fail
     val_fraction: float = 0.2  # digits: stratified validation share
-    train_size: int = 512  # synthetic: images per split
-    val_size: int = 128
-    shuffle_buffer: int = 10_000
+    train_size: int = at_least(1, 512)  # synthetic: images per split
+    val_size: int = at_least(1, 128)
+    shuffle_buffer: int = at_least(1, 10_000)
     mean: list[float] = dataclasses.field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = dataclasses.field(default_factory=lambda: [0.229, 0.224, 0.225])
 
 
 @dataclasses.dataclass
 class AugmentConfig:
-    name: str = "none"  # crop_flip, crop (no mirror), inception, none
+    name: str = "crop_flip"  # crop_flip, crop (no mirror), inception, none: runner/data/augment.py CROPS
     # crop_flip: the shorter side is resized to input * resize_ratio before the random crop
     # (256 for a 224 input, as AlexNet and VGG).
     resize_ratio: float = 256 / 224
@@ -72,36 +83,41 @@ class Precision(enum.Enum):
 
 @dataclasses.dataclass
 class TrainerConfig:
-    epochs: int = 30
-    batch_size: int = 64  # global: split across replicas
+    epochs: int = at_least(1, 30, says="train for at least 1 epoch")
+    batch_size: int = at_least(1, 64)  # global: split across replicas
     strategy: Strategy = Strategy.auto
-    cpu_replicas: int = 0  # > 0: split the CPU into N logical devices (a real MirroredStrategy without GPUs)
+    # > 0: split the CPU into N logical devices (a real MirroredStrategy without GPUs)
+    cpu_replicas: int = at_least(0, 0)
     precision: Precision = Precision.auto
     jit_compile: Optional[bool] = None  # None: XLA on one GPU under the default strategy (runner.training.strategy.uses_xla)
-    steps_per_execution: Optional[int] = None  # None: 16 with GPUs, 1 on a CPU (runner.training.strategy.steps_per_execution)
-    steps_per_epoch: Optional[int] = None  # cap, for smoke runs; None: one pass over the data
+    # None: 16 with GPUs, 1 on a CPU (runner.training.strategy.steps_per_execution)
+    steps_per_execution: Optional[int] = at_least(1, None)
+    steps_per_epoch: Optional[int] = at_least(1, None)  # cap, for smoke runs; None: one pass over the data
     label_smoothing: float = 0.0
-    early_stopping_patience: int = 0  # epochs without val_top1 progress; 0: off
-    resume: str = "auto"  # auto: continue this config's interrupted run; false: start afresh; or a run id
-    seed: int = 0
+    early_stopping_patience: int = at_least(0, 0)  # epochs without val_top1 progress; 0: off
+    resume: bool = True  # continue this config's interrupted run from its last completed epoch; false: start afresh
+    resume_run: Optional[str] = None  # an MLflow run id: continue that run only (a resume point of this config)
+    seed: int = at_least(0, 0)  # NumPy refuses negative seeds
 
 
 @dataclasses.dataclass
 class OptimizerConfig:
-    name: str = "sgd"  # sgd, adam, adamw
-    lr: float = 0.01
+    # SGD with momentum, the papers' (AlexNet, VGG, ResNet: momentum 0.9); conf/optimizer/adam and
+    # adamw change name, lr and weight_decay. The names: runner/training/optim.py OPTIMIZERS.
+    name: str = "sgd"
+    lr: float = 0.05
     momentum: float = 0.9
     nesterov: bool = False
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0005
 
 
 @dataclasses.dataclass
 class ScheduleConfig:
-    name: str = "constant"  # constant, step, cosine, plateau
-    warmup_epochs: int = 0
+    name: str = "cosine"  # cosine, step, plateau, constant: runner/training/optim.py SCHEDULES
+    warmup_epochs: int = at_least(0, 1)  # cosine: linear warm-up from 0 to optimizer.lr
     decay_rate: float = 0.1  # step and plateau: multiply the rate by this
-    step_epochs: list[int] = dataclasses.field(default_factory=list)  # step: epochs where it decays
-    patience: int = 5  # plateau: epochs without val_loss progress before a decay
+    step_epochs: list[int] = at_least(1, default_factory=list)  # step: epochs where it decays
+    patience: int = at_least(0, 5)  # plateau: epochs without val_loss progress before a decay
     min_lr: float = 0.0
 
 
@@ -127,6 +143,34 @@ class DescribeConfig:
     output: Optional[str] = None  # write the report here instead of printing it
 
 
+class Objective(enum.Enum):
+    """What a sweep may optimise: the metrics a run logs when it ends (the final evaluation's, and the
+    last epoch's validation figures)."""
+    eval_top1 = "eval_top1"
+    eval_top5 = "eval_top5"
+    eval_top1_10crop = "eval_top1_10crop"  # these two need eval.ten_crop=true
+    eval_top5_10crop = "eval_top5_10crop"
+    val_top1 = "val_top1"
+    val_top5 = "val_top5"
+    val_loss = "val_loss"
+
+
+TEN_CROP_OBJECTIVES = (Objective.eval_top1_10crop, Objective.eval_top5_10crop)
+
+
+class Direction(enum.Enum):
+    maximize = "maximize"
+    minimize = "minimize"
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    # The metric `python -m runner` returns: what a sweeper optimises (Optuna's direction is this one),
+    # what the sweep's parent run records its best child by, and the comparison's order.
+    objective: Objective = Objective.eval_top1
+    direction: Direction = Direction.maximize
+
+
 @dataclasses.dataclass
 class Config:
     model: ModelConfig = MISSING
@@ -138,6 +182,7 @@ class Config:
     schedule: ScheduleConfig = dataclasses.field(default_factory=ScheduleConfig)
     tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
     describe: DescribeConfig = dataclasses.field(default_factory=DescribeConfig)
+    sweep: SweepConfig = dataclasses.field(default_factory=SweepConfig)
 
 
 @dataclasses.dataclass
@@ -159,13 +204,13 @@ class VisualizeConfig:
     # Feature maps of these rows (describe's names; a Keras layer's name works too); None: the first and
     # a middle convolution row and the last spatial row.
     rows: Optional[list[str]] = None
-    images: int = 8  # validation images shown in the feature maps and the guided backpropagation
-    feature_channels: int = 16  # channels per image in a feature map figure: the most active ones
+    images: int = at_least(1, 8)  # validation images shown in the feature maps and the guided backpropagation
+    feature_channels: int = at_least(1, 16)  # channels per image in a feature map figure: the most active ones
     top_row: Optional[str] = None  # whose channels get top images and guided backprop; None: the last spatial row
-    channels: int = 8  # its most active channels shown
-    top_k: int = 6  # images per channel
-    max_images: int = 512  # validation images scanned for the top activations
-    batch_size: int = 32  # images per forward pass
+    channels: int = at_least(1, 8)  # its most active channels shown
+    top_k: int = at_least(1, 6)  # images per channel
+    max_images: int = at_least(1, 512)  # validation images scanned for the top activations
+    batch_size: int = at_least(1, 32)  # images per forward pass
 
 
 @dataclasses.dataclass
@@ -178,24 +223,24 @@ class VisualizeAppConfig:
 class BenchConfig:
     stages: list[str] = dataclasses.field(  # which to measure (always in this order); the others are null
         default_factory=lambda: ["decode", "pipeline", "cached", "keras", "step", "fit"])
-    warmup_batches: int = 20  # input stages (decode, pipeline, cached, keras): skipped while tf.data tunes itself
-    batches: int = 100  # input stages: batches timed
-    rounds: int = 3  # input stages: measured in turn this many times; each figure is the median of its rounds
-    warmup_steps: int = 2  # step stage: training steps before timing (the first compiles)
-    step_batches: int = 6  # step stage: training steps timed, on batches already in memory
-    memory_batches: int = 2  # step stage: distinct batches, from the pipeline, it cycles through
-    fit_steps: int = 6  # fit stage: steps per epoch; a warm-up epoch (compiling), then a timed one
+    # input stages (decode, pipeline, cached, keras): skipped while tf.data tunes itself
+    warmup_batches: int = at_least(0, 20)
+    batches: int = at_least(1, 100)  # input stages: batches of trainer.batch_size images timed
+    # input stages: measured in turn this many times; each figure is the median of its rounds
+    rounds: int = at_least(1, 3)
+    warmup_steps: int = at_least(0, 2)  # step stage: training steps before timing (the first compiles)
+    step_batches: int = at_least(1, 6)  # step stage: training steps timed, on batches already in memory
+    memory_batches: int = at_least(1, 2)  # step stage: distinct batches, from the pipeline, it cycles through
+    fit_steps: int = at_least(1, 6)  # fit stage: steps per epoch; a warm-up epoch (compiling), then a timed one
     output: Optional[str] = None  # the JSON; None: <hydra output dir>/bench.json
     log_mlflow: bool = False  # record the figures and the JSON as an MLflow run
 
 
-@dataclasses.dataclass
-class BenchAppConfig(Config):
-    bench: BenchConfig = dataclasses.field(default_factory=BenchConfig)
-
-
 def register() -> None:
-    ConfigStore.instance().store(name="schema", node=Config)
-    ConfigStore.instance().store(name="compare_schema", node=CompareAppConfig)
-    ConfigStore.instance().store(name="visualize_schema", node=VisualizeAppConfig)
-    ConfigStore.instance().store(name="bench_schema", node=BenchAppConfig)
+    store = ConfigStore.instance()
+    store.store(name="schema", node=Config)
+    store.store(name="compare_schema", node=CompareAppConfig)
+    store.store(name="visualize_schema", node=VisualizeAppConfig)
+    # Only the `bench` node: conf/bench.yaml composes it first, then the runner's whole config (a
+    # structured root cannot gain a key afterwards, nor take a subclass's defaults over its groups').
+    store.store(name="bench_schema", node=BenchConfig, package="bench")

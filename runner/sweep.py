@@ -22,13 +22,11 @@ from mlflow.entities import Param
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
+from runner.schema import Direction
 from runner.tracking.redact import redacted
 from runner.training.stops import Trap, interrupt
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep_parent import PARENT_RUN_ENV
-
-# What `python -m runner` returns, and so what every sweeper (Optuna's included) optimises.
-OBJECTIVE, DIRECTION = "eval_top1", "maximize"
 
 
 class SweepRun(Callback):
@@ -36,6 +34,7 @@ class SweepRun(Callback):
         self._client: Optional[mlflow.MlflowClient] = None
         self._run_id: Optional[str] = None
         self._sweep_dir: Optional[str] = None
+        self._sweep: Optional[DictConfig] = None  # config.sweep: the objective and its direction
         # SIGTERM between jobs would skip atexit; as KeyboardInterrupt it unwinds like Ctrl-C.
         self._sigterm = Trap(interrupt, (signal.SIGTERM,))
 
@@ -43,6 +42,7 @@ class SweepRun(Callback):
         self._client, experiment_id = open_experiment(store_uri(config),
                                                       config.tracking.experiment or config.data.name)
         self._sweep_dir = config.hydra.sweep.dir
+        self._sweep = config.sweep
         run = self._client.create_run(experiment_id, run_name=f"sweep-{datetime.datetime.now():%Y%m%d-%H%M%S}",
                                       tags=_parent_tags(config))
         self._run_id = run.info.run_id
@@ -68,7 +68,7 @@ class SweepRun(Callback):
         children = _children(self._client, run_id)
         status = "FINISHED" if completed else _stopped_status(children)
         try:
-            _record_outcome(self._client, run_id, children, completed)
+            _record_outcome(self._client, run_id, children, completed, self._sweep)
             _log_comparison(self._client, run_id, self._sweep_dir)
         finally:
             self._client.set_terminated(run_id, status)
@@ -77,8 +77,8 @@ class SweepRun(Callback):
 def _parent_tags(config: DictConfig) -> dict[str, str]:
     return {
         "runner.role": "sweep",
-        "sweep.objective": OBJECTIVE,
-        "sweep.direction": DIRECTION,
+        "sweep.objective": config.sweep.objective.value,
+        "sweep.direction": config.sweep.direction.value,
         "command": redacted(" ".join(sys.argv)),
         "hydra.sweep.dir": str(config.hydra.sweep.dir),
         **{str(key): str(value) for key, value in config.tracking.tags.items()},
@@ -109,8 +109,10 @@ def _stopped_status(children: list[mlflow.entities.Run]) -> str:
     return "KILLED" if any(child.info.status == "KILLED" for child in children) else "FAILED"
 
 
-def _record_outcome(client: mlflow.MlflowClient, run_id: str, children: list, completed: bool) -> None:
-    """Job counts, and the best finished child by the objective, on the parent."""
+def _record_outcome(client: mlflow.MlflowClient, run_id: str, children: list, completed: bool,
+                    sweep: DictConfig) -> None:
+    """Job counts, and the best finished child by sweep.objective in sweep.direction, on the parent."""
+    metric = sweep.objective.value
     statuses = [child.info.status for child in children]
     client.log_batch(run_id, params=[Param("sweep.jobs", str(len(children)))])
     client.set_tag(run_id, "sweep.jobs_finished", str(statuses.count("FINISHED")))
@@ -118,16 +120,17 @@ def _record_outcome(client: mlflow.MlflowClient, run_id: str, children: list, co
         client.set_tag(run_id, "failure_reason",
                        f"the sweep stopped early (a job failed, or it was interrupted) with {len(children)} "
                        f"child runs, {statuses.count('FINISHED')} finished; the sweep's output names the cause")
-    scored = [child for child in children if child.info.status == "FINISHED" and OBJECTIVE in child.data.metrics]
+    scored = [child for child in children if child.info.status == "FINISHED" and metric in child.data.metrics]
     if not scored:
         return
-    best = max(scored, key=lambda child: child.data.metrics[OBJECTIVE])
-    client.log_metric(run_id, f"best_{OBJECTIVE}", best.data.metrics[OBJECTIVE])
+    best_of = max if sweep.direction is Direction.maximize else min
+    best = best_of(scored, key=lambda child: child.data.metrics[metric])
+    client.log_metric(run_id, f"best_{metric}", best.data.metrics[metric])
     client.set_tag(run_id, "best_run_id", best.info.run_id)
     client.set_tag(run_id, "best_run_name", best.info.run_name)
     client.set_tag(run_id, "best_overrides", best.data.tags.get("hydra.overrides", ""))
     print(f"best job: {best.info.run_name} ({best.data.tags.get('hydra.overrides', '')}), "
-          f"{OBJECTIVE} {best.data.metrics[OBJECTIVE]:.4f}")
+          f"{metric} {best.data.metrics[metric]:.4f}")
 
 
 def _log_comparison(client: mlflow.MlflowClient, run_id: str, sweep_dir: str) -> None:

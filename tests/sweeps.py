@@ -1,4 +1,5 @@
-"""Running `python -m runner -m ...` against a store in tmp_path, and reading its parent and children back."""
+"""Running `python -m runner -m ...` (in this process: tests/apps.py) against a store in tmp_path, and
+reading its parent and children back."""
 
 import os
 import subprocess
@@ -7,6 +8,7 @@ import sys
 import mlflow
 import pytest
 
+from apps import run_app
 from conftest import REPO
 
 # LeNet on digits; XLA off: compiling costs more than these few steps.
@@ -14,11 +16,14 @@ QUICK = ["trainer.epochs=1", "trainer.steps_per_epoch=4", "trainer.jit_compile=f
 COMPARISON = {"comparison.png", "comparison.md", "comparison.csv"}
 
 
-def run_sweep(tmp_path, *overrides, multirun=True):
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": store(tmp_path)}
-    command = [sys.executable, "-m", "runner", *(["-m"] if multirun else []),
-               f"hydra.sweep.dir={tmp_path}/sweep", *overrides]
-    return subprocess.run(command, cwd=REPO, env=environment, capture_output=True, text=True, timeout=900)
+def run_sweep(tmp_path, *overrides, multirun=True, new_process=False):
+    """The sweep in this process, or with `new_process` as a command of its own (when how the process
+    ends is the point: a sweep that stops early ends its parent run from an atexit hook)."""
+    arguments = [*(["-m"] if multirun else []), f"hydra.sweep.dir={tmp_path}/sweep", *overrides]
+    if not new_process:
+        return run_app("runner", *arguments, cwd=REPO, env={"MLFLOW_TRACKING_URI": store(tmp_path)})
+    return subprocess.run([sys.executable, "-m", "runner", *arguments], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "MLFLOW_TRACKING_URI": store(tmp_path)}, timeout=900)
 
 
 def store(tmp_path) -> str:

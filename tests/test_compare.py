@@ -7,6 +7,7 @@ import pathlib
 import subprocess
 import sys
 import time
+import types
 
 import matplotlib.image
 import mlflow
@@ -16,7 +17,7 @@ from mlflow.entities import Metric, Param
 from runner.compare import select
 from runner.compare.report import compare_sweep
 from runner.compare.select import find_sweep
-from runner.compare.rows import differing_keys, parse_overrides
+from runner.compare.rows import differing_keys, objective_of, parse_overrides
 from runner.errors import UserError
 from runner.tracking import store as store_module
 
@@ -182,6 +183,11 @@ def test_overrides_parse_in_order_and_keep_spaces_inside_values():
     assert parse_overrides("optimizer.lr=0.01 model=lenet +tracking.tags.note=a b ~eval") == {
         "optimizer.lr": "0.01", "model": "lenet", "+tracking.tags.note": "a b", "~eval": ""}
     assert parse_overrides("") == {}
+
+
+def test_a_parent_without_the_objective_tags_optimised_the_schemas_default():
+    untagged = types.SimpleNamespace(data=types.SimpleNamespace(tags={"runner.role": "sweep"}))
+    assert objective_of(untagged) == ("eval_top1", "maximize")
 
 
 def test_only_keys_that_differ_label_a_run():

@@ -8,17 +8,23 @@ the tests read their results (still a minute or more on two cores: those tests a
 """
 
 import dataclasses
+import enum
 import os
 import pathlib
 import re
 import subprocess
 import sys
+import typing
 import uuid
 
+import hydra
 import mlflow
 import pytest
+import yaml
 
-from conftest import REPO, compose
+from conftest import CONF, REPO, compose
+from runner import schema
+from runner.bounds import check_bounds
 from runner.checks import check_trainer
 from runner.errors import UserError, reported_as_one_line
 
@@ -186,9 +192,94 @@ def test_check_trainer_names_the_key(override, message):
     assert str(raised.value) == message
 
 
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("optimizer.name=lion", "optimizer.name: unknown optimizer 'lion'; valid: sgd, adam, adamw"),
+        ("schedule.name=linear", "schedule.name: unknown schedule 'linear'; valid: constant, step, cosine, plateau"),
+        ("augment.name=cutmix", "augment.name: unknown augmentation 'cutmix'; valid: crop_flip, crop, inception, none"),
+        ("data.name=cifar", "data.name: unknown dataset 'cifar'; valid: digits, imagenette, imagenet, folder, synthetic"),
+        ("sweep.objective=eval_top1_10crop",
+         "sweep.objective=eval_top1_10crop: expected eval.ten_crop=true, which logs it"),
+        ("trainer.resume_run=abc123", "trainer.resume_run=abc123: expected trainer.resume=true (false starts afresh)"),
+    ],
+)
+def test_check_trainer_refuses_names_no_table_holds_and_contradictions(override, message):
+    with pytest.raises(UserError) as raised:
+        check_trainer(compose(override, "trainer.resume=false"))
+    assert str(raised.value) == message
+
+
+GROUPS = ("data", "augment", "eval", "trainer", "optimizer", "schedule", "tracking", "hparams_search", "experiment")
+
+
+@pytest.mark.parametrize("choice", [f"{group}={path.stem}" for group in GROUPS
+                                    for path in sorted((CONF / group).glob("*.yaml"))])
+def test_check_trainer_accepts_every_configured_choice(choice):
+    check_trainer(compose(choice, "data.num_classes=3") if choice == "data=folder" else compose(choice))
+
+
 def test_check_trainer_accepts_the_defaults_and_nulls():
     check_trainer(compose())
     check_trainer(compose("trainer.steps_per_epoch=null", "data=synthetic"))
+    check_trainer(compose("eval=ten_crop", "sweep.objective=eval_top5_10crop", "sweep.direction=maximize"))
+    check_trainer(compose("trainer.resume_run=abc123"))
+
+
+def schema_defaults(group: str) -> dict:
+    """The defaults of a group's schema dataclass as YAML writes them (an enum by its name)."""
+    values = dataclasses.asdict(typing.get_type_hints(schema.Config)[group]())
+    return {key: value.name if isinstance(value, enum.Enum) else value for key, value in values.items()}
+
+
+@pytest.mark.parametrize("group", ["data", "augment", "eval", "trainer", "optimizer", "schedule", "tracking"])
+def test_a_group_file_sets_only_what_its_choice_changes(group):
+    """The schema holds every default: a value equal to the schema's repeats it, and would drift."""
+    defaults = schema_defaults(group)
+    for path in sorted((CONF / group).glob("*.yaml")):
+        settings = yaml.safe_load(path.read_text()) or {}
+        repeated = [key for key, value in settings.items() if key != "defaults" and defaults.get(key) == value]
+        assert not repeated, f"conf/{group}/{path.name} repeats the schema's default of {repeated}"
+
+
+@pytest.mark.parametrize(
+    "app, override, message",
+    [
+        ("bench", "bench.rounds=0", "bench.rounds=0: expected a positive int"),
+        ("bench", "bench.warmup_batches=-1", "bench.warmup_batches=-1: expected an int >= 0"),
+        ("visualize", "visualize.top_k=0", "visualize.top_k=0: expected a positive int"),
+    ],
+)
+def test_the_apps_bounds_are_the_schemas(app, override, message):
+    with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = hydra.compose(app, overrides=[override])
+    node_type = {"bench": schema.BenchConfig, "visualize": schema.VisualizeConfig}[app]
+    with pytest.raises(UserError) as raised:
+        check_bounds(cfg[app], node_type, app)
+    assert str(raised.value) == message
+
+
+def test_the_bench_composes_the_runners_config_with_its_own_node_and_no_sweep_callback():
+    with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
+        bench = hydra.compose("bench", overrides=["bench.rounds=1", "model=alexnet", "optimizer=adam"],
+                              return_hydra_config=True)
+        runner = hydra.compose("config", overrides=["model=alexnet", "optimizer=adam"])
+    assert bench.bench.rounds == 1 and bench.bench.fit_steps == schema.BenchConfig.fit_steps
+    assert {key: bench[key] for key in runner} == dict(runner)
+    assert not bench.hydra.callbacks and bench.hydra.run.dir.startswith("outputs/bench/")
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_optunas_direction_is_the_sweeps(direction):
+    from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+
+    with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = hydra.compose("config", overrides=["hparams_search=optuna", f"sweep.direction={direction}"],
+                            return_hydra_config=True)
+    sweeper = OptunaSweeperImpl(sampler=None, direction=cfg.hydra.sweeper.direction, storage=None, study_name="s",
+                                n_trials=1, n_jobs=1, max_failure_rate=0.0, search_space=None,
+                                custom_search_space=None, params=None)
+    assert sweeper._get_directions() == [direction]
 
 
 def test_one_line_errors_raise_with_hydra_full_error(monkeypatch, capsys):

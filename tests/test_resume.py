@@ -123,10 +123,11 @@ def test_resume_false_forgets_the_resume_point(tmp_path, monkeypatch):
     (directory / resume.STATE_FILE).write_text(json.dumps(
         {"run_id": "abc", "epoch": 1, "history": {}, "checkpoint": "checkpoints/ckpt-1"}))
     default = tf.distribute.get_strategy()
-    resumed = resume.locate(compose("trainer.resume=auto"), default, tmp_path / "new")
+    resumed = resume.locate(compose("trainer.resume=true"), default, tmp_path / "new")
     assert (resumed.run_id, resumed.epoch, resumed.run_dir) == ("abc", 1, tmp_path / "new")
-    with pytest.raises(UserError, match="trainer.resume=other"):
-        resume.locate(compose("trainer.resume=other"), default, tmp_path / "new")
+    with pytest.raises(UserError, match="trainer.resume_run=other"):
+        resume.locate(compose("trainer.resume_run=other"), default, tmp_path / "new")
+    assert resume.locate(compose("trainer.resume_run=abc"), default, tmp_path / "new").run_id == "abc"
     fresh = resume.locate(compose("trainer.resume=false"), default, tmp_path / "new")
     assert (fresh.resumed, fresh.epoch, fresh.directory, fresh.run_dir) == (False, 0, directory, tmp_path / "new")
     assert not directory.exists()

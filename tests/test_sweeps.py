@@ -4,11 +4,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import types
 
 import mlflow
 import pytest
 
-from conftest import CONF, REPO
+from conftest import CONF, REPO, compose
+from runner import sweep
 from sweeps import (
     COMPARISON,
     QUICK,
@@ -70,7 +72,7 @@ def test_a_mistake_in_one_job_fails_that_job_in_one_line_and_ends_the_parent(tmp
     # AlexNet's feature map collapses at 32 px; LeNet trains at that size.
     result = run_sweep(tmp_path, "model=lenet,alexnet", "model.input_shape=[32,32,3]", "data=synthetic",
                        "data.train_size=32", "data.val_size=16", "trainer.batch_size=16", "trainer.epochs=1",
-                       "trainer.jit_compile=false")
+                       "trainer.jit_compile=false", new_process=True)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert "Error executing job with overrides: ['model=alexnet'" in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: job 1: model.blocks[5]")]
@@ -90,7 +92,7 @@ def test_concurrent_writers_on_a_fresh_sqlite_store_lose_nothing(tmp_path):
         with hydra.initialize_config_dir({str(CONF)!r}, version_base="1.3"):
             cfg = hydra.compose("config", overrides=["tracking.uri={store(tmp_path)}",
                                                      "tracking.experiment=writers"])
-        from runner.tracking import Run
+        from runner.tracking.run import Run
         with Run(cfg) as run:
             for step in range(100):
                 run.log_metrics({{"a": step, "b": -step}}, step=step)
@@ -106,3 +108,31 @@ def test_concurrent_writers_on_a_fresh_sqlite_store_lose_nothing(tmp_path):
     for run in runs:
         for key in ("a", "b"):
             assert len(client.get_metric_history(run.info.run_id, key)) == 100
+
+
+class RecordingClient:
+    """What _record_outcome writes on the parent, instead of a store."""
+
+    def __init__(self):
+        self.metrics, self.tags = {}, {}
+
+    def log_batch(self, run_id, params):
+        pass
+
+    def set_tag(self, run_id, key, value):
+        self.tags[key] = value
+
+    def log_metric(self, run_id, key, value):
+        self.metrics[key] = value
+
+
+@pytest.mark.parametrize("direction, best", [("maximize", "b"), ("minimize", "a")])
+def test_the_parent_records_the_best_child_by_the_sweeps_objective_and_direction(direction, best):
+    cfg = compose("sweep.objective=val_loss", f"sweep.direction={direction}")
+    children = [types.SimpleNamespace(info=types.SimpleNamespace(status="FINISHED", run_id=name, run_name=name),
+                                      data=types.SimpleNamespace(metrics={"val_loss": loss, "eval_top1": 0.5}, tags={}))
+                for name, loss in (("a", 0.2), ("b", 0.9))]
+    client = RecordingClient()
+    sweep._record_outcome(client, "parent", children, True, cfg.sweep)
+    assert client.tags["best_run_id"] == best
+    assert client.metrics == {"best_val_loss": {"a": 0.2, "b": 0.9}[best]}

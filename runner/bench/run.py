@@ -25,8 +25,10 @@ from runner.bench import stages
 from runner.bench.figures import FIGURES, INPUT_STAGES, STAGES, Bench, Stage, median_round
 from runner.bench.memory import PeakRss
 from runner.bench.report import machine, settings
+from runner.bounds import check_bounds
 from runner.checks import check_trainer
 from runner.errors import UserError
+from runner.schema import BenchConfig
 from runner.tracking.run import Run
 from runner.training.session import prepare
 
@@ -65,9 +67,6 @@ def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib
 
 def check(cfg: DictConfig) -> None:
     """Raise UserError for a bench setting no run can use, before anything is built."""
-    from runner.bounds import check_bounds
-    from runner.schema import BenchConfig
-
     check_trainer(cfg)
     unknown = [name for name in cfg.bench.stages if name not in STAGES]
     if unknown:

@@ -10,7 +10,10 @@ from typing import Optional
 import mlflow
 from mlflow.entities import Run
 
-DEFAULT_OBJECTIVE, DEFAULT_DIRECTION = "eval_top1", "maximize"
+from runner.schema import Direction, SweepConfig
+
+# A parent run recorded before the sweep.* tags existed optimised the schema's default objective.
+DEFAULT_SWEEP = SweepConfig()
 # `hydra.overrides` joins the job's overrides with spaces, so a value may hold one; split only where
 # the next `key=` (keys may start with + or ~ and hold dots, slashes and @) or a bare `~key` begins.
 OVERRIDE_START = re.compile(r"\s+(?=[+~]{0,2}[\w./@-]+=|~[\w./@-]+(?:\s|$))")
@@ -48,12 +51,13 @@ def sweep_rows(client: mlflow.MlflowClient, parent: Run, children: list[Run]) ->
 def objective_of(parent: Run) -> tuple[str, str]:
     """The metric the sweep optimised and `maximize` or `minimize`, as its parent run records them."""
     tags = parent.data.tags
-    return tags.get("sweep.objective", DEFAULT_OBJECTIVE), tags.get("sweep.direction", DEFAULT_DIRECTION)
+    return (tags.get("sweep.objective", DEFAULT_SWEEP.objective.value),
+            tags.get("sweep.direction", DEFAULT_SWEEP.direction.value))
 
 
 def _sorted_best_first(rows: list[Row], direction: str) -> list[Row]:
     """Stable: equal scores (and the unscored, last) keep their start order."""
-    sign = 1 if direction == "minimize" else -1
+    sign = 1 if Direction(direction) is Direction.minimize else -1
 
     def key(row: Row) -> tuple[bool, float]:
         scored = row.objective is not None and not math.isnan(row.objective)  # a diverged run logs NaN

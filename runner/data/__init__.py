@@ -11,17 +11,18 @@ from typing import Callable, Optional
 import tensorflow as tf
 from omegaconf import DictConfig
 
+from runner.bounds import Choices
 from runner.data import augment, cache_files, digits, folders, imagenette, pipeline, synthetic
 from runner.data import source as source_module
 from runner.errors import UserError
 
-SOURCES = {
+SOURCES = Choices("data.name", "dataset", {
     "digits": digits.from_config,
     "imagenette": imagenette.from_config,
     "imagenet": folders.from_config,
     "folder": folders.from_config,
     "synthetic": synthetic.from_config,
-}
+})
 
 
 @dataclasses.dataclass
@@ -47,7 +48,7 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None) -> Splits
     augment.check_ratio("eval.resize_ratio", cfg.eval.resize_ratio)
     height, width, channels = cfg.model.input_shape
     size, batch_size = (height, width), cfg.trainer.batch_size
-    source = _source(cfg)
+    source = SOURCES.of(cfg.data.name)(cfg)
     steps_per_epoch = source.train.count // batch_size
     if shard:
         # The smallest shard decides: every worker must run every step (its collectives wait for all).
@@ -81,9 +82,3 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None) -> Splits
         skipped_files=source.skipped,
         normalise=normalise,
     )
-
-
-def _source(cfg):
-    if cfg.data.name not in SOURCES:
-        raise UserError(f"data.name: unknown dataset {cfg.data.name!r}; valid: {', '.join(SOURCES)}")
-    return SOURCES[cfg.data.name](cfg)

@@ -9,6 +9,7 @@ import math
 
 import tensorflow as tf
 
+from runner.bounds import Choices
 from runner.data.pixels import resize, to_uint8
 from runner.errors import UserError
 
@@ -144,20 +145,18 @@ def _random_crop(augment, size, seed):
     return random_crop(size, augment.resize_ratio, seed)
 
 
-CROPS = {
+CROPS = Choices("augment.name", "augmentation", {
     "crop_flip": _random_crop,
     "crop": _random_crop,  # the same crop; its config turns the flip off
     "inception": lambda augment, size, seed: inception_crop(
         size, augment.area_range, augment.aspect_range, seed),
     "none": lambda augment, size, seed: centre_crop(size, augment.resize_ratio),
-}
+})
 
 
 def training(augment, size):
     """seed [2] -> the view that prepares one training image under `augment` (conf/augment)."""
-    if augment.name not in CROPS:
-        raise UserError(f"augment.name: unknown augmentation {augment.name!r}; valid: {', '.join(CROPS)}")
-    crop = CROPS[augment.name]
+    crop = CROPS.of(augment.name)
 
     def view(seed):
         crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))

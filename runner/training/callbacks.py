@@ -6,6 +6,8 @@ import pathlib
 import keras
 from omegaconf import DictConfig
 
+from runner.training.optim import schedule_callbacks
+
 
 def standard_callbacks(cfg: DictConfig, run_dir: pathlib.Path) -> list[keras.callbacks.Callback]:
     """Best and last weights in run_dir/checkpoints, early stopping and the plateau schedule, as configured."""
@@ -19,9 +21,4 @@ def standard_callbacks(cfg: DictConfig, run_dir: pathlib.Path) -> list[keras.cal
     if cfg.trainer.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_top1", mode="max",
                                                        patience=cfg.trainer.early_stopping_patience))
-    if cfg.schedule.name == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", mode="min",
-                                                           factor=cfg.schedule.decay_rate,
-                                                           patience=cfg.schedule.patience,
-                                                           min_lr=cfg.schedule.min_lr))
-    return callbacks
+    return callbacks + schedule_callbacks(cfg)

@@ -52,3 +52,9 @@ def final_evaluation(session, last_epoch: Optional[Evaluation]) -> FinalEvaluati
         ten = evaluate(session, splits.val_ten_crop, steps.make_eval_step(session, ten_crop=True))
         metrics.update(eval_top1_10crop=ten.metrics["top1"], eval_top5_10crop=ten.metrics["top5"])
     return FinalEvaluation(metrics, centre)
+
+
+def objective(cfg, final: FinalEvaluation, trained) -> float:
+    """sweep.objective: a final metric, or the last epoch's validation figure (val_top1, val_loss)."""
+    name = cfg.sweep.objective.value
+    return final.metrics[name] if name in final.metrics else trained.history[name][-1]

@@ -30,8 +30,9 @@ from runner.errors import UserError
 from runner.training.strategy import agreed_epoch, worker
 
 RESUME_DIR = pathlib.Path("outputs") / "resume"  # relative to where the command runs, as the store
-# Where a run is recorded, where its data sit and whether to resume do not change what it trains.
-IGNORED_KEYS = ("tracking", "describe", "compare", "data.root")
+# Where a run is recorded, where its data sit, what a sweep ranks it by and whether to resume do
+# not change what it trains.
+IGNORED_KEYS = ("tracking", "describe", "sweep", "data.root", "trainer.resume", "trainer.resume_run")
 STATE_FILE = "state.json"
 # What each stateful callback counts: the attributes its on_train_begin resets (Keras 3).
 COUNTERS = {
@@ -43,7 +44,7 @@ COUNTERS = {
 
 def config_key(cfg: DictConfig) -> str:
     settings = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
-    for dotted in (*IGNORED_KEYS, "trainer.resume"):
+    for dotted in IGNORED_KEYS:
         *parents, leaf = dotted.split(".")
         node = settings
         for parent in parents:
@@ -98,14 +99,15 @@ def read(directory: pathlib.Path) -> Optional[Start]:
 
 
 def _saved(trainer: DictConfig, directory: pathlib.Path) -> Optional[Start]:
-    choice = str(trainer.resume)
-    if choice.lower() == "false":
+    """The resume point trainer.resume and trainer.resume_run ask for; None: start afresh."""
+    if not trainer.resume:
         shutil.rmtree(directory, ignore_errors=True)
         return None
     saved = read(directory)
-    if choice.lower() not in ("auto", "true") and (saved is None or saved.run_id != choice):
-        raise UserError(f"trainer.resume={choice}: no resume point of that run for this config in {directory}; "
-                        "resume with the command that started it, or use trainer.resume=auto|false")
+    wanted = trainer.resume_run
+    if wanted and (saved is None or saved.run_id != wanted):
+        raise UserError(f"trainer.resume_run={wanted}: no resume point of that run for this config in {directory}; "
+                        "resume with the command that started it, or start afresh with trainer.resume=false")
     return saved
 
 

@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 from runner.checks import check_trainer
 from runner.training import resume
 from runner.training.callbacks import standard_callbacks
-from runner.training.evaluation import final_evaluation
+from runner.training.evaluation import final_evaluation, objective
 from runner.training.loop import EpochHooks, fit
 from runner.training.record import record_end, record_start, recorder
 from runner.training.session import prepare
@@ -17,7 +17,7 @@ from runner.training.strategy import lost_workers_reported
 
 def train(cfg: DictConfig, output_dir: pathlib.Path) -> float:
     """Train, evaluate and record one run in `output_dir` (a resumed run: where it began); returns
-    the final eval_top1, the sweep's objective."""
+    sweep.objective, what a sweeper optimises."""
     check_trainer(cfg)
     session = prepare(cfg)  # every user mistake surfaces before the MLflow run starts
     start = resume.locate(cfg, session.strategy, output_dir)
@@ -31,4 +31,4 @@ def train(cfg: DictConfig, output_dir: pathlib.Path) -> float:
         stop_if_requested()  # a stop asked for during the evaluation: the resume point redoes only that
         record_end(run, session, trained, final, start.run_dir)
         point.finished()
-    return final.metrics["eval_top1"]
+    return objective(cfg, final, trained)

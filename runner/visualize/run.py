@@ -12,12 +12,12 @@ from omegaconf import DictConfig
 import builders  # noqa: F401  (registers the LRN layer, which saved AlexNet, ZFNet and GoogLeNet models use)
 from runner import data
 from runner.training.model_report import model_spec
-from runner.errors import UserError
+from runner.bounds import check_bounds
+from runner.schema import VisualizeConfig
 from runner.visualize.render import Options, chosen_rows, visualize
 from runner.visualize.source import find_run, log_figures, model_file, run_config
 
 ARTIFACT_FOLDER = "visualize"
-COUNTS = ("images", "feature_channels", "channels", "top_k", "max_images", "batch_size")
 
 
 @dataclasses.dataclass
@@ -50,6 +50,4 @@ def visualize_run(client: mlflow.MlflowClient, cfg: DictConfig, folder: pathlib.
 
 
 def _check_counts(cfg: DictConfig) -> None:
-    for key in COUNTS:
-        if cfg[key] < 1:
-            raise UserError(f"visualize.{key}: expected a positive number, got {cfg[key]}")
+    check_bounds(cfg, VisualizeConfig, "visualize")
