@@ -7,7 +7,6 @@ checked against its block's signature before any layer is built, and the built m
 naming rule that maps its layers back onto rows (`names.py`).
 """
 
-import dataclasses
 import re
 from typing import Any, Mapping
 
@@ -16,35 +15,13 @@ import keras
 from builders import arguments, geometry, names
 from builders.errors import SpecError
 from builders.registry import Block, lookup, registered
+from builders.rows import Application, AppliedRow, BuiltModel
 
 ROOT = "model"
 ROW_KEYS = ("type", "name", "repeat")
 SPEC_KEYS = ("name", "input_shape", "blocks", "aux_loss_weight", "without")
 # Keras styles some messages for terminals (\x1b[1m bold ... \x1b[0m); a log or a file shows them as junk.
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
-
-
-@dataclasses.dataclass(frozen=True)
-class Application:
-    """One application of a row: what the report lists as one line."""
-
-    path: str  # model.blocks[i], the row it came from
-    name: str
-    block: Block
-    args: dict[str, Any]
-
-
-@dataclasses.dataclass
-class AppliedRow:
-    application: Application
-    inputs: Any  # the KerasTensor the row was applied to
-    output: Any  # the KerasTensor it produced (for a side output: the extra output)
-
-
-@dataclasses.dataclass
-class BuiltModel:
-    model: keras.Model
-    rows: list[AppliedRow]
 
 
 def build_model(spec: Mapping[str, Any]) -> keras.Model:

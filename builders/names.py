@@ -12,18 +12,15 @@ saved model read back without rebuilding it (`python -m runner.visualize`) maps 
 rows of its spec by name alone, exactly: `layers_by_row`.
 """
 
-from __future__ import annotations
-
 import dataclasses
 from collections.abc import Collection, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import keras
 
 from builders.errors import SpecError
+from builders.rows import Application, AppliedRow
 
-if TYPE_CHECKING:  # model.py imports this module to name and check what it builds
-    from builders.model import Application, AppliedRow
 
 
 def repeated(name: str, number: int) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 
 from builders import geometry, names, receptive_field
-from builders.model import AppliedRow, BuiltModel
+from builders.rows import AppliedRow, BuiltModel
 
 
 @dataclasses.dataclass

@@ -25,7 +25,7 @@ import yaml
 from conftest import CONF, REPO, compose
 from runner import schema
 from runner.bounds import check_bounds
-from runner.checks import check_trainer
+from runner.training.checks import check_trainer
 from runner.errors import UserError, reported_as_one_line
 
 # TensorFlow's start-up chatter on stderr, not part of what the runner says.

@@ -1,4 +1,4 @@
-"""Every data source through `runner.data.load`, on real files the tests write and on real digits."""
+"""Every data source through `runner.data.splits.load`, on real files the tests write and on real digits."""
 
 import dataclasses
 import hashlib
@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from conftest import compose
 from image_folders import CLASS_COLOURS, make_image_folder
-from runner.data import augment, digits, download, imagenette, load, pipeline, pixels, source, synthetic
+from runner.data import augment, digits, download, imagenette, pipeline, pixels, source, synthetic
+from runner.data.splits import load
 from runner.errors import UserError
 
 CLASSES = ("n01440764", "n02102040", "n02979186")

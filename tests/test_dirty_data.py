@@ -6,7 +6,8 @@ import pytest
 
 from conftest import compose
 from image_folders import CLASS_COLOURS, dirty_files, make_image_folder
-from runner.data import load, unreadable
+from runner.data import unreadable
+from runner.data.splits import load
 from runner.errors import UserError
 
 CLASSES = ("n01440764", "n02102040")

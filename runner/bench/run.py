@@ -26,7 +26,7 @@ from runner.bench.figures import FIGURES, INPUT_STAGES, STAGES, Bench, Stage, me
 from runner.bench.memory import PeakRss
 from runner.bench.report import machine, settings
 from runner.bounds import check_bounds
-from runner.checks import check_trainer
+from runner.training.checks import check_trainer
 from runner.errors import UserError
 from runner.schema import BenchConfig
 from runner.tracking.run import Run

@@ -21,8 +21,8 @@ import psutil
 import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
-from runner import data
 from runner.data import imagenette
+from runner.data.splits import SOURCES, load
 from runner.tracking.run import Run
 from runner.training import loop
 from runner.training.callbacks import standard_callbacks
@@ -62,7 +62,7 @@ def timed_batches(dataset: tf.data.Dataset, warmup: int, batches: int) -> tuple[
 def decode(cfg: DictConfig) -> tuple[int, float]:
     """The training files read and decoded whole (no crop, no resize), in parallel on every core."""
     _need_folder(cfg, "decoding")
-    files = data.SOURCES[cfg.data.name](cfg).train.keys.map(lambda path, label: path)
+    files = SOURCES.of(cfg.data.name)(cfg).train.keys.map(lambda path, label: path)
     summaries = files.repeat().map(_decoded_summary, num_parallel_calls=AUTOTUNE, deterministic=False)
     dataset = summaries.batch(cfg.trainer.batch_size).prefetch(AUTOTUNE)
     return timed_batches(dataset, cfg.bench.warmup_batches, cfg.bench.batches)
@@ -77,18 +77,18 @@ def _decoded_summary(path):
 
 
 def pipeline(cfg: DictConfig, train: tf.data.Dataset) -> tuple[int, float]:
-    """runner.data.load(cfg).train with data.cache=false: every epoch reads and decodes again."""
+    """runner.load(cfg).train with data.cache=false: every epoch reads and decodes again."""
     return timed_batches(train.repeat(), cfg.bench.warmup_batches, cfg.bench.batches)
 
 
 def cached(cfg: DictConfig, examples: int) -> tuple[int, float]:
-    """runner.data.load(cfg).train with data.cache=true, after a first epoch has filled the cache."""
+    """runner.load(cfg).train with data.cache=true, after a first epoch has filled the cache."""
     expected, available = cache_bytes(cfg, examples), psutil.virtual_memory().available
     if not cfg.data.cache_dir and expected > 0.8 * available:
         raise NotApplicable(f"data.cache would hold about {expected / 2**30:.1f} GiB ({examples} images), "
                             f"more than this machine has free ({available / 2**30:.1f} GiB); "
                             "data.cache_dir=<folder> puts it in files")
-    train = data.load(with_values(cfg, {"data.cache": True})).train
+    train = load(with_values(cfg, {"data.cache": True})).train
     for _ in train:  # the first epoch, whole: a cache left half-filled is dropped
         pass
     return timed_batches(train.repeat(), cfg.bench.warmup_batches, cfg.bench.batches)
@@ -181,7 +181,7 @@ def fit(cfg: DictConfig, session: Session, run: Optional[Run], folder: pathlib.P
     the whole split), spread over the steps, so a short bench epoch does not count them more
     often than training does. Validation is left out (one batch is run; it is not training)."""
     fit_cfg = with_values(cfg, {"trainer.epochs": 2, "trainer.steps_per_epoch": cfg.bench.fit_steps})
-    splits = data.load(fit_cfg)
+    splits = load(fit_cfg)
     splits = dataclasses.replace(splits, val=splits.val.take(1), val_ten_crop=None)
     steps_run = min(splits.steps_per_epoch, cfg.bench.fit_steps)
     short = dataclasses.replace(session, cfg=fit_cfg, splits=splits, steps_per_epoch=steps_run)

@@ -1,6 +1,6 @@
 """Optimizer and learning-rate schedule from the optimizer/ and schedule/ config groups.
 
-Each name is one row of OPTIMIZERS or SCHEDULES: runner.checks validates the config's names against
+Each name is one row of OPTIMIZERS or SCHEDULES: runner.training.checks validates the config's names against
 the same tables that make the optimizer, its per-step rate and the callbacks a schedule needs.
 """
 

@@ -16,9 +16,9 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 import builders
-from builders.model import BuiltModel
+from builders.rows import BuiltModel
 from builders.report import Report, report
-from runner import data
+from runner.data.splits import Splits, load
 from runner.training.model_report import model_spec
 from runner.training.optim import l2_coefficient, make_optimizer
 from runner.training.steps import Objective
@@ -45,7 +45,7 @@ class Session:
     resolved: Resolved
     built: BuiltModel
     report: Report
-    splits: data.Splits
+    splits: Splits
     steps_per_epoch: int  # trainer.steps_per_epoch, or the full batches an epoch of the data holds
     optimizer: keras.optimizers.Optimizer
     objective: Objective
@@ -69,7 +69,7 @@ def prepare(cfg: DictConfig) -> Session:
     keras.config.set_dtype_policy(resolved.precision)
     with strategy.scope():
         built = builders.build(model_spec(cfg))
-    splits = data.load(cfg, shard(strategy, cfg.trainer.batch_size))
+    splits = load(cfg, shard(strategy, cfg.trainer.batch_size))
     steps_per_epoch = min(splits.steps_per_epoch, cfg.trainer.steps_per_epoch or splits.steps_per_epoch)
     with strategy.scope():
         optimizer = make_optimizer(cfg, steps_per_epoch)

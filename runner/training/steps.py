@@ -4,7 +4,7 @@ Keras 3's `model.fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#
 loop over `strategy.run` with the same model works under all of them, so the runner uses this.
 Each step returns sums (loss, correct top-1, correct top-5, examples) reduced over replicas;
 averages are taken on the host, so every replica count gives the same numbers. Steps take uint8
-batches and `normalise` them first (runner.data.Splits.normalise): on the device, in the compiled
+batches and `normalise` them first (runner.data.splits.Splits.normalise): on the device, in the compiled
 graph, instead of on the host's few cores.
 """
 

@@ -99,7 +99,7 @@ def agreed_epoch(strategy: tf.distribute.Strategy, epoch: int) -> int:
 
 def distributed(strategy: tf.distribute.Strategy, dataset: tf.data.Dataset):
     """The dataset across the strategy's replicas. Under multi_worker each worker already holds only
-    its shard, batched per replica (runner.data.load with a Shard): its replicas take turns on it."""
+    its shard, batched per replica (runner.data.splits.load with a Shard): its replicas take turns on it."""
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return strategy.distribute_datasets_from_function(lambda context: dataset)
     return strategy.experimental_distribute_dataset(dataset)

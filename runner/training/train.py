@@ -4,7 +4,7 @@ import pathlib
 
 from omegaconf import DictConfig
 
-from runner.checks import check_trainer
+from runner.training.checks import check_trainer
 from runner.training import resume
 from runner.training.callbacks import standard_callbacks
 from runner.training.evaluation import final_evaluation, objective

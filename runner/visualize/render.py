@@ -66,7 +66,7 @@ def visualize(model: keras.Model, spec: Mapping, batches: Iterable, class_names:
     """Writes the figures into `folder`; returns their paths and notes worth printing.
 
     `batches` yields (uint8 images [B, H, W, C], labels [B]), as the pipeline gives them; `normalise`
-    maps them to what the model takes (runner.data.Splits.normalise). Drawn are the uint8 pictures."""
+    maps them to what the model takes (runner.data.splits.Splits.normalise). Drawn are the uint8 pictures."""
     shown_rows, top = chosen_rows(model, spec, options)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [_filters(model, folder)]

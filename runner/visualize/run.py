@@ -10,7 +10,7 @@ from mlflow.entities import Run
 from omegaconf import DictConfig
 
 import builders  # noqa: F401  (registers the LRN layer, which saved AlexNet, ZFNet and GoogLeNet models use)
-from runner import data
+from runner.data.splits import load
 from runner.training.model_report import model_spec
 from runner.bounds import check_bounds
 from runner.schema import VisualizeConfig
@@ -42,7 +42,7 @@ def visualize_run(client: mlflow.MlflowClient, cfg: DictConfig, folder: pathlib.
     spec, options = model_spec(train_cfg), Options.of(cfg)
     chosen_rows(model, spec, options)  # a wrong row name fails now, not after the data's file check
     train_cfg.data.cache = False  # one pass over the validation images
-    splits = data.load(train_cfg)
+    splits = load(train_cfg)
     batches = splits.val.unbatch().batch(cfg.batch_size)  # training's batch can be large for a forward pass
     paths, notes = visualize(model, spec, batches, splits.class_names, splits.normalise, options, folder)
     log_figures(client, run.info.run_id, paths)

@@ -4,7 +4,7 @@ its bound, a name no table holds, or keys that contradict each other."""
 from omegaconf import DictConfig, OmegaConf
 
 from runner.bounds import check_bounds
-from runner.data import SOURCES
+from runner.data.splits import SOURCES
 from runner.data.augment import CROPS
 from runner.errors import UserError
 from runner.schema import TEN_CROP_OBJECTIVES, Config

@@ -1,0 +1,79 @@
+"""The splits of a config: its source's examples, cropped, batched and ready for the steps."""
+
+import dataclasses
+from typing import Callable, Optional
+
+import tensorflow as tf
+from omegaconf import DictConfig
+
+from runner.bounds import Choices
+from runner.data import augment, cache_files, digits, folders, imagenette, pipeline, synthetic
+from runner.data import source as source_module
+from runner.errors import UserError
+
+SOURCES = Choices("data.name", "dataset", {
+    "digits": digits.from_config,
+    "imagenette": imagenette.from_config,
+    "imagenet": folders.from_config,
+    "folder": folders.from_config,
+    "synthetic": synthetic.from_config,
+})
+
+
+@dataclasses.dataclass
+class Splits:
+    # (images uint8 [B, H, W, C], labels int32 [B]); one epoch per iteration, reshuffled each time,
+    # only full batches.
+    train: tf.data.Dataset
+    val: tf.data.Dataset  # centre crops, every example once, the last batch possibly smaller
+    val_ten_crop: tf.data.Dataset | None  # eval.ten_crop: (images [B, 10, H, W, C], labels [B])
+    class_names: list[str]
+    train_examples: int  # in this worker's shard under multi_worker, as val_examples
+    val_examples: int
+    steps_per_epoch: int  # full batches an epoch holds (under multi_worker: on every worker)
+    skipped_files: dict[str, str]  # {file: why it cannot be decoded}, left out of both splits
+    normalise: Callable[[tf.Tensor], tf.Tensor]  # uint8 images -> what the model takes (data.mean, data.std)
+
+
+def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None) -> Splits:
+    """The splits of cfg.data, shaped for cfg.model.input_shape, in batches of cfg.trainer.batch_size
+    (global), augmented by cfg.augment and evaluated as cfg.eval says. With a `shard` (multi_worker),
+    this worker's share of both splits, in batches of shard.batch_size (per replica)."""
+    augment.check_ratio("augment.resize_ratio", cfg.augment.resize_ratio)
+    augment.check_ratio("eval.resize_ratio", cfg.eval.resize_ratio)
+    height, width, channels = cfg.model.input_shape
+    size, batch_size = (height, width), cfg.trainer.batch_size
+    source = SOURCES.of(cfg.data.name)(cfg)
+    steps_per_epoch = source.train.count // batch_size
+    if shard:
+        # The smallest shard decides: every worker must run every step (its collectives wait for all).
+        steps_per_epoch = (source.train.count // shard.count) // (shard.batch_size * shard.replicas)
+        source = dataclasses.replace(source, train=source_module.sharded(source.train, shard),
+                                     val=source_module.sharded(source.val, shard))
+        batch_size = shard.batch_size
+    if source.train.count < batch_size:
+        raise UserError(f"data has {source.train.count} training images, "
+                        f"fewer than trainer.batch_size={batch_size}")
+    normalise = pipeline.normaliser(cfg.data.mean, cfg.data.std, channels)
+    cache = cfg.data.cache
+    folder = cache_files.cache_folder(cfg.data.cache_dir) if cache else None
+    train = pipeline.training(
+        source.train, augment.training(cfg.augment, size), batch_size=batch_size, seed=cfg.trainer.seed,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        cache_view=augment.resized(size, cfg.augment.resize_ratio) if cache else None,
+        cache_file=cache_files.cache_file(folder, "train"))
+    # One cache serves the centre crops and the ten crops.
+    val = (pipeline.cached(source.val, augment.resized(size, cfg.eval.resize_ratio),
+                           filename=cache_files.cache_file(folder, "val")) if cache else source.val)
+    return Splits(
+        train=train,
+        val=pipeline.evaluation(val, augment.centre_crop(size, cfg.eval.resize_ratio), batch_size=batch_size),
+        val_ten_crop=(pipeline.evaluation(val, augment.ten_crop(size, cfg.eval.resize_ratio), batch_size=batch_size)
+                      if cfg.eval.ten_crop else None),
+        class_names=source.class_names,
+        train_examples=source.train.count,
+        val_examples=source.val.count,
+        steps_per_epoch=steps_per_epoch,
+        skipped_files=source.skipped,
+        normalise=normalise,
+    )
