@@ -31,7 +31,8 @@ class Result:
 
 def run_app(app: str, *args: str, cwd: Optional[pathlib.Path] = None, env: Optional[dict] = None) -> Result:
     """`python -m <app> <args>` (app: runner, runner.bench, runner.compare, ...) in this process, in
-    `cwd`, with `env` added to the environment; both are restored afterwards."""
+    `cwd`, with `env` set in the environment (a None value unsets the variable); both are restored
+    afterwards."""
     main = importlib.import_module(f"{app}.__main__").main
     # Hydra's logging set-up closes every handler there is, and absl's closes its stream unless that
     # is the process's own: pytest's capture would be closed under it.
@@ -62,7 +63,11 @@ def _forget_hydra() -> None:
 @contextlib.contextmanager
 def _environment(values: dict):
     saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield
     finally:

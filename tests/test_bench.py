@@ -4,15 +4,13 @@ Figures are checked for being there and positive, never against the targets: tim
 bench's job, not the tests'."""
 
 import json
-import os
 import pathlib
-import subprocess
-import sys
 
 import hydra
 import mlflow
 import pytest
 
+from apps import Result, run_app
 from image_folders import make_image_folder
 from runner.bench.figures import FIGURES, RATIOS, STAGES, Stage, median_round
 
@@ -22,18 +20,11 @@ SMALL = ("trainer.batch_size=8", "bench.warmup_batches=1", "bench.batches=4", "b
          "bench.step_batches=2", "bench.memory_batches=1", "bench.fit_steps=2")
 
 
-@pytest.fixture(autouse=True)
-def fresh_keras_session():
-    """Overrides conftest's: the benches run in subprocesses; nothing here builds a model."""
-    yield
-
-
-def bench(tmp_path: pathlib.Path, *overrides: str) -> tuple[subprocess.CompletedProcess, pathlib.Path]:
+def bench(tmp_path: pathlib.Path, *overrides: str) -> tuple[Result, pathlib.Path]:
     """The command in tmp_path (its outputs/ there), without the caller's MLFLOW_TRACKING_URI."""
-    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     output = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "runner.bench", f"bench.output={output}", *overrides],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    done = run_app("runner.bench", f"bench.output={output}", *overrides, cwd=tmp_path,
+                   env={"MLFLOW_TRACKING_URI": None})
     return done, output
 
 

@@ -2,10 +2,7 @@
 
 import csv
 import io
-import os
 import pathlib
-import subprocess
-import sys
 import time
 import types
 
@@ -14,6 +11,7 @@ import mlflow
 import pytest
 from mlflow.entities import Metric, Param
 
+from apps import Result, run_app
 from runner.compare import select
 from runner.compare.report import compare_sweep
 from runner.compare.select import find_sweep
@@ -290,10 +288,9 @@ def test_a_sweep_without_children_still_writes_its_comparison(store, tmp_path):
 # the command
 
 
-def _compare(store_uri: str, run_dir: pathlib.Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": store_uri}
-    return subprocess.run([sys.executable, "-m", "runner.compare", f"hydra.run.dir={run_dir}", *overrides],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+def _compare(store_uri: str, run_dir: pathlib.Path, *overrides: str) -> Result:
+    return run_app("runner.compare", f"hydra.run.dir={run_dir}", *overrides, cwd=REPO,
+                   env={"MLFLOW_TRACKING_URI": store_uri})
 
 
 def test_the_command_prints_the_table_and_writes_the_files(store, tmp_path):

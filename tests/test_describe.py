@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from apps import run_app
 from conftest import REPO, compose, zoo_report
 from runner.training.model_report import describe, render
 
@@ -14,8 +15,7 @@ ROW_KEYS = {"name", "type", "output_shape", "params", "macs"}
 
 
 def run_describe(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "runner.describe", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+    return run_app("runner.describe", *args, cwd=cwd)
 
 
 def test_table_shows_the_size_rule_and_totals():

@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import CONF, compose
-from runner.training import resume
+from apps import run_app
+from conftest import compose
+from runner.training import loop, resume
 from runner.errors import UserError
 
 # LeNet on digits, a few short epochs; XLA off: compiling costs more than these steps.
@@ -33,6 +34,12 @@ def run(tmp_path, name, *overrides):
     """Runs in tmp_path: the resume points go to tmp_path/outputs/resume."""
     return subprocess.run(command(tmp_path, name, *overrides), cwd=tmp_path, env=environment(tmp_path),
                           capture_output=True, text=True, timeout=600)
+
+
+def run_here(tmp_path, name, *overrides):
+    """The same command in this process, in tmp_path."""
+    return run_app("runner", *command(tmp_path, name, *overrides)[3:], cwd=tmp_path,
+                   env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
 
 
 def interrupt_after_epoch(tmp_path, epoch, signum, *overrides):
@@ -134,7 +141,7 @@ def test_resume_false_forgets_the_resume_point(tmp_path, monkeypatch):
 
 
 def test_a_diverging_loss_stops_at_once_and_fails_the_run_with_where(tmp_path):
-    result = run(tmp_path, "diverged", "optimizer.lr=1e30", "schedule=constant")
+    result = run_here(tmp_path, "diverged", "optimizer.lr=1e30", "schedule=constant")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "error: the training loss became" in result.stderr and "at epoch 1, step" in result.stderr
     client, [failed] = runs(tmp_path)
@@ -143,15 +150,13 @@ def test_a_diverging_loss_stops_at_once_and_fails_the_run_with_where(tmp_path):
     assert epochs_logged(client, failed.info.run_id) == [], "it stopped inside the first epoch"
 
 
-def test_an_exception_inside_training_fails_the_run_with_its_reason(tmp_path):
-    crashing = ("import sys; from runner.training import loop as trainer; from runner.__main__ import main\n"
-                "def crash(*args, **kwargs): raise RuntimeError('disk full')\n"
-                "trainer.evaluate = crash\n"
-                "sys.argv = ['runner', *sys.argv[1:]]; main()")
-    result = subprocess.run([sys.executable, "-c", crashing, "--config-path", str(CONF),
-                             *command(tmp_path, "crashed")[3:]], cwd=tmp_path,
-                            env=environment(tmp_path), capture_output=True, text=True, timeout=600)
-    assert result.returncode != 0
+def test_an_exception_inside_training_fails_the_run_with_its_reason(tmp_path, monkeypatch):
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(loop, "evaluate", crash)
+    result = run_here(tmp_path, "crashed")
+    assert result.returncode == 1 and "RuntimeError: disk full" in result.stderr  # Hydra reports it
     _, [failed] = runs(tmp_path)
     assert failed.info.status == "FAILED" and failed.data.tags["failure_reason"] == "RuntimeError: disk full"
 

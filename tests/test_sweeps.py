@@ -3,12 +3,16 @@
 import os
 import subprocess
 import sys
+import gc
 import textwrap
 import types
+import weakref
 
 import mlflow
 import pytest
 
+import builders
+from apps import run_app
 from conftest import CONF, REPO, compose
 from runner import sweep
 from sweeps import (
@@ -23,33 +27,21 @@ from sweeps import (
 )
 
 
-# `python -m runner -m ...` as it is, with every model it builds watched through a weak reference.
-WATCHED_RUNNER = textwrap.dedent("""
-    import gc, sys, weakref
-    import builders
-    from runner.__main__ import main
-
+@pytest.mark.slow
+def test_basic_launcher_sweep_is_one_parent_with_a_child_per_job_and_a_comparison(tmp_path, monkeypatch):
+    # Every model the sweep builds, watched through a weak reference: jobs sharing a process must free them.
     built_models, build = [], builders.build
+
     def watched_build(spec):
         built = build(spec)
         built_models.append(weakref.ref(built.model))
         return built
-    builders.build = watched_build
-    sys.argv = ["runner", "--config-path", sys.argv[1], *sys.argv[2:]]
-    main()
-    gc.collect()
-    print("models alive after the sweep:", sum(model() is not None for model in built_models))
-""")
 
-
-@pytest.mark.slow
-def test_basic_launcher_sweep_is_one_parent_with_a_child_per_job_and_a_comparison(tmp_path):
-    result = subprocess.run([sys.executable, "-c", WATCHED_RUNNER, str(CONF), "-m", f"hydra.sweep.dir={tmp_path}/sweep",
-                             "optimizer.lr=0.01,0.05", *QUICK],
-                            cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": store(tmp_path)},
-                            capture_output=True, text=True, timeout=900)
+    monkeypatch.setattr(builders, "build", watched_build)
+    result = run_sweep(tmp_path, "optimizer.lr=0.01,0.05", *QUICK)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "models alive after the sweep: 0" in result.stdout, "jobs sharing a process must free their models"
+    gc.collect()
+    assert len(built_models) == 2 and not [model for model in built_models if model() is not None]
     client, parent, children = sweep_runs(tmp_path)
     assert parent.info.status == "FINISHED"
     assert len(children) == 2
@@ -61,9 +53,8 @@ def test_basic_launcher_sweep_is_one_parent_with_a_child_per_job_and_a_compariso
     assert COMPARISON <= artifacts(client, parent.info.run_id)
     assert COMPARISON <= {path.name for path in (tmp_path / "sweep").iterdir()}
 
-    compare = subprocess.run([sys.executable, "-m", "runner.compare", f"hydra.run.dir={tmp_path}/compare"],
-                             cwd=REPO, env={**os.environ, "MLFLOW_TRACKING_URI": store(tmp_path)},
-                             capture_output=True, text=True, timeout=300)
+    compare = run_app("runner.compare", f"hydra.run.dir={tmp_path}/compare", cwd=REPO,
+                      env={"MLFLOW_TRACKING_URI": store(tmp_path)})
     assert compare.returncode == 0, compare.stderr[-3000:]
     assert all(child.info.run_id in compare.stdout for child in children)
 

@@ -1,7 +1,6 @@
 """A team's shared tracking server: a real `mlflow server` process, a training job logging to it
 over HTTP, the run read back through the server."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import urllib.request
 import mlflow
 import pytest
 
+from apps import run_app
 from conftest import REPO
 
 
@@ -47,11 +47,9 @@ def server(tmp_path):
 
 @pytest.mark.slow
 def test_a_training_job_logs_to_a_tracking_server_over_http(server, tmp_path):
-    environment = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
-    result = subprocess.run(
-        [sys.executable, "-m", "runner", f"tracking.uri={server}", f"hydra.run.dir={tmp_path}/run",
-         "trainer.epochs=1", "trainer.steps_per_epoch=3", "trainer.jit_compile=false"],
-        cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)
+    result = run_app("runner", f"tracking.uri={server}", f"hydra.run.dir={tmp_path}/run", "trainer.epochs=1",
+                     "trainer.steps_per_epoch=3", "trainer.jit_compile=false", cwd=REPO,
+                     env={"MLFLOW_TRACKING_URI": None})
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(server)
     [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])
