@@ -22,7 +22,6 @@ from builders.errors import SpecError
 from builders.rows import Application, AppliedRow
 
 
-
 def repeated(name: str, number: int) -> str:
     """The name of application `number` (from 1) of a row `name` with `repeat` > 1."""
     return f"{name}_block{number}"

@@ -2,6 +2,7 @@
 
 import logging
 import pathlib
+import signal
 import sys
 
 import hydra
@@ -11,8 +12,6 @@ from runner import schema
 from runner.errors import reported_as_one_line
 
 schema.register()
-
-SIGINT_EXIT_CODE = 130  # 128 + SIGINT, as a shell reports a process that Ctrl-C ended
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -30,10 +29,11 @@ def main(cfg: DictConfig) -> float:
     with reported_as_one_line():
         try:
             return train(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
-        except KeyboardInterrupt as stop:  # Ctrl-C, or a stop that runner/training/stops.py raised (SIGTERM)
-            name, code = (stop.signal.name, stop.exit_code) if isinstance(stop, Stopped) else ("SIGINT", SIGINT_EXIT_CODE)
-            print(f"stopped by {name}; the same command resumes from the last completed epoch", file=sys.stderr)
-            sys.exit(code)
+        except KeyboardInterrupt as interrupt:  # a stop runner/training/stops.py raised, or a plain Ctrl-C
+            stop = interrupt if isinstance(interrupt, Stopped) else Stopped(signal.SIGINT)
+            print(f"stopped by {stop.signal.name}; the same command resumes from the last completed epoch",
+                  file=sys.stderr)
+            sys.exit(stop.exit_code)
         finally:
             keras.backend.clear_session()  # a basic-launcher multirun runs its jobs in this process
 

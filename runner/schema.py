@@ -34,7 +34,7 @@ class ModelConfig:
 
 @dataclasses.dataclass
 class DataConfig:
-    name: str = MISSING  # digits, imagenette, imagenet, folder, synthetic: runner/data/__init__.py SOURCES
+    name: str = MISSING  # digits, imagenette, imagenet, folder, synthetic: runner/data/splits.py SOURCES
     num_classes: int = at_least(1, MISSING)
     root: Optional[str] = None  # where the dataset lives on disk (folder layouts, imagenette)
     variant: Optional[str] = None  # imagenette: full, 320 or 160 (pixels of the shorter side)
@@ -143,7 +143,7 @@ class DescribeConfig:
     output: Optional[str] = None  # write the report here instead of printing it
 
 
-class Objective(enum.Enum):
+class SweepMetric(enum.Enum):
     """What a sweep may optimise: the metrics a run logs when it ends (the final evaluation's, and the
     last epoch's validation figures)."""
     eval_top1 = "eval_top1"
@@ -155,7 +155,7 @@ class Objective(enum.Enum):
     val_loss = "val_loss"
 
 
-TEN_CROP_OBJECTIVES = (Objective.eval_top1_10crop, Objective.eval_top5_10crop)
+TEN_CROP_METRICS = (SweepMetric.eval_top1_10crop, SweepMetric.eval_top5_10crop)
 
 
 class Direction(enum.Enum):
@@ -167,7 +167,7 @@ class Direction(enum.Enum):
 class SweepConfig:
     # The metric `python -m runner` returns: what a sweeper optimises (Optuna's direction is this one),
     # what the sweep's parent run records its best child by, and the comparison's order.
-    objective: Objective = Objective.eval_top1
+    objective: SweepMetric = SweepMetric.eval_top1
     direction: Direction = Direction.maximize
 
 

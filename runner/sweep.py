@@ -24,9 +24,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.schema import Direction
 from runner.tracking.redact import redacted
-from runner.training.stops import Trap, interrupt
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep_parent import PARENT_RUN_ENV
+from runner.training.stops import Trap, interrupt
 
 
 class SweepRun(Callback):

@@ -19,7 +19,7 @@ from absl import logging as absl_logging
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
-CONF = pathlib.Path(__file__).resolve().parents[1] / "conf"
+from helpers import CONF
 
 
 @dataclasses.dataclass

@@ -1,23 +1,12 @@
-"""Shared helpers: compose the real Hydra config and build models from it."""
+"""The test process's set-up: a private cache, two CPU devices, a fresh Keras session per test.
+Shared helpers are modules of their own (helpers.py, apps.py, image_folders.py, sweeps.py)."""
 
-import functools
 import os
-import pathlib
 import tempfile
 
-import hydra
 import keras
 import pytest
 import tensorflow as tf
-
-from runner import schema
-from runner.training.model_report import describe
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-CONF = REPO / "conf"
-MODEL_NAMES = sorted(path.stem for path in (CONF / "model").glob("*.yaml"))
-
-schema.register()
 
 # Downloads and file checks go to a cache of this session, not the user's (subprocesses inherit it).
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="classic-cnns-test-cache-")
@@ -27,25 +16,6 @@ os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="classic-cnns-test-cache-
 CPU_REPLICAS = 2
 tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
                                            [tf.config.LogicalDeviceConfiguration()] * CPU_REPLICAS)
-
-
-def compose(*overrides: str):
-    with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
-        return hydra.compose("config", overrides=list(overrides))
-
-
-@functools.lru_cache(maxsize=None)
-def zoo_report(model: str, data: str = "imagenet", *overrides: str):
-    """The report of a zoo model (cached: the 224 VGGs take seconds to build)."""
-    result = describe(compose(f"model={model}", f"data={data}", *overrides))
-    keras.backend.clear_session()
-    return result
-
-
-def row(report, name: str):
-    matches = [layer for layer in report.layers if layer.name == name]
-    assert matches, f"{report.model} has no row {name!r}"
-    return matches[0]
 
 
 @pytest.fixture(autouse=True)

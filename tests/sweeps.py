@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from apps import run_app
-from conftest import REPO
+from helpers import REPO
 
 # LeNet on digits; XLA off: compiling costs more than these few steps.
 QUICK = ["trainer.epochs=1", "trainer.steps_per_epoch=4", "trainer.jit_compile=false"]

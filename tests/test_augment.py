@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import compose
+from helpers import compose
 from runner.data import augment, pixels
 from runner.errors import UserError
 

@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 import pytest
 
-from conftest import CONF, compose
+from helpers import CONF, compose
 from runner.training import resume
 from runner.errors import UserError
 from runner.training.strategy import make_strategy

@@ -22,7 +22,7 @@ import mlflow
 import pytest
 import yaml
 
-from conftest import CONF, REPO, compose
+from helpers import CONF, REPO, compose
 from runner import schema
 from runner.bounds import check_bounds
 from runner.training.checks import check_trainer

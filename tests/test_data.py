@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import compose
+from helpers import compose
 from image_folders import CLASS_COLOURS, make_image_folder
 from runner.data import augment, digits, download, imagenette, pipeline, pixels, source, synthetic
 from runner.data.splits import load

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from apps import run_app
-from conftest import REPO, compose, zoo_report
+from helpers import REPO, compose, zoo_report
 from runner.training.model_report import describe, render
 
 JSON_KEYS = {"model", "input_shape", "total_params", "trainable_params", "macs", "layers"}

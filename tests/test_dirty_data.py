@@ -4,7 +4,7 @@ class left with nothing is an error naming its folder."""
 import numpy as np
 import pytest
 
-from conftest import compose
+from helpers import compose
 from image_folders import CLASS_COLOURS, dirty_files, make_image_folder
 from runner.data import unreadable
 from runner.data.splits import load

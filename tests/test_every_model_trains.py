@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from conftest import MODEL_NAMES, compose
+from helpers import MODEL_NAMES, compose
 from runner.training import loop
 from runner.training.session import prepare
 
@@ -23,7 +23,7 @@ DEEP = {"resnet101", "resnet152"}
 @pytest.mark.slow
 @pytest.mark.parametrize("model", [pytest.param(name, marks=pytest.mark.deep) if name in DEEP else name
                                    for name in MODEL_NAMES])
-def test_model_trains_for_a_step(model, tmp_path):
+def test_model_trains_for_a_step(model):
     size = REDUCED_SIZE.get(model, 64)
     channels = compose(f"model={model}").model.input_shape[2]
     cfg = compose(f"model={model}", "data=synthetic", f"model.input_shape=[{size},{size},{channels}]",

@@ -6,7 +6,7 @@ layer must follow from the layer's name alone, and be exactly what the builder m
 
 import keras
 import pytest
-from conftest import CONF, MODEL_NAMES
+from helpers import CONF, MODEL_NAMES
 from omegaconf import OmegaConf
 
 import builders

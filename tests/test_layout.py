@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from helpers import REPO
 
 # Each package's floor; a module may import only from its own floor or below. The apps (the
 # commands and the sweep's callback) sit on top of the run's library, which sits on data, tracking

@@ -8,7 +8,7 @@ alexnet_v2 conv5 163, pool5 195; vgg_16 pool5 212; resnet_v1_50 block1..4 35, 99
 
 import keras
 import pytest
-from conftest import row, zoo_report
+from helpers import row, zoo_report
 
 import builders
 from builders.report import report

@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 from apps import run_app
-from conftest import compose
+from helpers import compose
 from runner.training import loop, resume
+from runner.training.strategy import Worker
 from runner.errors import UserError
 
 # LeNet on digits, a few short epochs; XLA off: compiling costs more than these steps.
@@ -129,13 +130,13 @@ def test_resume_false_forgets_the_resume_point(tmp_path, monkeypatch):
     directory.mkdir(parents=True)
     (directory / resume.STATE_FILE).write_text(json.dumps(
         {"run_id": "abc", "epoch": 1, "history": {}, "checkpoint": "checkpoints/ckpt-1"}))
-    default = tf.distribute.get_strategy()
-    resumed = resume.locate(compose("trainer.resume=true"), default, tmp_path / "new")
+    default, chief = tf.distribute.get_strategy(), Worker()
+    resumed = resume.locate(compose("trainer.resume=true"), default, chief, tmp_path / "new")
     assert (resumed.run_id, resumed.epoch, resumed.run_dir) == ("abc", 1, tmp_path / "new")
     with pytest.raises(UserError, match="trainer.resume_run=other"):
-        resume.locate(compose("trainer.resume_run=other"), default, tmp_path / "new")
-    assert resume.locate(compose("trainer.resume_run=abc"), default, tmp_path / "new").run_id == "abc"
-    fresh = resume.locate(compose("trainer.resume=false"), default, tmp_path / "new")
+        resume.locate(compose("trainer.resume_run=other"), default, chief, tmp_path / "new")
+    assert resume.locate(compose("trainer.resume_run=abc"), default, chief, tmp_path / "new").run_id == "abc"
+    fresh = resume.locate(compose("trainer.resume=false"), default, chief, tmp_path / "new")
     assert (fresh.resumed, fresh.epoch, fresh.directory, fresh.run_dir) == (False, 0, directory, tmp_path / "new")
     assert not directory.exists()
 
@@ -172,9 +173,9 @@ def counters(callbacks):
     return [{name: getattr(callback, name) for name in resume.COUNTERS[type(callback)]} for callback in callbacks]
 
 
-def training(tmp_path, model, optimizer, start, callbacks):
+def training(model, optimizer, start, callbacks, run_id="run"):
     """What the loop does with its hooks at the start of training: reset the callbacks, then restore them."""
-    point = resume.ResumePoint(start, model, optimizer, "run")
+    point = resume.ResumePoint(start, model, optimizer, run_id)
     listed = keras.callbacks.CallbackList(callbacks, model=model)
     model.stop_training = False
     listed.on_train_begin()
@@ -199,11 +200,11 @@ def test_early_stopping_plateau_and_best_checkpoint_counters_survive_a_resume(tm
     epochs = [{"val_top1": 0.5, "val_loss": 1.0}, {"val_top1": 0.7, "val_loss": 1.1},
               {"val_top1": 0.6, "val_loss": 1.2}, {"val_top1": 0.6, "val_loss": 1.3}]
     original = stateful_callbacks(tmp_path)
-    listed, point = training(tmp_path, model, optimizer, new, original)
+    listed, point = training(model, optimizer, new, original)
     for epoch, logs in enumerate(epochs[:3]):
         end_epoch(listed, point, original, model, epoch, logs)
     resumed = stateful_callbacks(tmp_path)
-    training(tmp_path, model, optimizer, resume.read(tmp_path / "resume"), resumed)
+    training(model, optimizer, resume.read(tmp_path / "resume"), resumed)
     assert counters(resumed) == counters(original)
     assert counters(resumed)[1]["wait"] == 1 and counters(resumed)[2]["wait"] == 0  # plateau: reduced at 2
     # The next epoch does in the resumed run what it would have done in the original one.
@@ -219,11 +220,14 @@ def test_a_run_that_early_stopping_ended_stays_ended_when_resumed(tmp_path):
     optimizer = keras.optimizers.SGD(0.1)
     optimizer.build(model.trainable_variables)
     stopper = keras.callbacks.EarlyStopping(monitor="val_top1", mode="max", patience=1)
-    listed, point = training(tmp_path, model, optimizer, resume.Start(run_dir=tmp_path, directory=tmp_path / "resume"),
-                             [stopper])
+    # As on a non-chief worker of a multi-worker run, which records no MLflow run: it resumes all the same.
+    listed, point = training(model, optimizer, resume.Start(run_dir=tmp_path, directory=tmp_path / "resume"),
+                             [stopper], run_id=None)
     for epoch, top1 in enumerate([0.5, 0.4]):
         end_epoch(listed, point, [stopper], model, epoch, {"val_top1": top1})
     assert model.stop_training
     again = keras.callbacks.EarlyStopping(monitor="val_top1", mode="max", patience=1)
-    training(tmp_path, model, optimizer, resume.read(tmp_path / "resume"), [again])
+    saved = resume.read(tmp_path / "resume")
+    assert saved.resumed and saved.run_id is None
+    training(model, optimizer, saved, [again], run_id=None)
     assert model.stop_training, "the resumed run would train past its early stop"

@@ -13,7 +13,7 @@ import pytest
 
 import builders
 from apps import run_app
-from conftest import CONF, REPO, compose
+from helpers import CONF, REPO, compose
 from runner import sweep
 from sweeps import (
     COMPARISON,

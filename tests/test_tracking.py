@@ -13,8 +13,8 @@ import pytest
 from hydra.core.hydra_config import HydraConfig
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from conftest import CONF, compose
-from runner.tracking import run as tracking
+from helpers import CONF, compose
+from runner.tracking.run import Run
 from runner.tracking.store import store_uri
 from runner.errors import UserError
 from runner.training.stops import DeferredStops, Stopped, Trap, interrupt, stop_if_requested
@@ -56,7 +56,7 @@ def test_store_uri_precedence_env_then_config_then_outputs(tmp_path, monkeypatch
 
 def test_default_store_keeps_artifacts_under_outputs(project_dir, client, monkeypatch):
     monkeypatch.chdir(project_dir)
-    with tracking.Run(compose()) as run:
+    with Run(compose()) as run:
         pass
     artifact_uri = client.get_run(run.run_id).info.artifact_uri  # the client reads the store under outputs/
     assert artifact_uri.startswith((project_dir / "outputs" / "mlartifacts").as_uri())
@@ -65,7 +65,7 @@ def test_default_store_keeps_artifacts_under_outputs(project_dir, client, monkey
 
 def test_a_run_leaves_the_tracking_uri_variable_as_it_found_it(store, monkeypatch):
     """MLflow exports the URI it is given; left set, it would outrank the next job's tracking.uri."""
-    with tracking.Run(compose(f"tracking.uri={store}")):
+    with Run(compose(f"tracking.uri={store}")):
         pass
     assert "MLFLOW_TRACKING_URI" not in os.environ
 
@@ -76,7 +76,7 @@ def test_run_records_config_tags_metrics_and_artifacts(store, client, tmp_path):
     history = {"loss": [1.2, 0.8, 0.5], "top1": [0.3, 0.6, 0.8], "val_loss": [1.3, 0.9, 0.7], "val_top1": [0.2, 0.5, 0.7]}
     cfg = compose("model=resnet18", "model.input_shape=[64,64,3]", "optimizer.lr=0.125", "trainer.strategy=mirrored",
                   f"tracking.uri={store}")
-    with tracking.Run(cfg) as run:
+    with Run(cfg) as run:
         run.log_params({"replicas": 2, "note": "x" * (MAX_PARAM_VAL_LENGTH + 10)})
         for epoch in range(3):
             run.log_metrics({"loss": history["loss"][epoch], "top5": None}, step=epoch)
@@ -119,7 +119,7 @@ def test_run_records_config_tags_metrics_and_artifacts(store, client, tmp_path):
 
 
 def test_experiment_and_run_name_come_from_the_config(store, client):
-    with tracking.Run(compose(f"tracking.uri={store}", "tracking.experiment=ablation", "tracking.run_name=first")) as run:
+    with Run(compose(f"tracking.uri={store}", "tracking.experiment=ablation", "tracking.run_name=first")) as run:
         pass
     recorded = client.get_run(run.run_id)
     assert recorded.info.run_name == "first"
@@ -129,7 +129,7 @@ def test_experiment_and_run_name_come_from_the_config(store, client):
 def test_a_deleted_experiment_is_a_user_error(store, client):
     client.delete_experiment(client.create_experiment("deleted"))
     with pytest.raises(UserError, match="experiments restore"):
-        with tracking.Run(compose(f"tracking.uri={store}", "tracking.experiment=deleted")):
+        with Run(compose(f"tracking.uri={store}", "tracking.experiment=deleted")):
             pass
 
 
@@ -145,7 +145,7 @@ def test_a_deleted_experiment_is_a_user_error(store, client):
 )
 def test_run_ends_with_a_status_and_never_swallows_the_error(store, client, error, status, failure_reason):
     with pytest.raises(type(error)) if error else contextlib.nullcontext():
-        with tracking.Run(compose(f"tracking.uri={store}")) as run:
+        with Run(compose(f"tracking.uri={store}")) as run:
             if error:
                 raise error
     recorded = client.get_run(run.run_id)
@@ -161,7 +161,7 @@ def test_a_stop_signal_ends_the_run_killed_at_the_next_check_and_restores_the_ha
     previous = signal.signal(signum, lambda number, frame: caught.append(number))
     try:
         with pytest.raises(Stopped) as stopped:
-            with DeferredStops(), tracking.Run(compose(f"tracking.uri={store}")) as run:  # as train() holds them
+            with DeferredStops(), Run(compose(f"tracking.uri={store}")) as run:  # as train() holds them
                 signal.raise_signal(signum)  # noted, not raised mid-library
                 stop_if_requested()  # where the epoch loop checks, after every step
         assert (stopped.value.signal, stopped.value.exit_code) == (signum, 128 + signum)
@@ -190,7 +190,7 @@ def test_a_sweep_between_jobs_turns_sigterm_into_keyboard_interrupt_and_restores
 
 def test_a_second_ctrl_c_stops_at_once(store, client):
     with pytest.raises(Stopped):
-        with DeferredStops(), tracking.Run(compose(f"tracking.uri={store}")) as run:
+        with DeferredStops(), Run(compose(f"tracking.uri={store}")) as run:
             signal.raise_signal(signal.SIGINT)
             signal.raise_signal(signal.SIGINT)  # raises here, before any check
             pytest.fail("the second Ctrl-C waited for a step boundary")
@@ -200,7 +200,7 @@ def test_a_second_ctrl_c_stops_at_once(store, client):
 def test_the_recorder_hook_logs_an_epochs_numbers_at_its_step(store, client):
     epochs = [{"loss": 1.5, "val_top1": 0.25, "lr": 0.1, "learning_rate": 0.01, "stopped": True},
               {"loss": 1.25, "val_top1": 0.5, "lr": 0.01, "learning_rate": 0.001, "stopped": False}]
-    with tracking.Run(compose(f"tracking.uri={store}")) as run:
+    with Run(compose(f"tracking.uri={store}")) as run:
         for epoch, logs in enumerate(epochs):
             run.log_epoch(epoch, logs)
     for name in ("loss", "val_top1", "lr"):
@@ -216,7 +216,7 @@ def test_hydra_overrides_become_tags(store, client):
         hydra_cfg = hydra.compose("config", overrides=["optimizer.lr=0.1"], return_hydra_config=True)
     HydraConfig.instance().set_config(hydra_cfg)
     try:
-        with tracking.Run(compose("optimizer.lr=0.1", f"tracking.uri={store}")) as run:
+        with Run(compose("optimizer.lr=0.1", f"tracking.uri={store}")) as run:
             pass
     finally:
         HydraConfig.instance().cfg = None
@@ -224,6 +224,6 @@ def test_hydra_overrides_become_tags(store, client):
 
 
 def test_ui_command_names_the_store(store, monkeypatch):
-    assert tracking.Run(compose(f"tracking.uri={store}")).ui_command() == f"mlflow ui --backend-store-uri {store}"
+    assert Run(compose(f"tracking.uri={store}")).ui_command() == f"mlflow ui --backend-store-uri {store}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
-    assert "http://tracking.example:5000" in tracking.Run(compose()).ui_command()
+    assert "http://tracking.example:5000" in Run(compose()).ui_command()

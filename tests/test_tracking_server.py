@@ -11,7 +11,7 @@ import mlflow
 import pytest
 
 from apps import run_app
-from conftest import REPO
+from helpers import REPO
 
 
 def free_port() -> int:

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from apps import run_app
-from conftest import REPO, compose
+from helpers import REPO, compose
 from image_folders import CLASS_COLOURS, IMAGENETTE_WNIDS, dirty_files, make_image_folder
 from runner.training.strategy import cpu_has_bfloat16
 

@@ -7,7 +7,7 @@ import keras
 import pytest
 import tensorflow as tf
 
-from conftest import compose
+from helpers import compose
 from runner.training import loop, strategy
 from runner.training.callbacks import standard_callbacks
 from runner.training.session import prepare
@@ -88,7 +88,7 @@ def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
 
 
 @pytest.mark.parametrize("per_call, where", [(1, "at epoch 1, step 3:"), (2, "at epoch 1, steps 3-4:")])
-def test_a_nan_loss_stops_training_at_the_step_it_appears(tmp_path, per_call, where):
+def test_a_nan_loss_stops_training_at_the_step_it_appears(per_call, where):
     cfg = compose(*SMALL, "trainer.epochs=3", f"trainer.steps_per_execution={per_call}", "trainer.jit_compile=false")
     session = prepare(cfg)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import builders
-from conftest import CONF, REPO, compose
+from helpers import CONF, REPO, compose
 from runner.training.model_report import model_spec
 from runner.errors import UserError
 from runner.visualize import figures, guided

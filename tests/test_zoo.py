@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from conftest import MODEL_NAMES, compose, row, zoo_report
+from helpers import MODEL_NAMES, compose, row, zoo_report
 
 # Parameters with a 1000-way head, where a published implementation has the same architecture.
 # torchvision counts parameters() (trainable), so these compare with trainable_params.

@@ -28,8 +28,8 @@ def main(cfg: DictConfig) -> None:
 
     import keras  # TensorFlow's import waits until the config has composed
 
-    from runner.bench.run import run_bench
     from runner.bench.report import table
+    from runner.bench.run import run_bench
 
     try:
         with reported_as_one_line():

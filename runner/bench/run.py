@@ -17,6 +17,7 @@ import datetime
 import gc
 import json
 import pathlib
+import signal
 from typing import Callable, Iterator, Optional
 
 from omegaconf import DictConfig
@@ -26,11 +27,13 @@ from runner.bench.figures import FIGURES, INPUT_STAGES, STAGES, Bench, Stage, me
 from runner.bench.memory import PeakRss
 from runner.bench.report import machine, settings
 from runner.bounds import check_bounds
-from runner.training.checks import check_trainer
 from runner.errors import UserError
 from runner.schema import BenchConfig
 from runner.tracking.run import Run
+from runner.training.checks import check_trainer
 from runner.training.session import prepare
+from runner.training.stops import Trap, interrupt
+
 
 def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib.Path]:
     """Measures every stage of cfg.bench.stages; writes the JSON (and the MLflow run); returns both."""
@@ -104,7 +107,8 @@ def _bench_run(cfg: DictConfig) -> Iterator[Optional[Run]]:
     run_name = cfg.tracking.run_name or f"bench-{cfg.model.name}-{cfg.data.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     named = stages.with_values(cfg, {"tracking.experiment": cfg.tracking.experiment or "bench",
                                      "tracking.run_name": run_name})
-    with Run(named) as run:
+    # SIGTERM raises at once (the input stages have no step boundaries), so the run ends KILLED.
+    with Trap(interrupt, (signal.SIGTERM,)), Run(named) as run:
         run.set_tags({"runner.role": "bench"})
         yield run
 

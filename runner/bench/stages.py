@@ -26,7 +26,7 @@ from runner.data.splits import SOURCES, load
 from runner.tracking.run import Run
 from runner.training import loop
 from runner.training.callbacks import standard_callbacks
-from runner.training.session import Session
+from runner.training.session import Session, epoch_steps
 from runner.training.steps import make_train_steps
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -77,12 +77,12 @@ def _decoded_summary(path):
 
 
 def pipeline(cfg: DictConfig, train: tf.data.Dataset) -> tuple[int, float]:
-    """runner.load(cfg).train with data.cache=false: every epoch reads and decodes again."""
+    """runner.data.splits.load(cfg).train with data.cache=false: every epoch reads and decodes again."""
     return timed_batches(train.repeat(), cfg.bench.warmup_batches, cfg.bench.batches)
 
 
 def cached(cfg: DictConfig, examples: int) -> tuple[int, float]:
-    """runner.load(cfg).train with data.cache=true, after a first epoch has filled the cache."""
+    """runner.data.splits.load(cfg).train with data.cache=true, after a first epoch has filled the cache."""
     expected, available = cache_bytes(cfg, examples), psutil.virtual_memory().available
     if not cfg.data.cache_dir and expected > 0.8 * available:
         raise NotApplicable(f"data.cache would hold about {expected / 2**30:.1f} GiB ({examples} images), "
@@ -145,7 +145,7 @@ def step(cfg: DictConfig, session: Session) -> tuple[int, float]:
     steps per call), fed from a few batches held in memory: the model's own rate on this machine."""
     bench = cfg.bench
     train_steps = make_train_steps(session)
-    per_call = max(1, min(session.resolved.steps_per_execution, session.steps_per_epoch))
+    per_call = session.steps_per_call
     held = _in_memory(session.splits.train, bench.memory_batches)
     iterator = iter(session.strategy.experimental_distribute_dataset(held))
 
@@ -177,13 +177,13 @@ def fit(cfg: DictConfig, session: Session, run: Optional[Run], folder: pathlib.P
     None, a run in a throwaway store under `folder`.
 
     The timed epoch's training loop (fit's own epoch_seconds) plus its share of the end-of-epoch
-    hooks: their time once per real epoch of the configured data (trainer.steps_per_epoch or
+    hooks (Keras's progress bar included, which ends the callbacks): their time once per real epoch of the configured data (trainer.steps_per_epoch or
     the whole split), spread over the steps, so a short bench epoch does not count them more
     often than training does. Validation is left out (one batch is run; it is not training)."""
     fit_cfg = with_values(cfg, {"trainer.epochs": 2, "trainer.steps_per_epoch": cfg.bench.fit_steps})
     splits = load(fit_cfg)
     splits = dataclasses.replace(splits, val=splits.val.take(1), val_ten_crop=None)
-    steps_run = min(splits.steps_per_epoch, cfg.bench.fit_steps)
+    steps_run = epoch_steps(fit_cfg, splits)
     short = dataclasses.replace(session, cfg=fit_cfg, splits=splits, steps_per_epoch=steps_run)
     after_validation, after_hooks = _EpochEndClock(), _EpochEndClock()
     checkpoints = folder / "checkpoints"

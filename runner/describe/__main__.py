@@ -14,8 +14,8 @@ import keras
 from omegaconf import DictConfig
 
 from runner import schema
-from runner.training.model_report import describe, render
 from runner.errors import reported_as_one_line
+from runner.training.model_report import describe, render
 
 schema.register()
 

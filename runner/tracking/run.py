@@ -179,6 +179,5 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message.splitlines()[0]}" if message else type(exc).__name__
 
 
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -4,10 +4,10 @@ its bound, a name no table holds, or keys that contradict each other."""
 from omegaconf import DictConfig, OmegaConf
 
 from runner.bounds import check_bounds
-from runner.data.splits import SOURCES
 from runner.data.augment import CROPS
+from runner.data.splits import SOURCES
 from runner.errors import UserError
-from runner.schema import TEN_CROP_OBJECTIVES, Config
+from runner.schema import TEN_CROP_METRICS, Config
 from runner.training.optim import OPTIMIZERS, SCHEDULES
 
 CHOICES = (SOURCES, CROPS, OPTIMIZERS, SCHEDULES)
@@ -19,7 +19,7 @@ def check_trainer(cfg: DictConfig) -> None:
     for table in CHOICES:
         table.of(OmegaConf.select(cfg, table.key))
     objective = cfg.sweep.objective
-    if objective in TEN_CROP_OBJECTIVES and not cfg.eval.ten_crop:
+    if objective in TEN_CROP_METRICS and not cfg.eval.ten_crop:
         raise UserError(f"sweep.objective={objective.value}: expected eval.ten_crop=true, which logs it")
     if cfg.trainer.resume_run and not cfg.trainer.resume:
         raise UserError(f"trainer.resume_run={cfg.trainer.resume_run}: expected trainer.resume=true "

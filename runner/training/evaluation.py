@@ -54,7 +54,7 @@ def final_evaluation(session, last_epoch: Optional[Evaluation]) -> FinalEvaluati
     return FinalEvaluation(metrics, centre)
 
 
-def objective(cfg, final: FinalEvaluation, trained) -> float:
+def sweep_objective(cfg, final: FinalEvaluation, trained) -> float:
     """sweep.objective: a final metric, or the last epoch's validation figure (val_top1, val_loss)."""
     name = cfg.sweep.objective.value
     return final.metrics[name] if name in final.metrics else trained.history[name][-1]

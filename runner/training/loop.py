@@ -19,7 +19,7 @@ from runner.training import steps
 from runner.training.evaluation import Evaluation, evaluate
 from runner.training.optim import current_learning_rate
 from runner.training.resume import Start
-from runner.training.stops import stop_if_requested
+from runner.training.stops import DeferredStops, stop_if_requested
 from runner.training.strategy import distributed
 
 History = dict[str, list[float]]
@@ -30,6 +30,8 @@ class Diverged(UserError):
 
 
 class SavesEpochs(Protocol):
+    start: Start  # where the run starts: its resume point's epoch and history
+
     def restore_counters(self, callbacks: list[keras.callbacks.Callback], model: keras.Model) -> None: ...
 
     def save(self, epoch: int, history: History, callbacks: list[keras.callbacks.Callback],
@@ -63,12 +65,15 @@ class Trained:
     last_evaluation: Optional[Evaluation]  # the last epoch's centre-crop pass; None when no epoch ran
 
 
-def fit(session, hooks: EpochHooks, start: Optional[Start] = None) -> Trained:
-    """Train from `start` (a resumed run; None: epoch 0) up to trainer.epochs, or until early stopping
-    or a stop request."""
-    start = start or Start()
+def fit(session, hooks: EpochHooks) -> Trained:
+    """Train from where the resume point starts (without one: epoch 0) up to trainer.epochs, or until
+    early stopping or a stop request (SIGTERM, Ctrl-C: at the next step boundary, runner/training/stops.py)."""
+    with DeferredStops():
+        return _fit(session, hooks, hooks.resume_point.start if hooks.resume_point else Start())
+
+
+def _fit(session, hooks: EpochHooks, start: Start) -> Trained:
     cfg, model, strategy = session.cfg, session.model, session.strategy
-    per_call = max(1, min(session.resolved.steps_per_execution, session.steps_per_epoch))
     train_steps, eval_step = steps.make_train_steps(session), steps.make_eval_step(session)
     several = strategy.num_replicas_in_sync > 1 and model.non_trainable_variables
     average_statistics = steps.make_statistics_average(model, strategy) if several else None
@@ -87,7 +92,7 @@ def fit(session, hooks: EpochHooks, start: Optional[Start] = None) -> Trained:
             break
         callback_list.on_epoch_begin(epoch)
         lr = current_learning_rate(session.optimizer)  # the rate the epoch starts with
-        logs, seconds = _train_epoch(session, train_steps, per_call, callback_list, epoch)
+        logs, seconds = _train_epoch(session, train_steps, callback_list, epoch)
         if average_statistics:
             average_statistics()
         last = evaluate(session, session.splits.val, eval_step)
@@ -117,13 +122,13 @@ def _replay_epoch_seeds(session, epochs_done: int) -> None:
         iter(distributed(session.strategy, session.splits.train))
 
 
-def _train_epoch(session, train_steps, per_call: int, callback_list, epoch: int) -> tuple[dict, float]:
+def _train_epoch(session, train_steps, callback_list, epoch: int) -> tuple[dict, float]:
     iterator = iter(distributed(session.strategy, session.splits.train))
     totals = {key: 0.0 for key in steps.SUMS}
     start = time.perf_counter()
     step = 0
     while step < session.steps_per_epoch:
-        count = min(per_call, session.steps_per_epoch - step)
+        count = min(session.steps_per_call, session.steps_per_epoch - step)
         callback_list.on_train_batch_begin(step)
         for key, value in train_steps(iterator, tf.constant(count)).items():
             totals[key] += float(value)

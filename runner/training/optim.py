@@ -28,9 +28,10 @@ OPTIMIZERS = Choices("optimizer.name", "optimizer", {
 })
 
 
-def make_optimizer(cfg: DictConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+def make_optimizer(cfg: DictConfig, steps_per_epoch: int, precision: str) -> keras.optimizers.Optimizer:
+    """`precision` is the dtype policy the model was built under: float16 needs loss scaling."""
     optimizer = OPTIMIZERS.of(cfg.optimizer.name).make(learning_rate(cfg, steps_per_epoch), cfg.optimizer)
-    if keras.config.dtype_policy().name == "mixed_float16":  # runner.training.strategy.set_precision chose it
+    if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
 

@@ -27,7 +27,7 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError
-from runner.training.strategy import agreed_epoch, worker
+from runner.training.strategy import Worker, agreed_epoch
 
 RESUME_DIR = pathlib.Path("outputs") / "resume"  # relative to where the command runs, as the store
 # Where a run is recorded, where its data sit, what a sweep ranks it by and whether to resume do
@@ -68,18 +68,18 @@ class Start:
 
     @property
     def resumed(self) -> bool:
-        return self.run_id is not None
+        # Not the run id: a non-chief worker records nothing and saves none.
+        return self.checkpoint is not None
 
     @property
     def key(self) -> str:
         return self.directory.name
 
 
-def locate(cfg: DictConfig, strategy: tf.distribute.Strategy, output_dir: pathlib.Path) -> Start:
+def locate(cfg: DictConfig, strategy: tf.distribute.Strategy, this: Worker, output_dir: pathlib.Path) -> Start:
     """How this config's run starts, as trainer.resume asks. Under multi_worker each worker keeps its
     own resume folder (the chief's is the plain key), so workers need no shared disk, and they start
     together from the last epoch all of them saved."""
-    this = worker(strategy)
     directory = RESUME_DIR / (config_key(cfg) + (f"-worker{this.index}" if this.index else ""))
     # A non-chief worker's weights never go over the chief's (workers may share hydra.run.dir).
     fresh = Start(run_dir=output_dir if this.chief else output_dir / f"worker{this.index}", directory=directory)
@@ -94,8 +94,8 @@ def read(directory: pathlib.Path) -> Optional[Start]:
         state = json.loads((directory / STATE_FILE).read_text())
     except FileNotFoundError:
         return None
-    run_dir = pathlib.Path(state.pop("run_dir")) if state.get("run_dir") else None
-    return Start(**state, run_dir=run_dir, directory=directory)
+    run_dir = state.pop("run_dir", None)
+    return Start(**state, run_dir=pathlib.Path(run_dir) if run_dir else None, directory=directory)
 
 
 def _saved(trainer: DictConfig, directory: pathlib.Path) -> Optional[Start]:
@@ -105,7 +105,7 @@ def _saved(trainer: DictConfig, directory: pathlib.Path) -> Optional[Start]:
         return None
     saved = read(directory)
     wanted = trainer.resume_run
-    if wanted and (saved is None or saved.run_id != wanted):
+    if wanted and (saved is None or saved.run_id not in (wanted, None)):  # None: a non-chief worker's
         raise UserError(f"trainer.resume_run={wanted}: no resume point of that run for this config in {directory}; "
                         "resume with the command that started it, or start afresh with trainer.resume=false")
     return saved
@@ -132,7 +132,7 @@ class ResumePoint:
     when), and restores a resumed run's weights, optimizer state and callback counters."""
 
     def __init__(self, start: Start, model: keras.Model, optimizer, run_id: Optional[str]):
-        self._start = start
+        self.start = start
         self._run_id = run_id
         self._epoch = tf.Variable(start.epoch, dtype=tf.int64, trainable=False)
         self._checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=self._epoch)
@@ -144,10 +144,10 @@ class ResumePoint:
 
     def restore_counters(self, callbacks: list[keras.callbacks.Callback], model: keras.Model) -> None:
         """After the callbacks reset themselves (on_train_begin): a resumed run sets them back."""
-        if self._start.resumed:
-            for callback, counters in zip(_counted(callbacks), self._start.counters):
+        if self.start.resumed:
+            for callback, counters in zip(_counted(callbacks), self.start.counters):
                 vars(callback).update(counters)
-            model.stop_training = self._start.stopped
+            model.stop_training = self.start.stopped
 
     def save(self, epoch: int, history: dict[str, list[float]], callbacks: list[keras.callbacks.Callback],
              model: keras.Model) -> None:
@@ -156,12 +156,12 @@ class ResumePoint:
         counters = [{name: _plain(getattr(callback, name)) for name in COUNTERS[type(callback)]}
                     for callback in _counted(callbacks)]
         state = {"run_id": self._run_id, "epoch": epoch + 1, "history": history, "checkpoint": path,
-                 "run_dir": str(self._start.run_dir), "counters": counters, "stopped": bool(model.stop_training)}
-        _write_atomically(self._start.directory / STATE_FILE, json.dumps(state, default=_plain))
+                 "run_dir": str(self.start.run_dir), "counters": counters, "stopped": bool(model.stop_training)}
+        _write_atomically(self.start.directory / STATE_FILE, json.dumps(state, default=_plain))
 
     def finished(self) -> None:
         """The run is complete: the same command now starts a new one."""
-        shutil.rmtree(self._start.directory, ignore_errors=True)
+        shutil.rmtree(self.start.directory, ignore_errors=True)
 
 
 def _counted(callbacks: list[keras.callbacks.Callback]) -> list[keras.callbacks.Callback]:

@@ -16,8 +16,8 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 import builders
-from builders.rows import BuiltModel
 from builders.report import Report, report
+from builders.rows import BuiltModel
 from runner.data.splits import Splits, load
 from runner.training.model_report import model_spec
 from runner.training.optim import l2_coefficient, make_optimizer
@@ -54,6 +54,11 @@ class Session:
     def model(self) -> keras.Model:
         return self.built.model
 
+    @property
+    def steps_per_call(self) -> int:
+        """Training steps per compiled call: trainer.steps_per_execution, within one epoch."""
+        return max(1, min(self.resolved.steps_per_execution, self.steps_per_epoch))
+
     def recorded_params(self) -> dict[str, object]:
         """The machine's share of the params: replicas, workers and what `auto` resolved to."""
         return {"replicas": self.strategy.num_replicas_in_sync, "workers": self.worker.count,
@@ -70,9 +75,9 @@ def prepare(cfg: DictConfig) -> Session:
     with strategy.scope():
         built = builders.build(model_spec(cfg))
     splits = load(cfg, shard(strategy, cfg.trainer.batch_size))
-    steps_per_epoch = min(splits.steps_per_epoch, cfg.trainer.steps_per_epoch or splits.steps_per_epoch)
+    steps_per_epoch = epoch_steps(cfg, splits)
     with strategy.scope():
-        optimizer = make_optimizer(cfg, steps_per_epoch)
+        optimizer = make_optimizer(cfg, steps_per_epoch, resolved.precision)
         # Slots (momentum) must exist before the step loop: none may be created in a tf.while_loop
         # under a distribution strategy, and a resumed run restores them.
         optimizer.build(built.model.trainable_variables)
@@ -80,3 +85,8 @@ def prepare(cfg: DictConfig) -> Session:
                           l2_coefficient(cfg))
     return Session(cfg, strategy, worker(strategy), resolved, built, report(built), splits, steps_per_epoch,
                    optimizer, objective)
+
+
+def epoch_steps(cfg: DictConfig, splits: Splits) -> int:
+    """trainer.steps_per_epoch, a cap for smoke runs, or the full batches an epoch of the data holds."""
+    return min(splits.steps_per_epoch, cfg.trainer.steps_per_epoch or splits.steps_per_epoch)

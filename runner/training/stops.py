@@ -20,11 +20,14 @@ _requested: Optional[signal.Signals] = None
 
 
 class Stopped(KeyboardInterrupt):
-    """A stop by `signal_name`; `exit_code` is what a shell reports for a process it ended."""
+    """A stop by `signal`; `exit_code` is what a shell reports for a process the signal ended."""
 
     def __init__(self, signum: int):
         self.signal = signal.Signals(signum)
         super().__init__(f"signal {self.signal.name}")
+
+    def __reduce__(self):  # a launcher's worker process may hand it back to the sweep's
+        return Stopped, (self.signal.value,)
 
     @property
     def exit_code(self) -> int:
@@ -76,12 +79,30 @@ class Trap:
 
 
 class DeferredStops(Trap):
-    """While a run trains, SIGTERM and Ctrl-C request a stop instead of raising wherever they land."""
+    """While a run trains, SIGTERM and Ctrl-C request a stop instead of raising wherever they land.
+
+    Re-entrant: the loop holds it (every caller of `fit`, on every worker) and so does `train()`,
+    around its record and final evaluation too; only the outermost installs and removes the handlers,
+    and a request lives from its start to its end, not into the next run of this process."""
+
+    _depth = 0
 
     def __init__(self):
         super().__init__(request_stop, DEFERRED_SIGNALS)
 
     def start(self) -> None:
-        global _requested
-        _requested = None  # a request from an earlier run in this process is not this run's
-        super().start()
+        if DeferredStops._depth == 0:
+            _forget_request()
+            super().start()
+        DeferredStops._depth += 1
+
+    def end(self) -> None:
+        DeferredStops._depth -= 1
+        if DeferredStops._depth == 0:
+            super().end()
+            _forget_request()
+
+
+def _forget_request() -> None:
+    global _requested
+    _requested = None

@@ -4,10 +4,10 @@ import pathlib
 
 from omegaconf import DictConfig
 
-from runner.training.checks import check_trainer
 from runner.training import resume
 from runner.training.callbacks import standard_callbacks
-from runner.training.evaluation import final_evaluation, objective
+from runner.training.checks import check_trainer
+from runner.training.evaluation import final_evaluation, sweep_objective
 from runner.training.loop import EpochHooks, fit
 from runner.training.record import record_end, record_start, recorder
 from runner.training.session import prepare
@@ -20,15 +20,16 @@ def train(cfg: DictConfig, output_dir: pathlib.Path) -> float:
     sweep.objective, what a sweeper optimises."""
     check_trainer(cfg)
     session = prepare(cfg)  # every user mistake surfaces before the MLflow run starts
-    start = resume.locate(cfg, session.strategy, output_dir)
+    with lost_workers_reported(session.strategy):  # a worker's mistake here leaves the others waiting
+        start = resume.locate(cfg, session.strategy, session.worker, output_dir)
     with DeferredStops(), recorder(session, start) as run:
         record_start(run, session, start)
         point = resume.ResumePoint(start, session.model, session.optimizer, run.run_id)
         hooks = EpochHooks(standard_callbacks(cfg, start.run_dir), resume_point=point, recorder=run)
         with lost_workers_reported(session.strategy):
-            trained = fit(session, hooks, start)
+            trained = fit(session, hooks)
             final = final_evaluation(session, trained.last_evaluation)
         stop_if_requested()  # a stop asked for during the evaluation: the resume point redoes only that
         record_end(run, session, trained, final, start.run_dir)
         point.finished()
-    return objective(cfg, final, trained)
+    return sweep_objective(cfg, final, trained)

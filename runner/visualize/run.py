@@ -10,10 +10,10 @@ from mlflow.entities import Run
 from omegaconf import DictConfig
 
 import builders  # noqa: F401  (registers the LRN layer, which saved AlexNet, ZFNet and GoogLeNet models use)
-from runner.data.splits import load
-from runner.training.model_report import model_spec
 from runner.bounds import check_bounds
+from runner.data.splits import load
 from runner.schema import VisualizeConfig
+from runner.training.model_report import model_spec
 from runner.visualize.render import Options, chosen_rows, visualize
 from runner.visualize.source import find_run, log_figures, model_file, run_config
 

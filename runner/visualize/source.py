@@ -14,8 +14,8 @@ from runner.tracking import store
 
 MODEL_ARTIFACT = "model.keras"
 CONFIG_ARTIFACT = "config.yaml"
-# Runs that hold no model carry the tag runner.role: a sweep's parent ("sweep", runner/tracking/sweep.py)
-# and a benchmark ("bench", runner/benchmark); training runs carry none.
+# Runs that hold no model carry the tag runner.role: a sweep's parent ("sweep", runner/sweep.py)
+# and a benchmark ("bench", runner/bench); training runs carry none.
 ROLE = "runner.role"
 
 

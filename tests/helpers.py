@@ -1,0 +1,35 @@
+"""What many tests share: the real Hydra config composed with overrides, and zoo models' reports."""
+
+import functools
+import pathlib
+
+import hydra
+import keras
+
+from runner import schema
+from runner.training.model_report import describe
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+MODEL_NAMES = sorted(path.stem for path in (CONF / "model").glob("*.yaml"))
+
+schema.register()
+
+
+def compose(*overrides: str):
+    with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
+        return hydra.compose("config", overrides=list(overrides))
+
+
+@functools.lru_cache(maxsize=None)
+def zoo_report(model: str, data: str = "imagenet", *overrides: str):
+    """The report of a zoo model (cached: the 224 VGGs take seconds to build)."""
+    result = describe(compose(f"model={model}", f"data={data}", *overrides))
+    keras.backend.clear_session()
+    return result
+
+
+def row(report, name: str):
+    matches = [layer for layer in report.layers if layer.name == name]
+    assert matches, f"{report.model} has no row {name!r}"
+    return matches[0]
