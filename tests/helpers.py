@@ -2,9 +2,12 @@
 
 import functools
 import pathlib
+import shutil
+import tempfile
 
 import hydra
 import keras
+import mlflow
 
 from runner import schema
 from runner.training.model_report import describe
@@ -27,6 +30,23 @@ def zoo_report(model: str, data: str = "imagenet", *overrides: str):
     result = describe(compose(f"model={model}", f"data={data}", *overrides))
     keras.backend.clear_session()
     return result
+
+
+def new_store(directory: pathlib.Path) -> str:
+    """The URI of a sqlite MLflow store at directory/mlflow.db, ready to use. MLflow creates and migrates
+    a new store's tables in seconds; this test process does it once and copies the result."""
+    database = directory / "mlflow.db"
+    if not database.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(_migrated_store(), database)
+    return f"sqlite:///{database}"
+
+
+@functools.cache
+def _migrated_store() -> pathlib.Path:
+    database = pathlib.Path(tempfile.mkdtemp(prefix="mlflow-store-")) / "mlflow.db"
+    mlflow.MlflowClient(f"sqlite:///{database}").search_experiments()  # creates and migrates the tables
+    return database
 
 
 def row(report, name: str):

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from apps import run_app
-from helpers import REPO
+from helpers import REPO, new_store
 
 # LeNet on digits; XLA off: compiling costs more than these few steps.
 QUICK = ["trainer.epochs=1", "trainer.steps_per_epoch=4", "trainer.jit_compile=false"]
@@ -27,7 +27,7 @@ def run_sweep(tmp_path, *overrides, multirun=True, new_process=False):
 
 
 def store(tmp_path) -> str:
-    return f"sqlite:///{tmp_path}/mlflow.db"
+    return new_store(tmp_path)
 
 
 def sweep_runs(tmp_path):

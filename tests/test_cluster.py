@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 import pytest
 
-from helpers import CONF, compose
+from helpers import CONF, compose, new_store
 from runner.training import resume
 from runner.errors import UserError
 from runner.training.strategy import make_strategy
@@ -24,7 +24,7 @@ QUICK = ["trainer.steps_per_epoch=5", "trainer.jit_compile=false"]
 
 def cluster_command(tmp_path, *overrides):
     return [sys.executable, "-m", "runner.cluster", "workers=2", "--", *QUICK,
-            f"tracking.uri=sqlite:///{tmp_path}/mlflow.db", f"hydra.run.dir={tmp_path}/run", *overrides]
+            f"tracking.uri={new_store(tmp_path)}", f"hydra.run.dir={tmp_path}/run", *overrides]
 
 
 def environment():

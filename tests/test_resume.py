@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from apps import run_app
-from helpers import compose
+from helpers import compose, new_store
 from runner.training import loop, resume
 from runner.training.strategy import Worker
 from runner.errors import UserError
@@ -28,19 +28,13 @@ def command(tmp_path, name, *overrides):
 
 
 def environment(tmp_path):
-    return {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
-
-
-def run(tmp_path, name, *overrides):
-    """Runs in tmp_path: the resume points go to tmp_path/outputs/resume."""
-    return subprocess.run(command(tmp_path, name, *overrides), cwd=tmp_path, env=environment(tmp_path),
-                          capture_output=True, text=True, timeout=600)
+    return {**os.environ, "MLFLOW_TRACKING_URI": new_store(tmp_path)}
 
 
 def run_here(tmp_path, name, *overrides):
-    """The same command in this process, in tmp_path."""
+    """The command in this process, in tmp_path: the resume points go to tmp_path/outputs/resume."""
     return run_app("runner", *command(tmp_path, name, *overrides)[3:], cwd=tmp_path,
-                   env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
+                   env={"MLFLOW_TRACKING_URI": new_store(tmp_path)})
 
 
 def interrupt_after_epoch(tmp_path, epoch, signum, *overrides):
@@ -77,7 +71,8 @@ def final_weights(path):
 
 @pytest.mark.slow
 def test_a_preempted_then_killed_run_resumes_and_ends_as_if_never_interrupted(tmp_path):
-    uninterrupted = run(tmp_path, "uninterrupted")
+    # Signals need a process of their own; the runs around them are the same command in this one.
+    uninterrupted = run_here(tmp_path, "uninterrupted")
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
     assert not list((tmp_path / "outputs" / "resume").iterdir()), "a finished run leaves no resume point"
 
@@ -89,7 +84,7 @@ def test_a_preempted_then_killed_run_resumes_and_ends_as_if_never_interrupted(tm
 
     returncode, _ = interrupt_after_epoch(tmp_path, 2, signal.SIGKILL)  # the same command, then power loss
     assert returncode == -signal.SIGKILL
-    resumed = run(tmp_path, "resumed")
+    resumed = run_here(tmp_path, "resumed")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "after epoch 2" in resumed.stdout
 

@@ -9,7 +9,7 @@ import mlflow
 import pytest
 
 from apps import run_app
-from helpers import REPO, compose
+from helpers import REPO, compose, new_store
 from image_folders import CLASS_COLOURS, IMAGENETTE_WNIDS, dirty_files, make_image_folder
 from runner.training.strategy import cpu_has_bfloat16
 
@@ -21,7 +21,7 @@ ARTIFACTS = {"config.yaml", "architecture.md", "curves.png", "confusion_matrix.p
 def run_runner(tmp_path, *overrides):
     """`python -m runner` in this process, recording in tmp_path's store."""
     return run_app("runner", f"hydra.run.dir={tmp_path}/run", *overrides,
-                   env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"})
+                   env={"MLFLOW_TRACKING_URI": new_store(tmp_path)})
 
 
 def only_run(tmp_path):
@@ -34,7 +34,7 @@ def only_run(tmp_path):
 @pytest.mark.slow
 def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
     """The README's main job, as the command it is: a new interpreter, nothing but the defaults."""
-    environment = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    environment = {**os.environ, "MLFLOW_TRACKING_URI": new_store(tmp_path)}
     result = subprocess.run([sys.executable, "-m", "runner", f"hydra.run.dir={tmp_path}/run"],
                             cwd=REPO, env=environment, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -2,12 +2,8 @@
 a real MLflow store; guided backpropagation against a hand computation; every figure of the zoo's
 nested models (ResNet, GoogLeNet) built in-process."""
 
-import os
 import pathlib
 import re
-import subprocess
-import sys
-import tempfile
 
 import hydra
 import keras
@@ -17,7 +13,8 @@ import numpy as np
 import pytest
 
 import builders
-from helpers import CONF, REPO, compose
+from apps import run_app
+from helpers import CONF, REPO, compose, new_store
 from runner.training.model_report import model_spec
 from runner.errors import UserError
 from runner.visualize import figures, guided
@@ -28,11 +25,6 @@ from runner.visualize.source import find_run, model_file, open_store, run_config
 
 # TensorFlow's start-up chatter on stderr, not part of what the command says.
 NOISE = re.compile(r"^(I0000|W0000|E0000|WARNING: All log messages|To enable the following instructions)")
-
-
-def environment() -> dict[str, str]:
-    """This process's environment without a store or an error mode the developer's shell may set."""
-    return {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}
 
 
 def png_size(path) -> tuple[int, int]:
@@ -221,64 +213,26 @@ def test_the_model_is_the_logged_artifact_else_the_file_in_the_run_folder(store,
 # a real LeNet trained on digits, end to end
 
 
-class Command:
-    """`python -m module overrides`, started; its output goes to files (a pipe nobody reads can fill and block it)."""
-
-    def __init__(self, module: str, cwd: pathlib.Path, *overrides: str):
-        self.stdout, self.stderr = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
-        self.process = subprocess.Popen([sys.executable, "-m", module, *overrides], cwd=cwd, env=environment(),
-                                        stdout=self.stdout, stderr=self.stderr, stdin=subprocess.DEVNULL, text=True)
-
-    def finished(self) -> subprocess.CompletedProcess:
-        try:
-            self.process.wait(timeout=600)
-        finally:
-            self.process.kill()  # nothing when it has ended
-        output = []
-        for stream in (self.stdout, self.stderr):
-            stream.seek(0)
-            output.append(stream.read())
-            stream.close()
-        return subprocess.CompletedProcess(self.process.args, self.process.returncode, *output)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.stdout.close()
-        self.stderr.close()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def training(request, tmp_path_factory):
-    """Starts training a LeNet for 5 steps on digits in its own store when a selected test needs it, as the
-    module begins: it runs while the in-process tests do. Yields (store uri, folder, process) or None."""
-    tests = [item for item in request.session.items if item.module is request.module]
-    if not any("trained" in item.fixturenames for item in tests):
-        yield None
-        return
-    root = tmp_path_factory.mktemp("visualize")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    process = Command("runner", REPO, "trainer.epochs=1", "trainer.steps_per_epoch=5", "trainer.jit_compile=false",
-                      f"tracking.uri={uri}", f"hydra.run.dir={root / 'run'}")
-    yield uri, root, process
-    process.kill()
+def command(app: str, cwd: pathlib.Path, *overrides: str):
+    """`python -m <app> overrides` in this process, without a store or an error mode the developer's shell may set."""
+    return run_app(app, *overrides, cwd=cwd, env={"MLFLOW_TRACKING_URI": None, "HYDRA_FULL_ERROR": None})
 
 
 @pytest.fixture(scope="module")
-def trained(training):
-    """(store uri, run id, folder, the command run with a run id not in the store: started now, as each
-    command is seconds of imports, and finished by the test that reads it)."""
-    uri, root, process = training
-    result = process.finished()
+def trained(tmp_path_factory):
+    """(store uri, run id, folder) of a LeNet trained for 5 steps on digits, in a store of its own."""
+    root = tmp_path_factory.mktemp("visualize")
+    uri = new_store(root)
+    result = command("runner", REPO, "trainer.epochs=1", "trainer.steps_per_epoch=5", "trainer.jit_compile=false",
+                     f"tracking.uri={uri}", f"hydra.run.dir={root / 'run'}")
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(uri)
     (run,) = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
-    unknown_run = Command("runner.visualize", root, f"tracking.uri={uri}", "visualize.run_id=0123abcd")
-    yield uri, run.info.run_id, root, unknown_run
-    unknown_run.kill()
+    return uri, run.info.run_id, root
 
 
-def visualize_command(uri: str, cwd: pathlib.Path, *overrides: str) -> subprocess.CompletedProcess:
-    return Command("runner.visualize", cwd, f"tracking.uri={uri}", *overrides).finished()
+def visualize_command(uri: str, cwd: pathlib.Path, *overrides: str):
+    return command("runner.visualize", cwd, f"tracking.uri={uri}", *overrides)
 
 
 def logged_sizes(client: mlflow.MlflowClient, run_id: str, folder: pathlib.Path) -> dict[str, tuple[int, int]]:
@@ -290,7 +244,7 @@ def logged_sizes(client: mlflow.MlflowClient, run_id: str, folder: pathlib.Path)
 
 @pytest.mark.slow
 def test_the_command_draws_the_latest_run_and_logs_the_figures_on_it(trained, tmp_path):
-    uri, run_id, _, _ = trained
+    uri, run_id, _ = trained
     result = visualize_command(uri, tmp_path)  # every default: the latest run, its default rows
     assert result.returncode == 0, result.stderr[-3000:]
     # LeNet's defaults: c1 (28x28x6), c3 (10x10x16), s4 (5x5x16, the last spatial row, also the top row).
@@ -313,7 +267,7 @@ def test_the_command_draws_the_latest_run_and_logs_the_figures_on_it(trained, tm
 
 @pytest.mark.slow
 def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
-    uri, run_id, _, _ = trained
+    uri, run_id, _ = trained
     with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = hydra.compose("visualize", overrides=[
             f"visualize.run_id={run_id}", "visualize.rows=[c3]", "visualize.top_row=c1", "visualize.images=3",
@@ -340,7 +294,8 @@ def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
 
 @pytest.mark.slow
 def test_an_unknown_run_is_one_line_and_exit_status_2(trained):
-    result = trained[-1].finished()
+    uri, _, root = trained
+    result = visualize_command(uri, root, "visualize.run_id=0123abcd")
     said = [line for line in result.stderr.splitlines() if line.strip() and not NOISE.match(line)]
     assert result.returncode == 2, result.stderr[-3000:]
     assert len(said) == 1 and said[0].startswith("error: visualize.run_id=0123abcd: no such run in sqlite:///"), said
