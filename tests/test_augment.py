@@ -12,12 +12,6 @@ SIZE = (8, 8)
 RATIO = 1.25  # the shorter side is resized to round(8 * 1.25) = 10
 
 
-@pytest.fixture(autouse=True)
-def fresh_keras_session():
-    """Overrides conftest's: these tests build no Keras model, and clearing costs about a second."""
-    yield
-
-
 def coordinates(height: int, width: int) -> np.ndarray:
     """uint8 [height, width, 2]: channel 0 is the row, channel 1 the column."""
     rows, columns = np.mgrid[0:height, 0:width]

@@ -24,12 +24,6 @@ NOW_MS = int(time.time() * 1000)
 HOUR_MS = 3_600_000
 
 
-@pytest.fixture(autouse=True)
-def fresh_keras_session():
-    """Overrides conftest's: nothing here builds a model, and clearing Keras costs most of a second a test."""
-    yield
-
-
 def _run(client, experiment_id, name, start_ms, tags=None, params=None, metrics=None, histories=None,
          status="FINISHED", seconds=None):
     """A run as the trainer or the sweep callback leaves it; `seconds` long, or still RUNNING."""

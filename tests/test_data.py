@@ -21,12 +21,6 @@ CLASSES = ("n01440764", "n02102040", "n02979186")
 PER_CLASS = 5  # 15 images per split: batches of 4 leave a remainder of 3
 
 
-@pytest.fixture(autouse=True)
-def fresh_keras_session():
-    """Overrides conftest's: these tests build no Keras model, and clearing costs about a second."""
-    yield
-
-
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory):
     """3 classes x 5 images per split; JPEG and PNG, one in three gray, landscape and portrait."""

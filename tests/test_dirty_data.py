@@ -14,12 +14,6 @@ CLASSES = ("n01440764", "n02102040")
 PER_CLASS = 4
 
 
-@pytest.fixture(autouse=True)
-def fresh_keras_session():
-    """Overrides conftest's: these tests build no Keras model."""
-    yield
-
-
 @pytest.fixture(scope="module")
 def dirty_tree(tmp_path_factory):
     """Clean images of 2 classes, plus every dirty kind in train/<first class> and val/<first class>."""
