@@ -13,6 +13,7 @@ import io
 import os
 import pathlib
 import sys
+import traceback
 from typing import Optional
 
 from absl import logging as absl_logging
@@ -47,6 +48,9 @@ def run_app(app: str, *args: str, cwd: Optional[pathlib.Path] = None, env: Optio
             code = 0
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        except Exception:  # what the interpreter does with an exception nothing caught (HYDRA_FULL_ERROR=1)
+            traceback.print_exc()
+            code = 1
         finally:
             sys.argv = saved_argv
             _forget_hydra()

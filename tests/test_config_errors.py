@@ -3,8 +3,7 @@
 And exposure: what a run records holds no secret from its environment, and the dashboard command binds
 only to this machine.
 
-Each `python -m runner` costs seconds of TensorFlow import, so the module starts every command at once and
-the tests read their results (still a minute or more on two cores: those tests are marked slow).
+The module runs every command once, in this process (tests/apps.py), and the tests read their results.
 """
 
 import dataclasses
@@ -12,9 +11,8 @@ import enum
 import os
 import pathlib
 import re
-import subprocess
-import sys
 import typing
+from typing import Optional
 import uuid
 
 import hydra
@@ -22,6 +20,7 @@ import mlflow
 import pytest
 import yaml
 
+from apps import run_app
 from helpers import CONF, REPO, compose
 from runner import schema
 from runner.bounds import check_bounds
@@ -63,11 +62,9 @@ class Result:
         return [line for line in self.stderr.splitlines() if line.strip() and not NOISE.match(line)]
 
 
-def environment(**extra: str) -> dict[str, str]:
-    # Whatever store or error mode the developer's shell sets must not leak into these commands.
-    inherited = {key: value for key, value in os.environ.items()
-                 if key not in ("MLFLOW_TRACKING_URI", "HYDRA_FULL_ERROR")}
-    return {**inherited, "PYTHONUNBUFFERED": "1", **extra}
+def environment(**extra: str) -> dict[str, Optional[str]]:
+    """Whatever store or error mode the developer's shell sets must not leak into these commands."""
+    return {"MLFLOW_TRACKING_URI": None, "HYDRA_FULL_ERROR": None, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -78,26 +75,14 @@ def results(tmp_path_factory) -> dict[str, Result]:
     # A credential typed into a URI on the command line is recorded as ***@ everywhere.
     with_credential = [*SMOKE_RUN, f'+tracking.tags.source="https://someone:{SECRET}@example.com/data"']
     commands[TRAINED] = (with_credential, environment(RUNNER_TEST_SECRET=SECRET, MLFLOW_TRACKING_PASSWORD=SECRET))
-    started = {}
+    finished = {}
     for name, (overrides, env) in commands.items():
         folder = root / name
         folder.mkdir()
         store = f"sqlite:///{folder / 'mlflow.db'}"
-        with open(folder / "stdout", "w") as stdout, open(folder / "stderr", "w") as stderr:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "runner", *overrides, f"tracking.uri={store}", f"hydra.run.dir={folder / 'run'}"],
-                cwd=REPO, env=env, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
-        started[name] = (process, folder, store)
-    finished = {}
-    try:
-        for name, (process, folder, store) in started.items():
-            process.wait(timeout=600)
-            finished[name] = Result(process.returncode, (folder / "stdout").read_text(),
-                                    (folder / "stderr").read_text(), store)
-    finally:
-        for process, _, _ in started.values():
-            if process.poll() is None:
-                process.kill()
+        result = run_app("runner", *overrides, f"tracking.uri={store}", f"hydra.run.dir={folder / 'run'}", cwd=REPO,
+                         env=env)
+        finished[name] = Result(result.returncode, result.stdout, result.stderr, store)
     return finished
 
 
@@ -145,7 +130,7 @@ def test_hydra_full_error_shows_the_traceback(results):
 def test_a_run_records_no_secret_from_its_environment(results, tmp_path):
     result = results[TRAINED]
     assert result.returncode == 0, result.stderr[-3000:]
-    secrets = {value for name, value in environment().items() if SECRET_NAME.search(name) and len(value) > 8}
+    secrets = {value for name, value in os.environ.items() if SECRET_NAME.search(name) and len(value) > 8}
     secrets.add(SECRET)
     [run] = runs_in(result.store)
     client = mlflow.MlflowClient(result.store)
