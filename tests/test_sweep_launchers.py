@@ -16,16 +16,16 @@ from sweeps import (
 @pytest.mark.slow
 def test_joblib_jobs_in_parallel_processes_share_one_sqlite_store(tmp_path):
     result = run_sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                       "trainer.seed=1,2,3,4", "trainer.epochs=2", "trainer.steps_per_epoch=2",
+                       "trainer.seed=1,2", "trainer.epochs=2", "trainer.steps_per_epoch=2",
                        "trainer.jit_compile=false")
     assert result.returncode == 0, result.stderr[-3000:]
     client, parent, children = sweep_runs(tmp_path)
     assert parent.data.params["sweep.launcher"] == "JoblibLauncher"
-    assert len(children) == 4
+    assert len(children) == 2
     assert_finished_with_metrics(client, children, epochs=2)
-    assert sorted(child.data.params["trainer.seed"] for child in children) == list("1234")
-    assert len({child.info.run_name for child in children}) == 4
-    assert len({child.data.tags["hydra.output_dir"] for child in children}) == 4, "one folder per job"
+    assert sorted(child.data.params["trainer.seed"] for child in children) == list("12")
+    assert len({child.info.run_name for child in children}) == 2
+    assert len({child.data.tags["hydra.output_dir"] for child in children}) == 2, "one folder per job"
     assert_best_child_recorded(parent, children)
 
 
