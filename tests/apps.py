@@ -22,6 +22,10 @@ from hydra.core.hydra_config import HydraConfig
 
 from helpers import CONF
 
+# What a developer's shell may set that would change what a command does: the store it records in,
+# Hydra's traceback mode. `env=SHELL_UNSET` runs a command without them.
+SHELL_UNSET = {"MLFLOW_TRACKING_URI": None, "HYDRA_FULL_ERROR": None}
+
 
 @dataclasses.dataclass
 class Result:

@@ -10,7 +10,7 @@ import hydra
 import mlflow
 import pytest
 
-from apps import Result, run_app
+from apps import SHELL_UNSET, Result, run_app
 from image_folders import make_image_folder
 from runner.bench.figures import FIGURES, RATIOS, STAGES, Stage, median_round
 
@@ -24,7 +24,7 @@ def bench(tmp_path: pathlib.Path, *overrides: str) -> tuple[Result, pathlib.Path
     """The command in tmp_path (its outputs/ there), without the caller's MLFLOW_TRACKING_URI."""
     output = tmp_path / "bench.json"
     done = run_app("runner.bench", f"bench.output={output}", *overrides, cwd=tmp_path,
-                   env={"MLFLOW_TRACKING_URI": None})
+                   env=SHELL_UNSET)
     return done, output
 
 

@@ -20,7 +20,7 @@ import mlflow
 import pytest
 import yaml
 
-from apps import run_app
+from apps import SHELL_UNSET, run_app
 from helpers import CONF, REPO, compose
 from runner import schema
 from runner.bounds import check_bounds
@@ -64,7 +64,7 @@ class Result:
 
 def environment(**extra: str) -> dict[str, Optional[str]]:
     """Whatever store or error mode the developer's shell sets must not leak into these commands."""
-    return {"MLFLOW_TRACKING_URI": None, "HYDRA_FULL_ERROR": None, **extra}
+    return {**SHELL_UNSET, **extra}
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import urllib.request
 import mlflow
 import pytest
 
-from apps import run_app
+from apps import SHELL_UNSET, run_app
 from helpers import REPO
 
 
@@ -49,7 +49,7 @@ def server(tmp_path):
 def test_a_training_job_logs_to_a_tracking_server_over_http(server, tmp_path):
     result = run_app("runner", f"tracking.uri={server}", f"hydra.run.dir={tmp_path}/run", "trainer.epochs=1",
                      "trainer.steps_per_epoch=3", "trainer.jit_compile=false", cwd=REPO,
-                     env={"MLFLOW_TRACKING_URI": None})
+                     env=SHELL_UNSET)
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(server)
     [run] = client.search_runs([e.experiment_id for e in client.search_experiments()])

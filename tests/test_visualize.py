@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import builders
-from apps import run_app
+from apps import SHELL_UNSET, run_app
 from helpers import CONF, REPO, compose, new_store
 from runner.training.model_report import model_spec
 from runner.errors import UserError
@@ -215,7 +215,7 @@ def test_the_model_is_the_logged_artifact_else_the_file_in_the_run_folder(store,
 
 def command(app: str, cwd: pathlib.Path, *overrides: str):
     """`python -m <app> overrides` in this process, without a store or an error mode the developer's shell may set."""
-    return run_app(app, *overrides, cwd=cwd, env={"MLFLOW_TRACKING_URI": None, "HYDRA_FULL_ERROR": None})
+    return run_app(app, *overrides, cwd=cwd, env=SHELL_UNSET)
 
 
 @pytest.fixture(scope="module")
