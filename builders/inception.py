@@ -3,17 +3,22 @@
 from keras import layers
 
 from builders.arguments import Fraction, PositiveInt
+from builders.geometry import Geometry
 from builders.layers import conv
+from builders.pooling import average_pool, max_pool
 from builders.registry import register
 
 
 def _unit(x, name: str, filters: int, kernel_size: int, batch_norm: bool):
-    """One branch convolution: 'same' padding, so every branch keeps the map's size."""
-    return conv(x, name=name, filters=filters, kernel_size=kernel_size, padding="same", batch_norm=batch_norm)
+    """One branch convolution, padded so that every branch keeps the map's size: 3x3 pad 1,
+    5x5 pad 2 (BVLC's bvlc_googlenet/train_val.prototxt), a 1x1 none."""
+    padding = kernel_size // 2 if kernel_size > 1 else "valid"
+    return conv(x, name=name, filters=filters, kernel_size=kernel_size, padding=padding, batch_norm=batch_norm)
 
 
 def _pool(x, name: str):
-    return layers.MaxPooling2D(3, strides=1, padding="same", name=f"{name}_pool")(x)
+    """The pool branch: 3x3/1 max pool, pad 1 of -inf (the prototxt's, equal to Keras's 'same' here)."""
+    return max_pool(x, f"{name}_pool", Geometry(3, 1, 1))
 
 
 @register("inception")
@@ -78,13 +83,15 @@ def aux_classifier(
     filters: PositiveInt = 128,
     hidden_units: PositiveInt = 1024,
     dropout: Fraction = 0.7,
+    ceil_mode: bool = False,
 ):
     """Section 5's side classifier on 4a and 4d: its logits are an extra model output.
 
     Average pool 5x5/3 (4x4 at 224 input), 1x1 conv 128 with ReLU, fully connected 1024 with
-    ReLU, 70% dropout, linear classifier.
+    ReLU, 70% dropout, linear classifier. `ceil_mode` pools as Caffe does (geometry.py): the same
+    4x4 on 14x14, a last partial window on other sizes (its overhang does not count).
     """
-    x = layers.AveragePooling2D(pool_size, strides, name=f"{name}_pool")(x)
+    x = average_pool(x, f"{name}_pool", Geometry(pool_size, strides, "valid", ceil_mode))
     x = conv(x, name=f"{name}_proj", filters=filters, kernel_size=1)
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dense(hidden_units, activation="relu", name=f"{name}_fc")(x)

@@ -1,4 +1,5 @@
-"""Single-layer blocks: convolution, pooling, LRN, dropout, flatten, dense.
+"""Single-layer blocks: convolution, global average pooling, LRN, dropout, flatten, dense (the
+windowed pools are in pooling.py).
 
 Layer names follow Keras Applications (`conv1_conv`, `conv1_bn`, `conv1_relu`) so saved models
 reload by name and `names.py` maps each layer back onto the row that made them.
@@ -12,9 +13,10 @@ from keras import layers, ops
 from builders.arguments import Fraction, NonNegativeInt, PositiveInt
 from builders.registry import register
 
-PoolPadding = Literal["valid", "same"]
-# An int is the papers' explicit zero padding on each side (AlexNet conv2: 5x5, pad 2).
-Padding = PoolPadding | NonNegativeInt
+# An int is the papers' explicit padding on each side (AlexNet conv2: 5x5, pad 2): zeros for a
+# convolution, -inf for a max pool (pooling.py). Keras's 'same' at stride 2 pads 0 before and 1
+# after (2 and 3 for 7x7/2 on 224): never use it where a reference pads symmetrically.
+Padding = Literal["valid", "same"] | NonNegativeInt
 
 
 @register("conv", kernel="kernel_size")
@@ -43,16 +45,6 @@ def conv(
     if activation:
         x = layers.Activation(activation, name=f"{name}_{activation}")(x)
     return x
-
-
-@register("maxpool", kernel="pool_size", stride_defaults_to_kernel=True)
-def maxpool(x, *, name: str, pool_size: PositiveInt, strides: PositiveInt | None = None, padding: PoolPadding = "valid"):
-    return layers.MaxPooling2D(pool_size, strides, padding, name=name)(x)
-
-
-@register("avgpool", kernel="pool_size", stride_defaults_to_kernel=True)
-def avgpool(x, *, name: str, pool_size: PositiveInt, strides: PositiveInt | None = None, padding: PoolPadding = "valid"):
-    return layers.AveragePooling2D(pool_size, strides, padding, name=name)(x)
 
 
 @register("global_avgpool")

@@ -71,6 +71,8 @@ def plan(spec: Mapping[str, Any]) -> list[Application]:
         if index == len(blocks) - 1:
             args = {**block.last_row_defaults, **args}  # the last row is the logits
         arguments.check(block.fn, block.type, args, path)
+        if block.check:
+            block.check(args, path)
         base_name = row.get("name") or f"{block.type}{type_counts[block.type]}"
         applications += _repeat(path, base_name, block, args, row.get("repeat", 1))
     _check_unique_names(applications)

@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from builders.pooling import PaddedAveragePooling2D
+
 # (receptive field, jump) of a tensor; None: no spatial map left, the whole input.
 Field = tuple[int, int] | None
 
@@ -35,6 +37,7 @@ WINDOWS = {
     layers.Conv2D: ("kernel_size", "strides"),
     layers.MaxPooling2D: ("pool_size", "strides"),
     layers.AveragePooling2D: ("pool_size", "strides"),
+    PaddedAveragePooling2D: ("pool_size", "strides"),  # pads inside itself: the window is what counts
 }
 
 
@@ -63,8 +66,8 @@ def _through(layer, sources: list[Field]) -> Field:
         kernel = dilation * (getattr(layer, size_argument)[0] - 1) + 1
         return r + (kernel - 1) * j, j * getattr(layer, stride_argument)[0]
     # Any other layer keeps the positions: pointwise ones (batch norm, activations, LRN, dropout,
-    # a dense layer on a map), zero padding, and the merges of branches (Add, Concatenate),
-    # which see what the widest branch sees.
+    # a dense layer on a map), padding (zeros, or a max pool's -inf: it moves the square, not its
+    # size), and the merges of branches (Add, Concatenate), which see what the widest branch sees.
     return max(sources)
 
 

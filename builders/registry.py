@@ -28,6 +28,10 @@ class Block:
     stride_defaults_to_kernel: bool = False
     # Defaults the block takes as the model's last row, the logits (a dense row is then linear).
     last_row_defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # What the annotations cannot say: arguments that constrain one another (a pooling row's
+    # ceil_mode needs explicit padding). Called as check(args, path) while planning, before any
+    # layer is built; raises SpecError naming the key (`model.blocks[1].ceil_mode`).
+    check: Callable[[Mapping[str, Any], str], None] | None = None
 
 
 _BLOCKS: dict[str, Block] = {}

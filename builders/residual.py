@@ -3,6 +3,9 @@ without its shortcut, for the paper's plain networks (Section 4.1, Figure 4: deg
 
 The shortcut is a projection (1x1 conv + batch norm, the paper's option B) exactly when the
 block changes the shape, decided from the tensors as torchvision does, never by a flag.
+
+Every 3x3 convolution pads 1 on each side, as torchvision's conv3x3: at stride 1 that is 'same',
+at stride 2 Keras's 'same' would pad 0 above and 1 below and shift every map by half a pixel.
 """
 
 from keras import layers
@@ -29,8 +32,8 @@ def _merge(shortcut, residual, name: str):
 def _two_convs(x, *, name: str, filters: int, strides: int):
     """The residual path of a basic block: 3x3 (carries the stride) + BN + ReLU, 3x3 + BN."""
     y = conv(x, name=f"{name}_1", filters=filters, kernel_size=3, strides=strides,
-             padding="same", batch_norm=True)
-    return conv(y, name=f"{name}_2", filters=filters, kernel_size=3, padding="same",
+             padding=1, batch_norm=True)
+    return conv(y, name=f"{name}_2", filters=filters, kernel_size=3, padding=1,
                 activation=None, batch_norm=True)
 
 
@@ -63,6 +66,6 @@ def bottleneck(x, *, name: str, filters: PositiveInt, strides: PositiveInt = 1):
     shortcut = _shortcut(x, name=name, filters=width, strides=strides)
     y = conv(x, name=f"{name}_1", filters=filters, kernel_size=1, batch_norm=True)
     y = conv(y, name=f"{name}_2", filters=filters, kernel_size=3, strides=strides,
-             padding="same", batch_norm=True)
+             padding=1, batch_norm=True)
     y = conv(y, name=f"{name}_3", filters=width, kernel_size=1, activation=None, batch_norm=True)
     return _merge(shortcut, y, name)

@@ -24,6 +24,15 @@ def test_table_shows_the_size_rule_and_totals():
     assert "27x27x96" in text and "total params 62,378,344" in text
 
 
+def test_table_shows_the_pad_and_the_ceil_form():
+    """Explicit pads (ResNet's, torchvision's) and ceil-mode pools (GoogLeNet's, Caffe's) in the size rule."""
+    resnet = render(zoo_report("resnet50", "imagenet"), "table")
+    assert "7x7 / 2 / pad 3" in resnet and "floor((224 + 2*3 - 7) / 2) + 1 = 112" in resnet
+    assert "3x3 / 2 / pad 1" in resnet and "floor((112 + 2*1 - 3) / 2) + 1 = 56" in resnet
+    googlenet = render(zoo_report("googlenet", "imagenet"), "table")
+    assert "ceil((112 + 2*0 - 3) / 2) + 1 = 56" in googlenet and "ceil((56 + 2*0 - 3) / 2) + 1 = 28" in googlenet
+
+
 def test_table_shows_what_each_row_sees():
     text = render(zoo_report("alexnet", "imagenet"), "table")
     header = text.splitlines()[1].split()

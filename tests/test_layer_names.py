@@ -64,11 +64,15 @@ def test_googlenet_rows_that_extend_another_rows_name():
     rows = names_by_row(builders.build_model(zoo_spec("googlenet")), zoo_spec("googlenet"))
     # conv2_reduce_conv could be conv2's ("_reduce_conv"): the longer row name wins.
     assert rows["conv2_reduce"] == (["conv2_reduce_conv", "conv2_reduce_relu"], "conv2_reduce_relu")
-    assert rows["conv2"] == (["conv2_conv", "conv2_relu"], "conv2_relu")
+    assert rows["conv2"] == (["conv2_pad", "conv2_conv", "conv2_relu"], "conv2_relu")
     layers, output = rows["inception_3a"]
-    assert {"inception_3a_1x1_conv", "inception_3a_3x3_reduce_conv", "inception_3a_5x5_relu",
-            "inception_3a_pool", "inception_3a_pool_proj_conv"} <= set(layers) and len(layers) == 14
+    # 14 layers, and the explicit pads: 3x3 and 5x5 zeros, the pool branch's -inf.
+    assert {"inception_3a_1x1_conv", "inception_3a_3x3_reduce_conv", "inception_3a_3x3_pad", "inception_3a_5x5_pad",
+            "inception_3a_5x5_relu", "inception_3a_pool_pad", "inception_3a_pool",
+            "inception_3a_pool_proj_conv"} <= set(layers) and len(layers) == 17
     assert output == "inception_3a_concat"
+    # A ceil-mode pool pads its overhang with -inf (112 -> 56 needs one more row and column; at 96: 48 -> 24).
+    assert rows["pool1"] == (["pool1_pad", "pool1"], "pool1")
     assert rows["aux1"] == (["aux1_pool", "aux1_proj_conv", "aux1_proj_relu", "aux1_flatten", "aux1_fc",
                              "aux1_dropout", "aux1_logits"], "aux1_logits")
 
@@ -98,11 +102,11 @@ def test_a_layer_is_the_row_whose_name_is_its_longest_prefix(layer, row):
 
 
 def test_a_row_named_into_another_rows_layers_fails_at_build():
-    # basic `x` makes x_1_conv ... x_out; a row `x_1` would take x_1_conv by its name.
+    # basic `x` makes x_1_pad, x_1_conv ... x_out; a row `x_1` would take x_1_pad by its name.
     spec = {"name": "probe", "input_shape": [8, 8, 4], "blocks": [
         {"type": "basic", "filters": 4, "name": "x"}, {"type": "maxpool", "pool_size": 2, "name": "x_1"},
         {"type": "flatten"}, {"type": "dense", "units": 2}]}
-    with pytest.raises(builders.SpecError, match=r"^model\.blocks\[1\]\.name: 'x_1' collides .*'x_1_conv'"):
+    with pytest.raises(builders.SpecError, match=r"^model\.blocks\[1\]\.name: 'x_1' collides .*'x_1_pad'"):
         builders.build(spec)
 
 

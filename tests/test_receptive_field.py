@@ -11,6 +11,7 @@ import pytest
 from helpers import row, zoo_report
 
 import builders
+from builders.pooling import PaddedAveragePooling2D
 from builders.report import report
 
 
@@ -43,6 +44,20 @@ def test_stacked_3x3_convolutions_see_what_one_larger_kernel_sees():
 def test_a_stride_multiplies_the_jump_and_widens_what_follows():
     # 3x3/2 -> r 3, j 2; then a 3x3/1 steps 2 input pixels per kernel pixel: 3 + 2 * 2 = 7.
     assert fields(probe(conv_rows((3, 2), (3, 1))), "c1", "c2") == [(3, 2), (7, 2)]
+
+
+def test_explicit_padding_moves_the_field_not_its_size():
+    """A pad layer (zeros, a max pool's -inf) keeps r and j; a padded average pool is one window."""
+    rows = [{"type": "conv", "filters": 2, "kernel_size": 7, "strides": 2, "padding": 3, "name": "c1"},
+            {"type": "maxpool", "pool_size": 3, "strides": 2, "padding": 1, "name": "p1"},
+            # 8 -> ceil((8 - 3) / 2) + 1 = 4, the last window one cell past the map: PaddedAveragePooling2D.
+            {"type": "avgpool", "pool_size": 3, "strides": 2, "ceil_mode": True, "count_padding": False, "name": "p2"}]
+    padded = probe(rows)
+    assert fields(padded, "c1", "p1", "p2") == [(7, 2), (11, 4), (19, 8)]
+    assert [row(padded, name).output_shape[0] for name in ("c1", "p1", "p2")] == [16, 8, 4]
+    built = builders.build({"name": "probe", "input_shape": [32, 32, 2],
+                            "blocks": [*rows, {"type": "global_avgpool"}, {"type": "dense", "units": 2}]})
+    assert isinstance(built.model.get_layer("p2"), PaddedAveragePooling2D)
 
 
 def test_rows_without_a_spatial_map_are_global():

@@ -163,7 +163,8 @@ def test_googlenet_without_auxiliary_heads():
     assert without.total_params == 6_998_552
 
 
-RESNET_STAGES = {"resnet18": 1, "resnet34": 1, "resnet50": 4, "resnet101": 4, "resnet152": 4}
+RESNET_STAGES = {"resnet18": 1, "resnet34": 1, "resnet50": 4, "resnet101": 4, "resnet152": 4,
+                 "plain18": 1, "plain34": 1}
 
 
 @pytest.mark.parametrize("model", sorted(RESNET_STAGES))
@@ -171,9 +172,41 @@ def test_resnet_stage_outputs_follow_table_1(model):
     report = zoo_report(model, "imagenet")
     expansion = RESNET_STAGES[model]
     for stage, (size, width) in enumerate([(56, 64), (28, 128), (14, 256), (7, 512)], start=2):
-        last = [layer for layer in report.layers if layer.name.startswith(f"conv{stage}_")][-1]
-        assert last.output_shape == [size, size, width * expansion], (model, last.name)
+        blocks = [layer for layer in report.layers if layer.name.startswith(f"conv{stage}_")]
+        assert blocks and all(layer.output_shape == [size, size, width * expansion] for layer in blocks), model
+    assert row(report, "conv1").output_shape == [112, 112, 64]
     assert row(report, "pool1").output_shape == [56, 56, 64]
+
+
+# Parameters and MACs (1000-way head, auxiliary heads included) of the models whose padding follows
+# torchvision's or Caffe's (issue 14): explicit pads and ceil-mode pools changed no size at 224, so
+# no count. Pinned exactly, as before the change.
+EXACT_COUNTS = {
+    "resnet18": (11_699_112, 1_814_073_344), "resnet34": (21_814_696, 3_663_761_408),
+    "resnet50": (25_610_152, 4_089_184_256), "resnet101": (44_654_504, 7_801_405_440),
+    "resnet152": (60_344_232, 11_513_626_624),
+    "plain18": (11_523_496, 1_794_805_760), "plain34": (21_639_080, 3_644_493_824),
+    "googlenet": (13_378_280, 1_591_044_096), "googlenet_naive": (104_274_376, 12_582_331_520),
+    "zfnet": (62_357_608, 1_168_032_896),
+}
+
+
+@pytest.mark.parametrize("model", sorted(EXACT_COUNTS))
+def test_parameters_and_macs_are_pinned(model):
+    report = zoo_report(model, "imagenet")
+    assert (report.total_params, report.macs) == EXACT_COUNTS[model]
+
+
+def test_small_inputs_keep_resnet_and_change_googlenets_auxiliary_heads_only():
+    """At 64 the maps of ResNet halve as with 'same' (pad 3 and pad 1 give ceil(in / 2) too). At 96
+    GoogLeNet's 4a and 4d are 6x6: the aux heads' 5x5/3 pools in ceil mode add a last, partial
+    window (2x2, not floor mode's 1x1), so their fc layers see 512 values, not 128."""
+    resnet = zoo_report("resnet18", "imagenet", "model.input_shape=[64,64,3]")
+    assert (resnet.total_params, resnet.macs) == (11_699_112, 148_557_824)
+    googlenet = zoo_report("googlenet", "imagenet", "model.input_shape=[96,96,3]")
+    assert (googlenet.total_params, googlenet.macs) == (10_232_552, 295_159_808)
+    assert row(googlenet, "aux1").params == (512 * 128 + 128) + (2 * 2 * 128 * 1024 + 1024) + (1024 * 1000 + 1000)
+    assert [row(googlenet, name).output_shape[0] for name in ("pool1", "pool2", "pool3", "pool4")] == [24, 12, 6, 3]
 
 
 def test_repeat_gives_one_report_row_per_application():
