@@ -30,6 +30,10 @@ class ModelConfig:
     blocks: list[Any] = MISSING  # rows of the block vocabulary; checked by builders
     aux_loss_weight: Optional[float] = None  # weight of side-output losses; 0 removes side outputs
     without: list[str] = dataclasses.field(default_factory=list)  # block types left out: [lrn] (ablations)
+    # Not the architecture's: where its starting weights come from and which rows stay fixed
+    # (runner/weights). None: random initialisation; imagenet, a file, or runs:/<run_id>.
+    weights: Optional[str] = None
+    freeze: Optional[str] = None  # a row's name: it and every row before it are not trained
 
 
 @dataclasses.dataclass
@@ -45,8 +49,10 @@ class DataConfig:
     train_size: int = at_least(1, 512)  # synthetic: images per split
     val_size: int = at_least(1, 128)
     shuffle_buffer: int = at_least(1, 10_000)
-    mean: list[float] = dataclasses.field(default_factory=lambda: [0.485, 0.456, 0.406])
-    std: list[float] = dataclasses.field(default_factory=lambda: [0.229, 0.224, 0.225])
+    # Per channel, in [0, 1] units; None: what model.weights were trained with, else ImageNet's
+    # (runner/weights/sources.py IMAGENET). Set here, it wins over the weights' (with a warning).
+    mean: Optional[list[float]] = None
+    std: Optional[list[float]] = None
 
 
 @dataclasses.dataclass
@@ -98,6 +104,8 @@ class TrainerConfig:
     resume: bool = True  # continue this config's interrupted run from its last completed epoch; false: start afresh
     resume_run: Optional[str] = None  # an MLflow run id: continue that run only (a resume point of this config)
     seed: int = at_least(0, 0)  # NumPy refuses negative seeds
+    # With model.freeze: the epoch (1-based) from which the frozen rows train too; None: never.
+    unfreeze_epoch: Optional[int] = at_least(1, None)
 
 
 @dataclasses.dataclass

@@ -40,7 +40,7 @@ CASES = {
     "zero_batch_size": (["trainer.batch_size=0"], "trainer.batch_size", True),
     "epochs_not_a_number": (["trainer.epochs=many"], "trainer.epochs", False),
     "alexnet_collapses_at_32": (["model=alexnet", "model.input_shape=[32,32,3]"], "model.blocks[5]", True),
-    "googlenet_aux_head_at_64": (["model=googlenet", "model.input_shape=[64,64,3]"], "model.blocks[11]", True),
+    "googlenet_aux_head_at_32": (["model=googlenet", "model.input_shape=[32,32,3]"], "model.blocks[11]", True),
     "unknown_key": (["trainer.batchsize=3"], "trainer.batchsize", False),
 }
 FULL_ERROR = "zero_batch_size_full_error"

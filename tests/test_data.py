@@ -108,7 +108,7 @@ def test_images_are_normalised_with_the_data_mean_and_std(tree):
 
 
 def test_a_gray_model_takes_the_luma_of_rgb_statistics():
-    images = pipeline.normaliser([0.485, 0.456, 0.406], [0.229, 0.224, 0.225], 1)(tf.fill([1, 2, 2, 1], 255))
+    images = pipeline.normaliser(pipeline.IMAGENET, 1)(tf.fill([1, 2, 2, 1], 255))
     mean, std = pipeline.LUMA @ [0.485, 0.456, 0.406], pipeline.LUMA @ [0.229, 0.224, 0.225]
     np.testing.assert_allclose(images.numpy(), (1 - mean) / std, rtol=1e-6)
 

@@ -21,7 +21,8 @@ from runner.visualize import figures, guided
 from runner.visualize.render import Options, visualize
 from runner.visualize.rows import default_rows, model_rows, pick
 from runner.visualize.run import visualize_run
-from runner.visualize.source import find_run, model_file, open_store, run_config
+from runner.tracking.artifacts import model_file, run_config
+from runner.visualize.source import find_run, open_store
 
 # TensorFlow's start-up chatter on stderr, not part of what the command says.
 NOISE = re.compile(r"^(I0000|W0000|E0000|WARNING: All log messages|To enable the following instructions)")

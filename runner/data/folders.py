@@ -49,6 +49,7 @@ def tree(root: Path, cfg, class_name=str) -> source.Source:
         val=source.files(*_labelled(val, skipped, root), channels),
         class_names=[class_name(folder) for folder in classes],
         skipped=skipped,
+        class_folders=classes,
     )
 
 

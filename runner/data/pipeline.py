@@ -1,6 +1,8 @@
 """tf.data pipelines from a source's examples: shuffle keys, read through a view, batch; and the
 normalisation the training and evaluation steps apply on the device."""
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -52,11 +54,32 @@ def evaluation(examples: Examples, view, *, batch_size: int):
     return images.batch(batch_size).prefetch(AUTOTUNE)
 
 
-def normaliser(mean, std, channels: int):
-    """uint8 images -> float32 (images / 255 - mean) / std, with data.mean and data.std per channel
-    (in the [0, 1] units the papers' statistics use). Runs inside the compiled step, on the device."""
-    mean, std = _per_channel("data.mean", mean, channels), _per_channel("data.std", std, channels)
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """What a model takes: (images / 255 - mean) / std per channel, in the [0, 1] units the papers'
+    statistics use, listed in RGB order; `bgr`: the channels are then reversed (Caffe's order, which
+    the weights converted from Caffe expect)."""
+
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    bgr: bool = False
+
+    def as_params(self) -> dict[str, object]:
+        return {"preprocessing.mean": list(self.mean), "preprocessing.std": list(self.std),
+                "preprocessing.channels": "BGR" if self.bgr else "RGB"}
+
+
+# The ImageNet training set's statistics, as torchvision and timm normalise with them.
+IMAGENET = Preprocessing((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def normaliser(preprocessing: Preprocessing, channels: int):
+    """uint8 images -> float32 as `preprocessing` says. Runs inside the compiled step, on the device."""
+    mean = _per_channel("data.mean", preprocessing.mean, channels)
+    std = _per_channel("data.std", preprocessing.std, channels)
     offset, scale = 255.0 * mean, 1.0 / (255.0 * std)
+    if preprocessing.bgr and channels == 3:
+        return lambda images: tf.reverse((tf.cast(images, tf.float32) - offset) * scale, axis=[-1])
     return lambda images: (tf.cast(images, tf.float32) - offset) * scale
 
 

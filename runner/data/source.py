@@ -24,6 +24,8 @@ class Source:
     val: Examples
     class_names: list[str]
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)  # {file: why it cannot be decoded}
+    # The classes as the files name them (folder names: WordNet ids in ImageNet's layout); None: the names.
+    class_folders: list[str] | None = None
 
 
 def files(paths: list[str], labels: np.ndarray, channels: int) -> Examples:

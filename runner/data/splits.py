@@ -28,17 +28,21 @@ class Splits:
     val: tf.data.Dataset  # centre crops, every example once, the last batch possibly smaller
     val_ten_crop: tf.data.Dataset | None  # eval.ten_crop: (images [B, 10, H, W, C], labels [B])
     class_names: list[str]
+    class_ids: list[str]  # as the files name them (ImageNet-style folders: WordNet ids), else the names
     train_examples: int  # in this worker's shard under multi_worker, as val_examples
     val_examples: int
     steps_per_epoch: int  # full batches an epoch holds (under multi_worker: on every worker)
     skipped_files: dict[str, str]  # {file: why it cannot be decoded}, left out of both splits
-    normalise: Callable[[tf.Tensor], tf.Tensor]  # uint8 images -> what the model takes (data.mean, data.std)
+    normalise: Callable[[tf.Tensor], tf.Tensor]  # uint8 images -> what the model takes (pipeline.Preprocessing)
 
 
-def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None) -> Splits:
+def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
+         preprocessing: Optional[pipeline.Preprocessing] = None) -> Splits:
     """The splits of cfg.data, shaped for cfg.model.input_shape, in batches of cfg.trainer.batch_size
     (global), augmented by cfg.augment and evaluated as cfg.eval says. With a `shard` (multi_worker),
-    this worker's share of both splits, in batches of shard.batch_size (per replica)."""
+    this worker's share of both splits, in batches of shard.batch_size (per replica). They normalise
+    as `preprocessing` says (the weights' and the data's, resolved by runner.weights), else as
+    data.mean and data.std, else with ImageNet's statistics."""
     augment.check_ratio("augment.resize_ratio", cfg.augment.resize_ratio)
     augment.check_ratio("eval.resize_ratio", cfg.eval.resize_ratio)
     height, width, channels = cfg.model.input_shape
@@ -54,7 +58,7 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None) -> Splits
     if source.train.count < batch_size:
         raise UserError(f"data has {source.train.count} training images, "
                         f"fewer than trainer.batch_size={batch_size}")
-    normalise = pipeline.normaliser(cfg.data.mean, cfg.data.std, channels)
+    normalise = pipeline.normaliser(preprocessing or data_preprocessing(cfg.data), channels)
     cache = cfg.data.cache
     folder = cache_files.cache_folder(cfg.data.cache_dir) if cache else None
     train = pipeline.training(
@@ -71,9 +75,17 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None) -> Splits
         val_ten_crop=(pipeline.evaluation(val, augment.ten_crop(size, cfg.eval.resize_ratio), batch_size=batch_size)
                       if cfg.eval.ten_crop else None),
         class_names=source.class_names,
+        class_ids=source.class_folders or source.class_names,
         train_examples=source.train.count,
         val_examples=source.val.count,
         steps_per_epoch=steps_per_epoch,
         skipped_files=source.skipped,
         normalise=normalise,
     )
+
+
+def data_preprocessing(data: DictConfig) -> pipeline.Preprocessing:
+    """data.mean and data.std, each defaulting to ImageNet's."""
+    mean = pipeline.IMAGENET.mean if data.mean is None else tuple(data.mean)
+    std = pipeline.IMAGENET.std if data.std is None else tuple(data.std)
+    return pipeline.Preprocessing(mean, std)

@@ -24,3 +24,6 @@ def check_trainer(cfg: DictConfig) -> None:
     if cfg.trainer.resume_run and not cfg.trainer.resume:
         raise UserError(f"trainer.resume_run={cfg.trainer.resume_run}: expected trainer.resume=true "
                         "(false starts afresh)")
+    if cfg.trainer.unfreeze_epoch is not None and not cfg.model.freeze:
+        raise UserError(f"trainer.unfreeze_epoch={cfg.trainer.unfreeze_epoch}: expected model.freeze=<row> "
+                        "(nothing is frozen to train again)")

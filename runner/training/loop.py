@@ -17,6 +17,7 @@ import tensorflow as tf
 from runner.errors import UserError
 from runner.training import steps
 from runner.training.evaluation import Evaluation, evaluate
+from runner.training.freeze import freeze, thaws_at
 from runner.training.optim import current_learning_rate
 from runner.training.resume import Start
 from runner.training.stops import DeferredStops, stop_if_requested
@@ -73,10 +74,10 @@ def fit(session, hooks: EpochHooks) -> Trained:
 
 
 def _fit(session, hooks: EpochHooks, start: Start) -> Trained:
-    cfg, model, strategy = session.cfg, session.model, session.strategy
-    train_steps, eval_step = steps.make_train_steps(session), steps.make_eval_step(session)
-    several = strategy.num_replicas_in_sync > 1 and model.non_trainable_variables
-    average_statistics = steps.make_statistics_average(model, strategy) if several else None
+    cfg, model = session.cfg, session.model
+    session.frozen = freeze(session.built, cfg, start.epoch)  # a resumed run may be past the thaw
+    train_steps, average_statistics = _training_functions(session)
+    eval_step = steps.make_eval_step(session)
     callback_list = keras.callbacks.CallbackList(hooks.callbacks, add_progbar=True, model=model, verbose=1,
                                                  epochs=cfg.trainer.epochs, steps=session.steps_per_epoch)
     model.optimizer = session.optimizer  # what ReduceLROnPlateau and checkpoints reach for
@@ -90,6 +91,9 @@ def _fit(session, hooks: EpochHooks, start: Start) -> Trained:
     for epoch in range(start.epoch, cfg.trainer.epochs):
         if model.stop_training:  # early stopping, or a resumed run that had stopped before its kill
             break
+        if thaws_at(cfg, epoch):  # the frozen rows train from here: the steps see other variables
+            session.frozen = freeze(session.built, cfg, epoch)
+            train_steps, average_statistics = _training_functions(session)
         callback_list.on_epoch_begin(epoch)
         lr = current_learning_rate(session.optimizer)  # the rate the epoch starts with
         logs, seconds = _train_epoch(session, train_steps, callback_list, epoch)
@@ -103,6 +107,14 @@ def _fit(session, hooks: EpochHooks, start: Start) -> Trained:
         stop_if_requested()  # after the epoch's resume point and record: nothing of it is lost
     callback_list.on_train_end()
     return Trained(history, last)
+
+
+def _training_functions(session):
+    """The training steps and, with several replicas, the average of the batch-norm statistics: both
+    capture the model's (non-)trainable variables when they are made."""
+    model, strategy = session.model, session.strategy
+    several = strategy.num_replicas_in_sync > 1 and model.non_trainable_variables
+    return steps.make_train_steps(session), (steps.make_statistics_average(model, strategy) if several else None)
 
 
 def _end_epoch(hooks: EpochHooks, callback_list, model, epoch: int, logs: dict, history: History) -> None:

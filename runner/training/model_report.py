@@ -24,10 +24,15 @@ LEGEND = ("RF: receptive field, the input pixels (per side) one output unit sees
           "between neighbouring units; global: the whole input")
 
 
+# Keys of the model node that say how a run starts from it, not what it is (runner/weights, freeze).
+RUN_KEYS = ("weights", "freeze")
+
+
 def model_spec(cfg: DictConfig) -> dict[str, Any]:
     """The model node as the plain mapping builders take, interpolations (num_classes) resolved."""
     try:
-        return OmegaConf.to_container(cfg.model, resolve=True)
+        spec = OmegaConf.to_container(cfg.model, resolve=True)
+        return {key: value for key, value in spec.items() if key not in RUN_KEYS}
     except (MissingMandatoryValue, InterpolationToMissingValueError) as error:
         missing = str(error).split("Missing mandatory value: ")[-1].splitlines()[0]
         raise UserError(f"{missing} is not set ({error.full_key} needs it); pass {missing}=...") from None

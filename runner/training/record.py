@@ -32,6 +32,8 @@ def record_start(run: Run | NotRecorded, session, start: resume.Start) -> None:
         run.log_metrics({"parameters": session.report.total_params, "gmacs": session.report.inference_macs / 1e9,
                          "data_skipped_files": len(skipped)}, step=0)
         run.log_text(render(session.report, "markdown"), "architecture.md")
+        if session.loaded:
+            run.log_text(f"{session.weights.describes}\n{session.loaded.summary()}", "weights.txt")
         if skipped:
             run.log_text("".join(f"{path}\t{why}\n" for path, why in sorted(skipped.items())), "skipped_files.txt")
     run.set_tags({"resume_key": start.key})

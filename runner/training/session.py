@@ -10,6 +10,8 @@ resolved here, once, and recorded from here.
 """
 
 import dataclasses
+import pathlib
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -18,11 +20,16 @@ from omegaconf import DictConfig
 import builders
 from builders.report import Report, report
 from builders.rows import BuiltModel
+from runner.data.pipeline import Preprocessing
 from runner.data.splits import Splits, load
+from runner.training.freeze import freeze
 from runner.training.model_report import model_spec
 from runner.training.optim import l2_coefficient, make_optimizer
 from runner.training.steps import Objective
 from runner.training.strategy import Worker, make_strategy, precision, shard, steps_per_execution, uses_xla, worker
+from runner.weights.convert import Loaded
+from runner.weights.load import load_into, preprocessing
+from runner.weights.source import Source, locate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +56,10 @@ class Session:
     steps_per_epoch: int  # trainer.steps_per_epoch, or the full batches an epoch of the data holds
     optimizer: keras.optimizers.Optimizer
     objective: Objective
+    preprocessing: Preprocessing  # what the model takes: the weights' and the data's (runner.weights.load)
+    weights: Source | None = None  # model.weights; None: random initialisation
+    loaded: Loaded | None = None  # what of the weights landed where
+    frozen: list[str] = dataclasses.field(default_factory=list)  # layers model.freeze keeps fixed now
 
     @property
     def model(self) -> keras.Model:
@@ -61,8 +72,9 @@ class Session:
 
     def recorded_params(self) -> dict[str, object]:
         """The machine's share of the params: replicas, workers and what `auto` resolved to."""
+        weights = self.weights.as_params() if self.weights else {}
         return {"replicas": self.strategy.num_replicas_in_sync, "workers": self.worker.count,
-                **self.resolved.as_params()}
+                **self.resolved.as_params(), **self.preprocessing.as_params(), **weights}
 
 
 def prepare(cfg: DictConfig) -> Session:
@@ -72,19 +84,24 @@ def prepare(cfg: DictConfig) -> Session:
     keras.utils.set_random_seed(cfg.trainer.seed)
     resolved = Resolved(precision(cfg.trainer), uses_xla(cfg.trainer, strategy), steps_per_execution(cfg.trainer))
     keras.config.set_dtype_policy(resolved.precision)
-    with strategy.scope():
+    with tempfile.TemporaryDirectory(prefix="weights-") as downloads, strategy.scope():
+        weights = locate(cfg, pathlib.Path(downloads))  # a failed download costs no build
         built = builders.build(model_spec(cfg))
-    splits = load(cfg, shard(strategy, cfg.trainer.batch_size))
+        loaded = load_into(built, weights, cfg.data.num_classes) if weights else None
+    inputs = preprocessing(cfg.data, weights)
+    splits = load(cfg, shard(strategy, cfg.trainer.batch_size), inputs)
     steps_per_epoch = epoch_steps(cfg, splits)
     with strategy.scope():
         optimizer = make_optimizer(cfg, steps_per_epoch, resolved.precision)
         # Slots (momentum) must exist before the step loop: none may be created in a tf.while_loop
-        # under a distribution strategy, and a resumed run restores them.
+        # under a distribution strategy, and a resumed run restores them. Frozen rows have theirs
+        # too, for trainer.unfreeze_epoch.
         optimizer.build(built.model.trainable_variables)
+    frozen = freeze(built, cfg, epoch=0)
     objective = Objective(cfg.data.num_classes, cfg.trainer.label_smoothing, cfg.model.aux_loss_weight,
                           l2_coefficient(cfg))
     return Session(cfg, strategy, worker(strategy), resolved, built, report(built), splits, steps_per_epoch,
-                   optimizer, objective)
+                   optimizer, objective, inputs, weights, loaded, frozen)
 
 
 def epoch_steps(cfg: DictConfig, splits: Splits) -> int:

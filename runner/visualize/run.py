@@ -15,7 +15,8 @@ from runner.data.splits import load
 from runner.schema import VisualizeConfig
 from runner.training.model_report import model_spec
 from runner.visualize.render import Options, chosen_rows, visualize
-from runner.visualize.source import find_run, log_figures, model_file, run_config
+from runner.tracking.artifacts import model_file, run_config
+from runner.visualize.source import find_run, log_figures
 
 ARTIFACT_FOLDER = "visualize"
 

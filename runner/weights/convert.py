@@ -99,6 +99,19 @@ def assign(model: keras.Model, tensors: Mapping[str, np.ndarray], layout: str, *
     return Loaded(layout, tuple(placements), fresh, left_out, tuple(ignored))
 
 
+def head_fits(model: keras.Model, tensors: Mapping[str, np.ndarray], layout: str) -> bool:
+    """Whether the source's classifier tensors have our classifier's shapes: the same classes, so no
+    new head (`assign`'s new_head) is needed."""
+    table = _layout(layout)
+    routes, _ = _routes(model, tensors, table)
+    head, variables = _head_layers(model), {variable.path: variable for variable in model.weights}
+    for route in (route for route in routes if route.layer.name in head):
+        target = variables.get(f"{route.layer.name}/{route.weight}")
+        if target is None or _shape(_converted(model, route, tensors[route.source], table)) != _shape(target):
+            return False
+    return True
+
+
 def _layout(name: str) -> Layout:
     if name not in LAYOUTS:
         raise UserError(f"unknown weights layout {name!r}; valid: {', '.join(LAYOUTS)}")

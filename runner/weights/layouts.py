@@ -56,6 +56,8 @@ KINDS = {
            "num_batches_tracked": IGNORED},
     # Keras layers already hold their weights as ours do (HWIO kernels, (in, out) dense, HWC flatten).
     "keras": {"kernel": ("kernel", unchanged), "bias": ("bias", unchanged)},
+    # Every weight our vocabulary's layers hold (convolution, dense, batch norm), as they are.
+    "ours": {name: (name, unchanged) for name in ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")},
 }
 
 
@@ -133,7 +135,15 @@ KERAS_APPLICATIONS_VGG = Layout(
     ),
 )
 
-LAYOUTS = {layout.name: layout for layout in (TORCHVISION_RESNET, TORCHVISION_VGG, KERAS_APPLICATIONS_VGG)}
+# A model this project saved (runner/weights/ours.py reads it as `<layer>/<weight>`): names are ours.
+OURS = Layout(
+    name="ours",
+    separator="/",
+    describes="a model saved by this project (.keras, .weights.h5), by layer name",
+    rows=(Row(r"(?P<layer>.+)", "{layer}", "ours"),),
+)
+
+LAYOUTS = {layout.name: layout for layout in (TORCHVISION_RESNET, TORCHVISION_VGG, KERAS_APPLICATIONS_VGG, OURS)}
 
 _FIELD = re.compile(r"\{(\w+)(?:\+(\d+))?\}")
 

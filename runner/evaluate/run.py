@@ -1,0 +1,98 @@
+"""Evaluate `model.weights` on `data`'s validation split and record it as an MLflow run of its own
+(tag runner.role=evaluate: it holds no model), with the metrics a training run ends with."""
+
+import csv
+import dataclasses
+import io
+import pathlib
+
+import keras
+from omegaconf import DictConfig, OmegaConf
+
+from runner.errors import UserError
+from runner.tracking.plots import MAX_LABELLED_CLASSES
+from runner.tracking.run import Run
+from runner.training.checks import check_trainer
+from runner.training.evaluation import FinalEvaluation, final_evaluation
+from runner.training.session import Session, prepare
+from runner.weights.published import IMAGENET_CLASSES, imagenet_synsets
+from runner.weights import ours
+from runner.weights.source import RUNS_PREFIX
+
+CLASSES = "${data.num_classes}"  # how the zoo's classifier rows take their size
+
+
+def evaluate_weights(cfg: DictConfig) -> float:
+    """Evaluates, records and returns sweep.objective (eval_top1 unless it names an eval_* metric)."""
+    check_trainer(cfg)
+    if not cfg.model.weights:
+        raise UserError("model.weights is not set: give imagenet, runs:/<run_id> or a weights file to evaluate")
+    session = prepare(_with_imagenet_head(cfg) if _imagenet_classifier(cfg) else cfg)
+    if _imagenet_classifier(cfg):
+        session = _restricted_to_data_classes(session)
+    final = final_evaluation(session, None)
+    _record(cfg, session, final)
+    name = cfg.sweep.objective.value
+    return final.metrics.get(name, final.metrics["eval_top1"])
+
+
+def _imagenet_classifier(cfg: DictConfig) -> bool:
+    """Weights with ImageNet's 1000-way classifier (published, or a file of another ecosystem) on a
+    dataset of fewer classes."""
+    reference = str(cfg.model.weights)
+    foreign = not reference.startswith(RUNS_PREFIX) and not ours.is_ours(pathlib.Path(reference))
+    return foreign and cfg.data.num_classes != IMAGENET_CLASSES
+
+
+def _with_imagenet_head(cfg: DictConfig) -> DictConfig:
+    """cfg with every classifier row (units: ${data.num_classes}) at ImageNet's 1000 classes."""
+    copy = cfg.copy()
+    rows = OmegaConf.to_container(copy.model.blocks, resolve=False)
+    for index, row in enumerate(rows):
+        if isinstance(row, dict) and row.get("units") == CLASSES:
+            copy.model.blocks[index].units = IMAGENET_CLASSES
+    return copy
+
+
+def _restricted_to_data_classes(session: Session) -> Session:
+    """The session with a model whose logits are the 1000 ImageNet classes' restricted to the data's
+    classes, each a WordNet id (Imagenette's folders), in the data's label order."""
+    synsets = imagenet_synsets()
+    unknown = [name for name in session.splits.class_ids if name not in synsets]
+    if unknown:
+        raise UserError(f"model.weights={session.cfg.model.weights} predicts ImageNet's {IMAGENET_CLASSES} "
+                        f"classes, and data's classes are not all ImageNet synsets ({unknown[0]!r} is not, "
+                        f"e.g. n01440764 is): fine-tune first (python -m runner model.weights=...), then "
+                        "evaluate that run")
+    indices = [synsets.index(name) for name in session.splits.class_ids]
+    model = session.model
+    with session.strategy.scope():
+        logits = model.outputs[0]
+        restricted = keras.Model(model.inputs, keras.ops.take(logits, indices, axis=-1), name=model.name)
+    return dataclasses.replace(session, built=dataclasses.replace(session.built, model=restricted))
+
+
+def _record(cfg: DictConfig, session: Session, final: FinalEvaluation) -> None:
+    with Run(cfg) as run:
+        run.set_tags({"runner.role": "evaluate"})
+        run.log_params(session.recorded_params())
+        run.log_metrics(final.metrics, step=0)
+        names = session.splits.class_names
+        run.log_confusion_matrix(final.centre.labels, final.centre.predicted, names)
+        if len(names) > MAX_LABELLED_CLASSES:  # a picture too dense to read: the accuracy of each class
+            run.log_text(_per_class_accuracy(final, names), "per_class_accuracy.csv")
+        run.log_text(f"{session.weights.describes}\n{session.loaded.summary()}", "weights.txt")
+    shown = ", ".join(f"{key} {value:.4f}" for key, value in final.metrics.items())
+    print(f"\n{shown}\nMLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")
+
+
+def _per_class_accuracy(final: FinalEvaluation, names: list[str]) -> str:
+    labels, predicted = final.centre.labels, final.centre.predicted
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["class", "images", "top1"])
+    for index, name in enumerate(names):
+        chosen = labels == index
+        images = int(chosen.sum())
+        writer.writerow([name, images, f"{(predicted[chosen] == index).mean():.4f}" if images else ""])
+    return text.getvalue()
