@@ -1,7 +1,7 @@
-"""`python -m runner.evaluate`: weights evaluated without training, recorded as a run of their own."""
+"""`python -m runner.evaluate`: weights evaluated without training, recorded as a run of their own
+(a previous run's weights: tests/test_from_a_run.py)."""
 
 import mlflow
-import pytest
 from safetensors.numpy import save_file
 
 from apps import run_app
@@ -21,26 +21,6 @@ def app(name, tmp_path, *overrides):
 def runs_by_role(client):
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     return {run.data.tags.get("runner.role", "train"): run for run in runs}
-
-
-@pytest.mark.slow
-def test_a_trained_run_evaluates_to_the_figures_it_ended_with(tmp_path):
-    result, client = app("runner", tmp_path, "trainer.epochs=1")
-    assert result.returncode == 0, result.stderr[-2000:]
-    trained = runs_by_role(client)["train"]
-    result, client = app("runner.evaluate", tmp_path, f"model.weights=runs:/{trained.info.run_id}",
-                         "eval.ten_crop=true")
-    assert result.returncode == 0, result.stderr[-2000:]
-    evaluation = runs_by_role(client)["evaluate"]
-    assert evaluation.info.status == "FINISHED"
-    metrics = evaluation.data.metrics
-    # The same weights on the same validation split: the same figures.
-    assert metrics["eval_top1"] == pytest.approx(trained.data.metrics["eval_top1"], abs=1e-6)
-    assert {"eval_top5", "eval_top1_10crop", "eval_top5_10crop"} <= set(metrics)
-    assert evaluation.data.params["weights.source"] == f"runs:/{trained.info.run_id}"
-    artifacts = {artifact.path for artifact in client.list_artifacts(evaluation.info.run_id)}
-    assert {"confusion_matrix.png", "weights.txt", "config.yaml"} <= artifacts
-    assert "eval_top1" in result.stdout
 
 
 def test_imagenet_weights_score_an_imagenette_folder_on_its_synsets_logits(tmp_path):

@@ -9,10 +9,9 @@ from helpers import MODEL_NAMES, compose
 from runner.training import loop
 from runner.training.session import prepare
 
-# AlexNet and ZFNet need 128 pixels (64 collapses before pool5); GoogLeNet's auxiliary heads need
-# 96 (their 5x5 pool on 4a's map), the naive GoogLeNet's too. Any other model: 64.
-REDUCED_SIZE = {"alexnet": 128, "alexnet_grouped": 128, "zfnet": 128, "googlenet": 96, "googlenet_naive": 96,
-                "lenet": 32}
+# AlexNet and ZFNet need 128 pixels (64 collapses before pool5). Any other model: 64 (GoogLeNet's
+# auxiliary heads then pool 4a's 4x4 map in one ceil-mode window of their 5x5 pool, as Caffe does).
+REDUCED_SIZE = {"alexnet": 128, "alexnet_grouped": 128, "zfnet": 128, "lenet": 32}
 
 
 # Tracing a training step of ResNet-101/152 takes minutes on two CPU cores (Keras's own fit too);

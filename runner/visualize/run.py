@@ -9,14 +9,15 @@ import mlflow
 from mlflow.entities import Run
 from omegaconf import DictConfig
 
-import builders  # noqa: F401  (registers the LRN layer, which saved AlexNet, ZFNet and GoogLeNet models use)
+import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
 from runner.bounds import check_bounds
 from runner.data.splits import load
 from runner.schema import VisualizeConfig
+from runner.tracking.artifacts import model_file, run_config
 from runner.training.model_report import model_spec
 from runner.visualize.render import Options, chosen_rows, visualize
-from runner.tracking.artifacts import model_file, run_config
 from runner.visualize.source import find_run, log_figures
+from runner.weights.source import run_preprocessing
 
 ARTIFACT_FOLDER = "visualize"
 
@@ -43,7 +44,7 @@ def visualize_run(client: mlflow.MlflowClient, cfg: DictConfig, folder: pathlib.
     spec, options = model_spec(train_cfg), Options.of(cfg)
     chosen_rows(model, spec, options)  # a wrong row name fails now, not after the data's file check
     train_cfg.data.cache = False  # one pass over the validation images
-    splits = load(train_cfg)
+    splits = load(train_cfg, preprocessing=run_preprocessing(client, run))  # the weights' (model.weights), too
     batches = splits.val.unbatch().batch(cfg.batch_size)  # training's batch can be large for a forward pass
     paths, notes = visualize(model, spec, batches, splits.class_names, splits.normalise, options, folder)
     log_figures(client, run.info.run_id, paths)

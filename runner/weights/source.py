@@ -74,11 +74,11 @@ def _from_run(cfg: DictConfig, reference: str, downloads: pathlib.Path) -> Sourc
     client = store.existing_store(store.store_uri(cfg), "train a model first (python -m runner)")
     run = store.run_by_id(client, run_id, "model.weights", "give runs:/<run_id> of a training run")
     path = artifacts.model_file(client, run, tempfile.mkdtemp(prefix="weights-", dir=downloads))
-    return Source(reference, f"run {run_id} ({run.info.run_name})", path, OURS, _run_preprocessing(client, run))
+    return Source(reference, f"run {run_id} ({run.info.run_name})", path, OURS, run_preprocessing(client, run))
 
 
-def _run_preprocessing(client, run) -> Preprocessing:
-    """What the run trained on: its recorded preprocessing, or (runs before it was recorded) its data.*."""
+def run_preprocessing(client, run) -> Preprocessing:
+    """What the run's model takes: its recorded preprocessing, or (runs before it was recorded) its data.*."""
     params = run.data.params
     if "preprocessing.mean" in params:
         return Preprocessing(tuple(json.loads(params["preprocessing.mean"])),

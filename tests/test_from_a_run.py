@@ -1,5 +1,6 @@
-"""Fine-tuning end to end, offline: a LeNet trained on digits, then `model.weights=runs:/<that run>`
-into a new 5-class head on synthetic data, with rows frozen and thawed; and what the record says."""
+"""A previous run's weights, end to end and offline: a LeNet trained on digits, then
+`model.weights=runs:/<that run>` evaluated (python -m runner.evaluate) and fine-tuned into a new
+5-class head on synthetic data, with rows frozen and thawed; and what the records say."""
 
 import keras
 import mlflow
@@ -89,3 +90,25 @@ def test_unfreeze_epoch_without_freeze_is_refused(tmp_path):
     result, _ = run(tmp_path, "thaw", *FINETUNE, "trainer.unfreeze_epoch=2")
     assert result.returncode == 2
     assert "trainer.unfreeze_epoch=2: expected model.freeze=<row>" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_trained_run_evaluates_to_the_figures_it_ended_with(digits_run):
+    tmp_path, _, trained = digits_run
+    store = new_store(tmp_path)
+    result = run_app("runner.evaluate", f"hydra.run.dir={tmp_path}/evaluate", *DIGITS,
+                     f"model.weights=runs:/{trained.info.run_id}", "eval.ten_crop=true",
+                     env={"MLFLOW_TRACKING_URI": store})
+    assert result.returncode == 0, result.stderr[-2000:]
+    client = mlflow.MlflowClient(store)
+    [evaluation] = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                      filter_string="tags.\"runner.role\" = 'evaluate'")
+    assert evaluation.info.status == "FINISHED"
+    metrics = evaluation.data.metrics
+    # The same weights on the same validation split: the same figures.
+    assert metrics["eval_top1"] == pytest.approx(trained.data.metrics["eval_top1"], abs=1e-6)
+    assert {"eval_top5", "eval_top1_10crop", "eval_top5_10crop"} <= set(metrics)
+    assert evaluation.data.params["weights.source"] == f"runs:/{trained.info.run_id}"
+    artifacts = {artifact.path for artifact in client.list_artifacts(evaluation.info.run_id)}
+    assert {"confusion_matrix.png", "weights.txt", "config.yaml"} <= artifacts
+    assert "eval_top1" in result.stdout
