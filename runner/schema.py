@@ -228,6 +228,21 @@ class VisualizeAppConfig:
 
 
 @dataclasses.dataclass
+class PredictConfig:
+    model: Optional[str] = None  # runs:/<run_id> (MLflow's form) or a model.keras file
+    images: Optional[str] = None  # an image file, a folder (searched recursively) or a glob
+    top_k: int = at_least(1, 5)  # classes shown per image
+    output: Optional[str] = None  # a .csv file: file,rank,class,probability (rank 1: the top); None: a table
+    batch_size: int = at_least(1, 64)  # images per forward pass
+
+
+@dataclasses.dataclass
+class PredictAppConfig:
+    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
+    predict: PredictConfig = dataclasses.field(default_factory=PredictConfig)
+
+
+@dataclasses.dataclass
 class BenchConfig:
     stages: list[str] = dataclasses.field(  # which to measure (always in this order); the others are null
         default_factory=lambda: ["decode", "pipeline", "cached", "keras", "step", "fit"])
@@ -249,6 +264,7 @@ def register() -> None:
     store.store(name="schema", node=Config)
     store.store(name="compare_schema", node=CompareAppConfig)
     store.store(name="visualize_schema", node=VisualizeAppConfig)
+    store.store(name="predict_schema", node=PredictAppConfig)
     # Only the `bench` node: conf/bench.yaml composes it first, then the runner's whole config (a
     # structured root cannot gain a key afterwards, nor take a subclass's defaults over its groups').
     store.store(name="bench_schema", node=BenchConfig, package="bench")

@@ -1,14 +1,21 @@
-"""A previous run's weights, end to end and offline: a LeNet trained on digits, then
-`model.weights=runs:/<that run>` evaluated (python -m runner.evaluate) and fine-tuned into a new
-5-class head on synthetic data, with rows frozen and thawed; and what the records say."""
+"""A previous run's model, end to end and offline: a LeNet trained on digits, then its model.keras
+used alone (raw uint8 images in, probabilities out), by python -m runner.predict on image files,
+and as `model.weights=runs:/<that run>`: evaluated (python -m runner.evaluate) and fine-tuned into
+a new 5-class head on synthetic data, with rows frozen and thawed; and what the records say."""
+
+import csv
+import pathlib
 
 import keras
 import mlflow
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from apps import run_app
-from helpers import new_store
+from helpers import compose, new_store
+from runner.data.splits import load
+from runner.weights import saved
 
 DIGITS = ("trainer.epochs=1", "trainer.batch_size=64")
 # Synthetic images at LeNet's 32x32x1, five classes; the first three rows frozen for one epoch.
@@ -20,6 +27,11 @@ def run(tmp_path, name, *overrides):
     store = new_store(tmp_path)
     result = run_app("runner", f"hydra.run.dir={tmp_path}/{name}", *overrides, env={"MLFLOW_TRACKING_URI": store})
     return result, mlflow.MlflowClient(store)
+
+
+def network(run_dir):
+    """The network inside a run's stand-alone model.keras."""
+    return saved.network(keras.saving.load_model(run_dir / "model.keras"))
 
 
 def latest_run(client):
@@ -54,19 +66,19 @@ def test_a_run_fine_tunes_into_a_new_head_and_records_what_it_loaded(digits_run)
     fresh = text.split("fresh (initialised here, not loaded): ")[1].split("left out")[0]
     assert fresh.split() == ["2", "output/kernel", "(84,", "5)", "output/bias", "(5,)"]  # only the classifier
     # Frozen up to s4 in epoch 1, thawed in epoch 2: c1 trained too.
-    before = keras.saving.load_model(tmp_path / "digits" / "model.keras", compile=False).get_layer("c1_conv")
-    after = keras.saving.load_model(tmp_path / "finetune" / "model.keras", compile=False).get_layer("c1_conv")
+    before = network(tmp_path / "digits").get_layer("c1_conv")
+    after = network(tmp_path / "finetune").get_layer("c1_conv")
     assert not np.array_equal(before.get_weights()[0], after.get_weights()[0])
 
 
 @pytest.mark.slow
 def test_the_loaded_weights_are_the_source_runs_and_frozen_rows_stay_fixed(digits_run):
     tmp_path, client, source = digits_run
-    source_model = keras.saving.load_model(tmp_path / "digits" / "model.keras", compile=False)
+    source_model = network(tmp_path / "digits")
     result, client = run(tmp_path, "frozen", *FINETUNE, "trainer.epochs=1",
                          f"model.weights=runs:/{source.info.run_id}", "model.freeze=s4")
     assert result.returncode == 0, result.stderr[-3000:]
-    tuned = keras.saving.load_model(tmp_path / "frozen" / "model.keras", compile=False)
+    tuned = network(tmp_path / "frozen")
     frozen, trained = "c1_conv", "f6"
     np.testing.assert_array_equal(tuned.get_layer(frozen).get_weights()[0], source_model.get_layer(frozen).get_weights()[0])
     assert not np.array_equal(tuned.get_layer(trained).get_weights()[0], source_model.get_layer(trained).get_weights()[0])
@@ -112,3 +124,62 @@ def test_a_trained_run_evaluates_to_the_figures_it_ended_with(digits_run):
     artifacts = {artifact.path for artifact in client.list_artifacts(evaluation.info.run_id)}
     assert {"confusion_matrix.png", "weights.txt", "config.yaml"} <= artifacts
     assert "eval_top1" in result.stdout
+
+
+def write_digit_pngs(folder):
+    """The digits run's validation images as PNG files (every other one in a subfolder), named
+    <index>_<label>.png, and one file that is not an image."""
+    from runner.data import digits
+
+    _, (images, labels) = digits.split(compose().data.val_fraction)
+    (folder / "sub").mkdir(parents=True)
+    for index, (image, label) in enumerate(zip(images, labels)):
+        tf.io.write_file(str(folder / ("sub" if index % 2 else "") / f"{index:03d}_{label}.png"),
+                         tf.io.encode_png(image))
+    (folder / "bad.png").write_bytes(b"not a png")
+    return len(labels)
+
+
+@pytest.mark.slow
+def test_predict_on_digit_files_matches_the_runs_validation_accuracy(digits_run):
+    tmp_path, _, trained = digits_run
+    count = write_digit_pngs(tmp_path / "pngs")
+    output = tmp_path / "predictions.csv"
+    result = run_app("runner.predict", f"hydra.run.dir={tmp_path}/predict", f"predict.model=runs:/{trained.info.run_id}",
+                     f"predict.images={tmp_path / 'pngs'}", f"predict.output={output}",
+                     env={"MLFLOW_TRACKING_URI": new_store(tmp_path)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"wrote {output}: {count} images; skipped 1 unreadable: {tmp_path / 'pngs' / 'bad.png'}" in result.stdout
+    rows = list(csv.DictReader(output.open()))
+    assert list(rows[0]) == ["file", "rank", "class", "probability"]
+    assert [row["rank"] for row in rows[:5]] == ["1", "2", "3", "4", "5"] and len(rows) == 5 * count
+    top = [row for row in rows if row["rank"] == "1"]
+    accuracy = np.mean([pathlib.Path(row["file"]).stem.split("_")[1] == row["class"] for row in top])
+    # A PNG gray round trip may move a pixel by one level: a prediction or two may differ.
+    assert accuracy == pytest.approx(trained.data.metrics["eval_top1"], abs=0.01)
+
+
+def test_the_saved_model_classifies_raw_uint8_images_by_itself(digits_run):
+    tmp_path, _, trained = digits_run
+    model = keras.saving.load_model(tmp_path / "digits" / "model.keras")  # no custom objects, no compile
+    splits = load(compose(*DIGITS))
+    images, labels = zip(*splits.val.as_numpy_iterator())
+    images, labels = np.concatenate(images), np.concatenate(labels)
+    assert images.dtype == np.uint8  # as the pipeline reads them, before any normalisation
+    probabilities = model.predict(images, verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
+    accuracy = np.mean(probabilities.argmax(axis=1) == labels)
+    assert accuracy == pytest.approx(trained.data.metrics["eval_top1"], abs=0.005)
+    assert saved.read_metadata(tmp_path / "digits" / "model.keras").class_names == [str(digit) for digit in range(10)]
+
+
+def test_predict_prints_a_table_for_one_file(digits_run, tmp_path):
+    model_dir, _, _ = digits_run
+    write_digit_pngs(tmp_path / "pngs")
+    result = run_app("runner.predict", f"hydra.run.dir={tmp_path}/predict",
+                     f"predict.model={model_dir / 'digits' / 'model.keras'}",
+                     f"predict.images={tmp_path / 'pngs' / '000_7.png'}", "predict.top_k=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    header, rule, line = result.stdout.strip().splitlines()[-3:]
+    assert header.split() == ["file", "top", "classes", "(probability)"]
+    assert line.startswith(str(tmp_path / "pngs" / "000_7.png")) and line.count(",") == 1

@@ -110,7 +110,8 @@ def test_run_records_config_tags_metrics_and_artifacts(store, client, tmp_path):
     assert client.get_metric_history(run.run_id, "top5") == []
 
     assert artifact_paths(client, run.run_id) == {
-        "config.yaml", "architecture.md", "curves.png", "confusion_matrix.png", "model.keras"
+        "config.yaml", "architecture.md", "curves.png", "confusion_matrix.png", "model.keras",
+        "per_class.csv", "per_class.json", "confused_pairs.csv", "confused_pairs.json",
     }
     config_yaml = pathlib.Path(client.download_artifacts(run.run_id, "config.yaml", str(tmp_path))).read_text()
     assert "name: resnet18" in config_yaml and "units: 10" in config_yaml  # interpolations resolved

@@ -116,3 +116,23 @@ def test_offline_reachability_fails_fast_with_the_by_hand_hint():
                                         r"model.weights=/path/to/vgg19.h5$"):
         download.fetch(entry)
 
+
+
+def test_a_saved_model_normalises_as_its_weights_say_and_reloads_without_custom_code(tmp_path):
+    import keras
+
+    from runner.weights import saved
+
+    inputs = keras.Input((6, 6, 3))
+    x = keras.layers.Flatten(name="flatten")(keras.layers.Conv2D(4, 3, name="c1_conv")(inputs))
+    network = keras.Model(inputs, keras.layers.Dense(3, name="fc")(x), name="tiny")
+    images = np.random.default_rng(0).integers(0, 256, (2, 6, 6, 3)).astype(np.uint8)
+    for inputs_were in (pipeline.IMAGENET, published.CAFFE):
+        metadata = saved.Metadata(["a", "b", "c"], inputs_were, 256 / 224)
+        saved.save(tmp_path / "model.keras", network, metadata)
+        reloaded = keras.saving.load_model(tmp_path / "model.keras")  # no custom_objects
+        expected = tf.nn.softmax(network(pipeline.normaliser(inputs_were, 3)(images))).numpy()
+        np.testing.assert_allclose(reloaded.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-6)
+        assert saved.read_metadata(tmp_path / "model.keras") == metadata
+        assert saved.network(reloaded).name == "tiny"
+    assert [path.name for path in tmp_path.iterdir()] == ["model.keras"]  # no partial file left

@@ -75,12 +75,17 @@ IMAGENET = Preprocessing((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 def normaliser(preprocessing: Preprocessing, channels: int):
     """uint8 images -> float32 as `preprocessing` says. Runs inside the compiled step, on the device."""
-    mean = _per_channel("data.mean", preprocessing.mean, channels)
-    std = _per_channel("data.std", preprocessing.std, channels)
+    mean, std = per_channel(preprocessing, channels)
     offset, scale = 255.0 * mean, 1.0 / (255.0 * std)
     if preprocessing.bgr and channels == 3:
         return lambda images: tf.reverse((tf.cast(images, tf.float32) - offset) * scale, axis=[-1])
     return lambda images: (tf.cast(images, tf.float32) - offset) * scale
+
+
+def per_channel(preprocessing: Preprocessing, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean and std, one value per channel of a `channels`-channel model."""
+    return (_per_channel("data.mean", preprocessing.mean, channels),
+            _per_channel("data.std", preprocessing.std, channels))
 
 
 def _per_channel(name: str, values, channels: int) -> np.ndarray:

@@ -1,16 +1,13 @@
 """Evaluate `model.weights` on `data`'s validation split and record it as an MLflow run of its own
 (tag runner.role=evaluate: it holds no model), with the metrics a training run ends with."""
 
-import csv
 import dataclasses
-import io
 import pathlib
 
 import keras
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError
-from runner.tracking.plots import MAX_LABELLED_CLASSES
 from runner.tracking.run import Run
 from runner.training.checks import check_trainer
 from runner.training.evaluation import FinalEvaluation, final_evaluation
@@ -77,22 +74,8 @@ def _record(cfg: DictConfig, session: Session, final: FinalEvaluation) -> None:
         run.set_tags({"runner.role": "evaluate"})
         run.log_params(session.recorded_params())
         run.log_metrics(final.metrics, step=0)
-        names = session.splits.class_names
-        run.log_confusion_matrix(final.centre.labels, final.centre.predicted, names)
-        if len(names) > MAX_LABELLED_CLASSES:  # a picture too dense to read: the accuracy of each class
-            run.log_text(_per_class_accuracy(final, names), "per_class_accuracy.csv")
+        run.log_confusion_matrix(final.centre.labels, final.centre.predicted, session.splits.class_names)
         run.log_text(f"{session.weights.describes}\n{session.loaded.summary()}", "weights.txt")
     shown = ", ".join(f"{key} {value:.4f}" for key, value in final.metrics.items())
     print(f"\n{shown}\nMLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")
 
-
-def _per_class_accuracy(final: FinalEvaluation, names: list[str]) -> str:
-    labels, predicted = final.centre.labels, final.centre.predicted
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["class", "images", "top1"])
-    for index, name in enumerate(names):
-        chosen = labels == index
-        images = int(chosen.sum())
-        writer.writerow([name, images, f"{(predicted[chosen] == index).mean():.4f}" if images else ""])
-    return text.getvalue()

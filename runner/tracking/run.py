@@ -21,7 +21,7 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError
-from runner.tracking import plots
+from runner.tracking import per_class, plots
 from runner.tracking.labels import config_params, param_value, parent_tag, run_name, run_tags
 from runner.tracking.redact import redacted
 from runner.tracking.store import open_experiment, store_uri
@@ -125,8 +125,14 @@ class Run:
         self._client.log_figure(self.run_id, plots.curves(history), "curves.png")
 
     def log_confusion_matrix(self, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> None:
+        """The matrix's picture, and beside it each class's precision, recall and F1 and the most
+        confused pairs: CSV files, and MLflow tables the dashboard's artifact view shows as tables."""
         figure = plots.confusion_matrix(y_true, y_pred, class_names)
         self._client.log_figure(self.run_id, figure, "confusion_matrix.png")
+        for name, columns in (("per_class", per_class.table(y_true, y_pred, class_names)),
+                              ("confused_pairs", per_class.confused_pairs(y_true, y_pred, class_names))):
+            self.log_text(per_class.as_csv(columns), f"{name}.csv")
+            self._client.log_table(self.run_id, data=columns, artifact_file=f"{name}.json")
 
     def log_artifact(self, path: str | os.PathLike) -> None:
         self._client.log_artifact(self.run_id, os.fspath(path))

@@ -8,6 +8,7 @@ from runner.training import resume
 from runner.training.evaluation import FinalEvaluation
 from runner.training.loop import Trained
 from runner.training.model_report import render
+from runner.weights import saved
 
 
 def recorder(session, start: resume.Start) -> Run | NotRecorded:
@@ -46,7 +47,8 @@ def record_end(run: Run | NotRecorded, session, trained: Trained, final: FinalEv
     run.log_curves(trained.history)
     run.log_confusion_matrix(final.centre.labels, final.centre.predicted, session.splits.class_names)
     model_path = run_dir / "model.keras"
-    session.model.save(model_path)
+    metadata = saved.Metadata(session.splits.class_names, session.preprocessing, session.cfg.eval.resize_ratio)
+    saved.save(model_path, session.model, metadata)  # stands alone: takes 0-255 images, gives probabilities
     if session.cfg.tracking.log_model:
         run.log_artifact(model_path)
     _print_summary(final.metrics, trained.history, run, model_path)

@@ -17,6 +17,7 @@ from runner.tracking.artifacts import model_file, run_config
 from runner.training.model_report import model_spec
 from runner.visualize.render import Options, chosen_rows, visualize
 from runner.visualize.source import find_run, log_figures
+from runner.weights import saved
 from runner.weights.source import run_preprocessing
 
 ARTIFACT_FOLDER = "visualize"
@@ -40,7 +41,7 @@ def visualize_run(client: mlflow.MlflowClient, cfg: DictConfig, folder: pathlib.
     run = find_run(client, cfg.run_id)
     train_cfg = run_config(client, run)
     with tempfile.TemporaryDirectory(prefix="visualize-") as downloads:
-        model = keras.saving.load_model(model_file(client, run, downloads), compile=False)
+        model = saved.network(keras.saving.load_model(model_file(client, run, downloads), compile=False))
     spec, options = model_spec(train_cfg), Options.of(cfg)
     chosen_rows(model, spec, options)  # a wrong row name fails now, not after the data's file check
     train_cfg.data.cache = False  # one pass over the validation images

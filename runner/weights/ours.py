@@ -1,4 +1,4 @@
-"""Weights this project saved: a run's `model.keras` or a `.weights.h5`, read by layer name.
+"""Weights this project saved: a run's `model.keras` (saved.py) or a `.weights.h5`, read by layer name.
 
 Keras 3 keeps a model's weights in an HDF5 file (inside the .keras zip as model.weights.h5), one
 group per layer whose `vars` group is named by the layer (attribute `name`) and holds its variables
@@ -13,6 +13,7 @@ import h5py
 import numpy as np
 
 from runner.errors import UserError
+from runner.weights import saved
 
 KERAS_WEIGHTS = "model.weights.h5"  # the weights' member of a .keras file
 
@@ -39,9 +40,18 @@ def read(path: pathlib.Path) -> dict[str, list[np.ndarray]]:
 def _layers(file: h5py.File) -> dict[str, list[np.ndarray]]:
     found = {}
 
-    def visit(path, group):  # layers/<type>/vars (the optimizer's, if any, are elsewhere)
-        if isinstance(group, h5py.Group) and path.startswith("layers/") and path.endswith("vars") and len(group):
-            found[str(group.attrs["name"])] = [np.asarray(group[str(index)]) for index in range(len(group))]
+    def visit(path, group):
+        if isinstance(group, h5py.Group) and _is_layer_vars(path) and len(group):
+            name = str(group.attrs["name"])
+            if not name.startswith(saved.PREFIX):  # the stand-alone wrapper's preprocessing, not the network's
+                found[name] = [np.asarray(group[str(index)]) for index in range(len(group))]
 
     file.visititems(visit)
     return found
+
+
+def _is_layer_vars(path: str) -> bool:
+    """layers/<type>/vars, or nested in a stand-alone model's network (saved.py): layers/<type>/
+    layers/<type>/vars; not an optimizer's (layers/<type>/optimizer/vars)."""
+    parts = path.split("/")
+    return len(parts) % 2 == 1 and parts[-1] == "vars" and all(part == "layers" for part in parts[:-1:2])

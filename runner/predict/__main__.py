@@ -1,0 +1,35 @@
+"""`python -m runner.predict predict.model=M predict.images=P`: each image's top classes.
+
+M is `runs:/<run_id>` (the run's model.keras, as MLflow names a run's files) or a model.keras file;
+P an image file, a folder (searched recursively) or a glob. The images are read, resized and
+centre-cropped as the run's evaluation did, in batches through tf.data; an unreadable file is
+skipped with a warning. It prints a table, or with predict.output=<file>.csv writes the columns
+file,rank,class,probability (rank 1 the top prediction, predict.top_k ranks per file).
+"""
+
+import logging
+import os
+
+import hydra
+from omegaconf import DictConfig
+
+from runner import schema
+from runner.errors import reported_as_one_line
+
+schema.register()
+
+
+@hydra.main(config_path="../../conf", config_name="predict", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from runner.predict.run import predict, write  # TensorFlow's imports, once the config has composed
+
+    for chatty in ("tensorflow", "absl"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    with reported_as_one_line():
+        predictions = predict(cfg)
+        print(write(predictions, cfg.predict))
+
+
+if __name__ == "__main__":
+    main()

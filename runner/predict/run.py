@@ -1,0 +1,123 @@
+"""Prediction: a saved stand-alone model (runner/weights/saved.py) on image files, read as its run's
+evaluation read its validation images (the same decoding, resize and centre crop, in tf.data)."""
+
+import csv
+import dataclasses
+import glob
+import logging
+import os
+import pathlib
+import tempfile
+
+import keras
+import numpy as np
+from omegaconf import DictConfig
+from tabulate import tabulate
+
+import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
+from runner.bounds import check_bounds
+from runner.data import augment, pipeline, source, unreadable
+from runner.data.folders import IMAGE_SUFFIXES
+from runner.errors import UserError
+from runner.schema import PredictConfig
+from runner.tracking import artifacts, store
+from runner.weights import saved
+from runner.weights.source import RUNS_PREFIX
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Predictions:
+    files: list[str]  # in the order found (a folder's, sorted)
+    top: list[list[tuple[str, float]]]  # per file: (class name, probability), rank 1 first
+    skipped: dict[str, str]  # {file: why it cannot be decoded}
+
+
+def predict(cfg: DictConfig) -> Predictions:
+    options = cfg.predict
+    check_bounds(options, PredictConfig, "predict")
+    files = image_files(options.images)
+    with tempfile.TemporaryDirectory(prefix="predict-") as downloads:
+        path = _model_file(cfg, downloads)
+        model = keras.saving.load_model(path, compile=False)
+        metadata = saved.read_metadata(path)
+    if metadata is None:
+        raise UserError(f"predict.model={options.model}: {path.name} was saved before models carried their "
+                        "class names and preprocessing; train it again to predict with it")
+    skipped = unreadable.find(files)
+    if skipped:
+        log.warning("skipping %d unreadable image files: %s", len(skipped),
+                    "; ".join(f"{file} ({why})" for file, why in sorted(skipped.items())))
+    readable = [file for file in files if file not in skipped]
+    probabilities = _probabilities(model, readable, metadata.resize_ratio, options.batch_size)
+    ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, : options.top_k]
+    top = [[(metadata.class_names[index], float(row[index])) for index in order]
+           for row, order in zip(probabilities, ranked)]
+    return Predictions(readable, top, skipped)
+
+
+def image_files(pattern: str | None) -> list[str]:
+    """predict.images as a list of files: the file itself, a folder's images (recursively, sorted),
+    or a glob's matches (sorted)."""
+    if not pattern:
+        raise UserError("predict.images is not set; give an image file, a folder or a glob ('photos/*.jpg')")
+    path = pathlib.Path(pattern).expanduser()
+    if path.is_file():
+        return [str(path)]
+    if path.is_dir():
+        found = [os.path.join(folder, name) for folder, _, names in os.walk(path, followlinks=False)
+                 for name in names if pathlib.Path(name).suffix.lower() in IMAGE_SUFFIXES]
+    else:
+        found = [match for match in glob.glob(str(path), recursive=True) if os.path.isfile(match)]
+    if not found:
+        raise UserError(f"predict.images={pattern}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) there")
+    return sorted(found)
+
+
+def write(predictions: Predictions, options: DictConfig) -> str:
+    """The CSV at predict.output (written whole, then renamed into place), or a table to print."""
+    if options.output:
+        path = pathlib.Path(options.output)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        with open(partial, "w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["file", "rank", "class", "probability"])
+            for name, top in zip(predictions.files, predictions.top):
+                writer.writerows([name, rank, label, f"{probability:.6f}"] for rank, (label, probability)
+                                 in enumerate(top, start=1))
+        partial.replace(path)
+        return f"wrote {path}: {len(predictions.files)} images" + _skipped_note(predictions)
+    rows = [[name, ", ".join(f"{label} {probability:.3f}" for label, probability in top)]
+            for name, top in zip(predictions.files, predictions.top)]
+    return tabulate(rows, headers=["file", "top classes (probability)"]) + _skipped_note(predictions)
+
+
+def _skipped_note(predictions: Predictions) -> str:
+    return f"; skipped {len(predictions.skipped)} unreadable: {', '.join(sorted(predictions.skipped))}" \
+        if predictions.skipped else ""
+
+
+def _model_file(cfg: DictConfig, downloads: str) -> pathlib.Path:
+    reference = cfg.predict.model
+    if not reference:
+        raise UserError("predict.model is not set; give runs:/<run_id> or a model.keras file")
+    if reference.startswith(RUNS_PREFIX):
+        run_id = reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
+        client = store.existing_store(store.store_uri(cfg), "train a model first (python -m runner)")
+        run = store.run_by_id(client, run_id, "predict.model", "give runs:/<run_id> of a training run")
+        return artifacts.model_file(client, run, downloads)
+    path = pathlib.Path(reference).expanduser()
+    if not path.is_file():
+        raise UserError(f"predict.model={reference}: no such file; give runs:/<run_id> or a model.keras file")
+    return path
+
+
+def _probabilities(model: keras.Model, files: list[str], resize_ratio: float, batch_size: int) -> np.ndarray:
+    height, width, channels = model.input_shape[1:]
+    examples = source.files(files, np.zeros(len(files), np.int32), channels)
+    batches = pipeline.evaluation(examples, augment.centre_crop((height, width), resize_ratio),
+                                  batch_size=batch_size)
+    outputs = [model.predict_on_batch(images) for images, _ in batches]
+    return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)

@@ -1,0 +1,24 @@
+"""Per-class figures beside the confusion matrix, against hand counts."""
+
+import numpy as np
+
+from runner.tracking import per_class
+
+NAMES = ["cat", "dog", "fox"]
+# cat: 3 images, 2 right, 1 taken for a dog; dog: 2 images, both right; fox: 1 image, taken for a dog.
+LABELS = np.array([0, 0, 0, 1, 1, 2])
+PREDICTED = np.array([0, 0, 1, 1, 1, 1])
+
+
+def test_precision_recall_and_f1_per_class():
+    table = per_class.table(LABELS, PREDICTED, NAMES)
+    assert table["class"] == NAMES and table["images"] == [3, 2, 1]
+    assert table["recall"] == [0.6667, 1.0, 0.0]  # recall is the class's accuracy
+    assert table["precision"] == [1.0, 0.5, 0.0]  # dog: 2 of its 4 predictions; fox never predicted
+    assert table["f1"] == [0.8, 0.6667, 0.0]
+
+
+def test_the_most_confused_pairs_come_first_and_right_answers_are_not_pairs():
+    pairs = per_class.confused_pairs(LABELS, PREDICTED, NAMES)
+    assert pairs == {"true": ["cat", "fox"], "predicted": ["dog", "dog"], "images": [1, 1]}
+    assert per_class.as_csv(pairs).splitlines() == ["true,predicted,images", "cat,dog,1", "fox,dog,1"]
