@@ -134,7 +134,8 @@ class TrackingConfig:
     uri: Optional[str] = None  # MLFLOW_TRACKING_URI wins; None: sqlite under outputs/
     experiment: Optional[str] = None  # None: the dataset's name
     run_name: Optional[str] = None  # None: <model>-<data>-<time>
-    log_model: bool = False
+    log_model: bool = False  # the model.keras artifact, and the model in MLflow's Keras flavor (servable)
+    register_model: Optional[str] = None  # a Model Registry name: logged (as log_model) and registered there
     system_metrics: bool = False
     tags: dict[str, str] = dataclasses.field(default_factory=dict)  # set on the run (and a sweep's parent)
 

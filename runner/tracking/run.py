@@ -137,6 +137,20 @@ class Run:
     def log_artifact(self, path: str | os.PathLike) -> None:
         self._client.log_artifact(self.run_id, os.fspath(path))
 
+    def log_model(self, model, registered_name: Optional[str] = None) -> None:
+        """`model` in MLflow's Keras flavor as `model`, with its input signature, so that
+        `mlflow models serve -m runs:/<run_id>/model` answers; registered as `registered_name` if given.
+        The requirements are this process's: MLflow would otherwise load the model again to infer them."""
+        import keras
+        import mlflow.keras
+        import tensorflow as tf
+        from mlflow.models import infer_signature
+
+        example = np.zeros((1, *model.input_shape[1:]), np.float32)
+        signature = infer_signature(example, model.predict(example, verbose=0))
+        mlflow.keras.log_model(model, name="model", signature=signature, registered_model_name=registered_name,
+                               pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"])
+
     def ui_command(self) -> str:
         if self._uri.startswith(("http://", "https://")):
             return f"open {self._uri} in a browser"

@@ -48,9 +48,11 @@ def record_end(run: Run | NotRecorded, session, trained: Trained, final: FinalEv
     run.log_confusion_matrix(final.centre.labels, final.centre.predicted, session.splits.class_names)
     model_path = run_dir / "model.keras"
     metadata = saved.Metadata(session.splits.class_names, session.preprocessing, session.cfg.eval.resize_ratio)
-    saved.save(model_path, session.model, metadata)  # stands alone: takes 0-255 images, gives probabilities
-    if session.cfg.tracking.log_model:
+    model = saved.save(model_path, session.model, metadata)  # stands alone: 0-255 images in, probabilities out
+    tracking = session.cfg.tracking
+    if tracking.log_model or tracking.register_model:
         run.log_artifact(model_path)
+        run.log_model(model, tracking.register_model)
     _print_summary(final.metrics, trained.history, run, model_path)
 
 

@@ -47,13 +47,14 @@ def standalone(network: keras.Model, metadata: Metadata) -> keras.Model:
     return keras.Model(image, probabilities, name=f"{network.name}_standalone")
 
 
-def save(path: pathlib.Path, network: keras.Model, metadata: Metadata) -> None:
-    """The stand-alone model at `path`, whole or not at all (written beside it, then renamed)."""
+def save(path: pathlib.Path, network: keras.Model, metadata: Metadata) -> keras.Model:
+    """The stand-alone model at `path`, whole or not at all (written beside it, then renamed); returns it."""
     partial = path.with_name(f".{path.name}.partial.keras")
     # The training loop hands Keras's callbacks the optimizer through the network: not the model's to keep.
     optimizer, network.optimizer = getattr(network, "optimizer", None), None
     try:
-        standalone(network, metadata).save(partial)
+        model = standalone(network, metadata)
+        model.save(partial)
     finally:
         network.optimizer = optimizer
     with zipfile.ZipFile(partial, "a") as archive:
@@ -61,6 +62,7 @@ def save(path: pathlib.Path, network: keras.Model, metadata: Metadata) -> None:
             "class_names": metadata.class_names, "resize_ratio": metadata.resize_ratio,
             "preprocessing": dataclasses.asdict(metadata.preprocessing)}, indent=1))
     partial.replace(path)
+    return model
 
 
 def read_metadata(path: pathlib.Path) -> Metadata | None:
