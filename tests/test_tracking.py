@@ -224,7 +224,12 @@ def test_hydra_overrides_become_tags(store, client):
     assert client.get_run(run.run_id).data.tags["hydra.overrides"] == "optimizer.lr=0.1"
 
 
-def test_ui_command_names_the_store(store, monkeypatch):
-    assert Run(compose(f"tracking.uri={store}")).ui_command() == f"mlflow ui --backend-store-uri {store}"
+def test_ui_command_names_the_store_and_the_runs_page(store, monkeypatch):
+    with Run(compose(f"tracking.uri={store}")) as run:
+        experiment = mlflow.MlflowClient(store).get_run(run.run_id).info.experiment_id
+        assert run.ui_command() == (f"mlflow ui --backend-store-uri {store}\n"
+                                    f"  then open http://127.0.0.1:5000/#/experiments/{experiment}/runs/{run.run_id}")
+    # MLflow 3's dashboard opens an experiment of this kind on its runs, not on its GenAI traces.
+    assert mlflow.MlflowClient(store).get_experiment(experiment).tags["mlflow.experimentKind"] == "custom_model_development"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
-    assert "http://tracking.example:5000" in Run(compose()).ui_command()
+    assert Run(compose()).ui_command() == "open http://tracking.example:5000/ in a browser"

@@ -152,9 +152,18 @@ class Run:
                                pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"])
 
     def ui_command(self) -> str:
+        """How to see this run: the store's dashboard, at the run's page (MLflow 3's own route; an
+        experiment's first page is its runs, as store.py tags it)."""
         if self._uri.startswith(("http://", "https://")):
-            return f"open {self._uri} in a browser"
-        return f"mlflow ui --backend-store-uri {shlex.quote(self._uri)}"
+            return f"open {self._uri.rstrip('/')}/{self._run_page()} in a browser"
+        return (f"mlflow ui --backend-store-uri {shlex.quote(self._uri)}\n"
+                f"  then open http://127.0.0.1:5000/{self._run_page()}")
+
+    def _run_page(self) -> str:
+        if self.run_id is None:
+            return ""
+        experiment = self._client.get_run(self.run_id).info.experiment_id
+        return f"#/experiments/{experiment}/runs/{self.run_id}"
 
 
 class NotRecorded:

@@ -17,6 +17,10 @@ from runner.errors import UserError
 
 DEFAULT_STORE_DIR = pathlib.Path("outputs")  # relative to where the command runs, as Hydra's outputs
 PAGE_SIZE = 1000  # MLflow's largest page; a sweep can have hundreds of children
+# MLflow 3's dashboard opens an experiment by its kind: untagged, on its GenAI pages (Traces) with no
+# runs in sight; a model-training experiment on its runs (the UI's ExperimentKind enum).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+TRAINING_EXPERIMENT = "custom_model_development"
 
 
 def store_uri(cfg: DictConfig) -> str:
@@ -100,7 +104,8 @@ def _experiment_id(client: mlflow.MlflowClient, name: str, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name, artifact_location=_artifact_location(uri, name))
+            return client.create_experiment(name, artifact_location=_artifact_location(uri, name),
+                                            tags={EXPERIMENT_KIND: TRAINING_EXPERIMENT})
         except MlflowException:
             experiment = client.get_experiment_by_name(name)  # a parallel job on a server created it first
             if experiment is None:
@@ -111,6 +116,8 @@ def _experiment_id(client: mlflow.MlflowClient, name: str, uri: str) -> str:
             f"(mlflow experiments restore --experiment-id {experiment.experiment_id}) "
             "or name another with tracking.experiment=NAME"
         )
+    if EXPERIMENT_KIND not in experiment.tags:  # an experiment made before the tag, or by another tool
+        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND, TRAINING_EXPERIMENT)
     return experiment.experiment_id
 
 
