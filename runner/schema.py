@@ -243,6 +243,27 @@ class PredictAppConfig:
     predict: PredictConfig = dataclasses.field(default_factory=PredictConfig)
 
 
+class ExportFormat(enum.Enum):
+    saved_model = "saved_model"  # TensorFlow's SavedModel (serving, TF Serving, TF.js): <output>/saved_model/
+    onnx = "onnx"  # <output>/model.onnx; needs the onnx extra (tf2onnx, onnxruntime)
+    tflite = "tflite"  # <output>/model.tflite (LiteRT)
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    model: Optional[str] = None  # runs:/<run_id> or a model.keras file
+    format: ExportFormat = ExportFormat.saved_model
+    output: Optional[str] = None  # the folder that receives the export; None: Hydra's run folder
+    check_images: int = at_least(1, 8)  # random images the export must classify as Keras does
+    tolerance: float = 1e-4  # largest difference of a probability allowed
+
+
+@dataclasses.dataclass
+class ExportAppConfig:
+    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+
 @dataclasses.dataclass
 class BenchConfig:
     stages: list[str] = dataclasses.field(  # which to measure (always in this order); the others are null
@@ -266,6 +287,7 @@ def register() -> None:
     store.store(name="compare_schema", node=CompareAppConfig)
     store.store(name="visualize_schema", node=VisualizeAppConfig)
     store.store(name="predict_schema", node=PredictAppConfig)
+    store.store(name="export_schema", node=ExportAppConfig)
     # Only the `bench` node: conf/bench.yaml composes it first, then the runner's whole config (a
     # structured root cannot gain a key afterwards, nor take a subclass's defaults over its groups').
     store.store(name="bench_schema", node=BenchConfig, package="bench")

@@ -19,7 +19,7 @@ FLOORS = {
     "runner.data": 2, "runner.tracking": 2, "runner.weights": 2,
     "runner.training": 3,
     "runner.__main__": 4, "runner.sweep": 4, "runner.cluster": 4, "runner.bench": 4, "runner.compare": 4,
-    "runner.describe": 4, "runner.visualize": 4, "runner.evaluate": 4, "runner.predict": 4,
+    "runner.describe": 4, "runner.visualize": 4, "runner.evaluate": 4, "runner.predict": 4, "runner.export": 4,
 }
 MAX_LINES = 300
 

@@ -20,9 +20,8 @@ from runner.data import augment, pipeline, source, unreadable
 from runner.data.folders import IMAGE_SUFFIXES
 from runner.errors import UserError
 from runner.schema import PredictConfig
-from runner.tracking import artifacts, store
+from runner.tracking import artifacts
 from runner.weights import saved
-from runner.weights.source import RUNS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ def predict(cfg: DictConfig) -> Predictions:
     check_bounds(options, PredictConfig, "predict")
     files = image_files(options.images)
     with tempfile.TemporaryDirectory(prefix="predict-") as downloads:
-        path = _model_file(cfg, downloads)
+        path = artifacts.model_reference(cfg, "predict.model", downloads)
         model = keras.saving.load_model(path, compile=False)
         metadata = saved.read_metadata(path)
     if metadata is None:
@@ -97,21 +96,6 @@ def write(predictions: Predictions, options: DictConfig) -> str:
 def _skipped_note(predictions: Predictions) -> str:
     return f"; skipped {len(predictions.skipped)} unreadable: {', '.join(sorted(predictions.skipped))}" \
         if predictions.skipped else ""
-
-
-def _model_file(cfg: DictConfig, downloads: str) -> pathlib.Path:
-    reference = cfg.predict.model
-    if not reference:
-        raise UserError("predict.model is not set; give runs:/<run_id> or a model.keras file")
-    if reference.startswith(RUNS_PREFIX):
-        run_id = reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
-        client = store.existing_store(store.store_uri(cfg), "train a model first (python -m runner)")
-        run = store.run_by_id(client, run_id, "predict.model", "give runs:/<run_id> of a training run")
-        return artifacts.model_file(client, run, downloads)
-    path = pathlib.Path(reference).expanduser()
-    if not path.is_file():
-        raise UserError(f"predict.model={reference}: no such file; give runs:/<run_id> or a model.keras file")
-    return path
 
 
 def _probabilities(model: keras.Model, files: list[str], resize_ratio: float, batch_size: int) -> np.ndarray:

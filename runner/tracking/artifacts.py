@@ -10,6 +10,9 @@ from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError
+from runner.tracking import store
+
+RUNS_PREFIX = "runs:/"  # MLflow's form of a run's files: runs:/<run_id>
 
 MODEL_ARTIFACT = "model.keras"
 CONFIG_ARTIFACT = "config.yaml"
@@ -38,6 +41,23 @@ def model_file(client: mlflow.MlflowClient, run: Run, folder: str) -> pathlib.Pa
     where = f"nor at {local}" if local else "and it has no hydra.output_dir tag"
     raise UserError(f"run {run.info.run_id} has no {MODEL_ARTIFACT} artifact {where}: train with "
                     "tracking.log_model=true, or run this on the machine that trained it")
+
+
+def model_reference(cfg: DictConfig, key: str, downloads: str) -> pathlib.Path:
+    """The model.keras that config `key` (e.g. predict.model) names: runs:/<run_id>'s (in the store
+    cfg.tracking says), downloaded into `downloads` if logged, or a file."""
+    reference = OmegaConf.select(cfg, key)
+    if not reference:
+        raise UserError(f"{key} is not set; give runs:/<run_id> or a model.keras file")
+    if reference.startswith(RUNS_PREFIX):
+        run_id = reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
+        client = store.existing_store(store.store_uri(cfg), "train a model first (python -m runner)")
+        run = store.run_by_id(client, run_id, key, "give runs:/<run_id> of a training run")
+        return model_file(client, run, downloads)
+    path = pathlib.Path(reference).expanduser()
+    if not path.is_file():
+        raise UserError(f"{key}={reference}: no such file; give runs:/<run_id> or a model.keras file")
+    return path
 
 
 def _download(client: mlflow.MlflowClient, run: Run, name: str, folder: str) -> Optional[pathlib.Path]:

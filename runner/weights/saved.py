@@ -3,8 +3,8 @@ values 0-255 (uint8 or float, RGB or gray) at the network's input size, normalis
 the run did, and returns class probabilities. Its class names and preprocessing travel inside the
 same file, as `classes.json` beside Keras's own members of the .keras zip.
 
-Built from Keras's own layers only (Rescaling, Normalization, a fixed 1x1 convolution for Caffe's
-BGR order, Softmax), around the network as a nested model: `network()` gives the network back, for
+Built from Keras's own layers only (Rescaling, a fixed 1x1 convolution for Caffe's BGR order,
+Softmax), around the network as a nested model: `network()` gives the network back, for
 what reads its rows (visualize) or its weights (runner/weights/ours.py). Training normalises in its
 compiled step and saves this wrapper only at the end, so nothing is normalised twice.
 """
@@ -36,9 +36,10 @@ def standalone(network: keras.Model, metadata: Metadata) -> keras.Model:
     height, width, channels = network.input_shape[1:]
     mean, std = per_channel(metadata.preprocessing, channels)
     image = keras.Input((height, width, channels), name="image")
-    # float32 whatever the training's dtype policy: 0-255 in, a few decimals of precision needed.
-    x = layers.Rescaling(1 / 255, name=f"{PREFIX}scale", dtype="float32")(image)
-    x = layers.Normalization(mean=mean, variance=np.square(std), name=f"{PREFIX}normalise", dtype="float32")(x)
+    # (x / 255 - mean) / std as one affine map per channel, in float32 whatever the training's dtype
+    # policy; constants, not variables, so exporters fold them (tf2onnx trips on Normalization's).
+    x = layers.Rescaling(scale=(1 / (255 * std)).tolist(), offset=(-mean / std).tolist(), name=f"{PREFIX}normalise",
+                         dtype="float32")(image)
     if metadata.preprocessing.bgr and channels == 3:
         x = _reversed_channels(x)
     outputs = network(x)
@@ -80,6 +81,25 @@ def network(model: keras.Model) -> keras.Model:
     """The network inside a stand-alone model; a model saved before there were any, as it is."""
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
     return nested[0] if len(nested) == 1 and model.name.endswith("_standalone") else model
+
+
+def float32_copy(model: keras.Model) -> keras.Model:
+    """`model` with every layer computing in float32, its weights copied: a model trained in mixed
+    precision keeps bfloat16/float16 layers, which exporters (TFLite) cannot convert."""
+    copy = keras.Model.from_config(_in_float32(model.get_config()))
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _in_float32(config):
+    """A model's config with each layer's dtype policy float32."""
+    if isinstance(config, dict):
+        if config.get("class_name") == "DTypePolicy":
+            return {**config, "config": {**config["config"], "name": "float32"}}
+        return {key: _in_float32(value) for key, value in config.items()}
+    if isinstance(config, list):
+        return [_in_float32(value) for value in config]
+    return config
 
 
 def _reversed_channels(x):

@@ -17,7 +17,7 @@ from runner.weights import download, layouts, ours
 from runner.weights.published import CAFFE, published
 
 OURS = layouts.OURS.name  # a model this project saved: read by layer name (runner/weights/ours.py)
-RUNS_PREFIX = "runs:/"
+RUNS_PREFIX = artifacts.RUNS_PREFIX
 # Files of another ecosystem, by suffix and model family (the name's letters: resnet50 -> resnet).
 FOREIGN_LAYOUTS = {
     ".safetensors": ({"resnet": "torchvision_resnet", "vgg": "torchvision_vgg"}, IMAGENET),

@@ -1,0 +1,35 @@
+"""`python -m runner.export export.model=M export.format=saved_model|onnx|tflite export.output=DIR`.
+
+M is `runs:/<run_id>` or a model.keras file: the stand-alone model (0-255 images in, probabilities
+out; GoogLeNet's auxiliary heads, which only training uses, are not part of it). DIR receives
+saved_model/, model.onnx or model.tflite, through Keras's own `model.export` where it serves (the
+SavedModel and ONNX) and TensorFlow's converter for TFLite. Each export is run on the spot on a few
+images and compared with the Keras model, and refused (nothing written) if they disagree.
+"""
+
+import logging
+import pathlib
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from runner import schema
+from runner.errors import reported_as_one_line
+
+schema.register()
+
+
+@hydra.main(config_path="../../conf", config_name="export", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from runner.export.run import export  # TensorFlow's imports, once the config has composed
+
+    for chatty in ("tensorflow", "absl"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    with reported_as_one_line():
+        path, difference = export(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
+    print(f"wrote {path}: largest difference from Keras {difference:.2e} on {cfg.export.check_images} images")
+
+
+if __name__ == "__main__":
+    main()
