@@ -1,5 +1,9 @@
 """The comparison figure: top-1 against size and against compute, and every run's curves per epoch.
 
+A sweep of hyperparameters over one model has one size and one cost: its figure plots the sweep's
+objective against each swept key instead (a log axis for rates and decays, which sweeps space
+geometrically), one panel per key.
+
 The third panel reads like Figure 4 of the ResNet paper: top-1 error (the papers' unit), one colour
 per run, validation solid, training dashed, so over- and under-fitting nets, and a deeper plain net
 that trains worse than a shallower one (degradation), separate at a glance. Built on
@@ -19,17 +23,73 @@ from matplotlib.ticker import MaxNLocator
 from runner.compare.rows import Row
 
 RUNS_PER_LEGEND_COLUMN = 20
+MAX_HYPERPARAMETER_PANELS = 4
+LOG_SCALED = ("lr", "weight_decay", "min_lr")  # keys (their last part) swept over decades
 
 
-def save_figure(rows: list[Row], path: pathlib.Path) -> None:
-    figure = Figure(figsize=(19, 5.5), layout="constrained")
-    FigureCanvasAgg(figure)
-    by_size, by_compute, per_epoch = figure.subplots(1, 3)
+def save_figure(rows: list[Row], path: pathlib.Path, objective: str) -> None:
+    figure(rows, objective).savefig(path, dpi=110)
+
+
+def figure(rows: list[Row], objective: str) -> Figure:
+    keys = hyperparameters(rows)
+    panels = len(keys) or 2
+    drawing = Figure(figsize=(19 / 3 * (panels + 1), 5.5), layout="constrained")  # 19 inches for three
+    FigureCanvasAgg(drawing)
+    *against, per_epoch = drawing.subplots(1, panels + 1)
     colours = _colours(len(rows))
-    _scatter(by_size, rows, colours, lambda row: row.parameters, "parameters")
-    _scatter(by_compute, rows, colours, lambda row: row.gmacs, "GMACs per image")
+    if keys:
+        for axes, key in zip(against, keys):
+            _against_key(axes, rows, colours, key, objective)
+    else:
+        _scatter(against[0], rows, colours, lambda row: row.parameters, "parameters")
+        _scatter(against[1], rows, colours, lambda row: row.gmacs, "GMACs per image")
     _curves(per_epoch, rows, colours)
-    figure.savefig(path, dpi=110)
+    return drawing
+
+
+def hyperparameters(rows: list[Row]) -> list[str]:
+    """The keys a sweep varies when it does not vary the model (nor the data); none otherwise."""
+    keys = list(dict.fromkeys(key for row in rows for key in row.swept))
+    if len({row.model for row in rows}) > 1 or any(key.split(".")[0] in ("model", "data") for key in keys):
+        return []
+    return keys[:MAX_HYPERPARAMETER_PANELS]
+
+
+def log_scaled(key: str, values: list[float]) -> bool:
+    return key.rsplit(".", 1)[-1] in LOG_SCALED and all(value > 0 for value in values)
+
+
+def _against_key(axes, rows: list[Row], colours: list, key: str, objective: str) -> None:
+    axes.set_title(f"{objective} against {key}")
+    axes.set_ylabel(objective)
+    points = [(row.swept[key], row.objective, colour) for row, colour in zip(rows, colours)
+              if key in row.swept and row.objective is not None and not math.isnan(row.objective)]
+    if not points:
+        _say(axes, f"no run has both {objective} and {key}")
+        return
+    values = [_number(value) for value, _, _ in points]
+    if all(value is not None for value in values):
+        xs = values
+        if log_scaled(key, values):
+            axes.set_xscale("log")
+        axes.set_xlabel(key + (" (log scale)" if axes.get_xscale() == "log" else ""))
+    else:  # categories (an optimizer's name): one position each, in first-seen order
+        categories = list(dict.fromkeys(value for value, _, _ in points))
+        xs = [categories.index(value) for value, _, _ in points]
+        axes.set_xticks(range(len(categories)), categories)
+        axes.set_xlabel(key)
+    for x, (_, y, colour) in zip(xs, points):
+        axes.scatter(x, y, color=colour)
+    axes.margins(0.15)
+    axes.grid(True, which="both", alpha=0.3)
+
+
+def _number(text: str) -> Optional[float]:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _scatter(axes, rows: list[Row], colours: list, x_of: Callable[[Row], Optional[float]], x_name: str) -> None:

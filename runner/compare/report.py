@@ -12,7 +12,7 @@ import mlflow
 from mlflow.entities import Run
 
 from runner.compare.plots import save_figure
-from runner.compare.rows import Row, sweep_rows
+from runner.compare.rows import Row, objective_of, sweep_rows
 from runner.compare.select import sweep_children
 from runner.compare.table import csv_text, markdown, terminal_table
 
@@ -34,7 +34,7 @@ def compare_sweep(client: mlflow.MlflowClient, parent_run_id: str, out_dir: path
     markdown_path, csv_path, figure_path = paths = [out_dir / name for name in (MARKDOWN, CSV, FIGURE)]
     markdown_path.write_text(markdown(parent, rows, FIGURE), encoding="utf-8")
     csv_path.write_text(csv_text(rows), encoding="utf-8")
-    save_figure(rows, figure_path)
+    save_figure(rows, figure_path, objective_of(parent)[0])
     for path in paths:
         client.log_artifact(parent_run_id, str(path))
     return Comparison(parent=parent, rows=rows, table=terminal_table(parent, rows), paths=paths)

@@ -36,6 +36,7 @@ class Row:
     objective: Optional[float]  # the sweep's objective metric, the sort key
     val_top1_curve: list[tuple[int, float]]  # (epoch from 0, value)
     top1_curve: list[tuple[int, float]]
+    swept: dict[str, str] = dataclasses.field(default_factory=dict)  # this run's values of the keys the sweep varies
 
 
 def sweep_rows(client: mlflow.MlflowClient, parent: Run, children: list[Run]) -> list[Row]:
@@ -43,7 +44,8 @@ def sweep_rows(client: mlflow.MlflowClient, parent: Run, children: list[Run]) ->
     objective, direction = objective_of(parent)
     overrides = [parse_overrides(child.data.tags.get("hydra.overrides", "")) for child in children]
     keys = differing_keys(overrides)
-    rows = [_row(client, child, _label(child, job_overrides, keys), objective)
+    rows = [dataclasses.replace(_row(client, child, _label(child, job_overrides, keys), objective),
+                                swept={key: job_overrides[key] for key in keys if key in job_overrides})
             for child, job_overrides in zip(children, overrides)]
     return _sorted_best_first(rows, direction)
 
