@@ -122,7 +122,7 @@ def test_a_trained_run_evaluates_to_the_figures_it_ended_with(digits_run):
     assert {"eval_top5", "eval_top1_10crop", "eval_top5_10crop"} <= set(metrics)
     assert evaluation.data.params["weights.source"] == f"runs:/{trained.info.run_id}"
     artifacts = {artifact.path for artifact in client.list_artifacts(evaluation.info.run_id)}
-    assert {"confusion_matrix.png", "weights.txt", "config.yaml"} <= artifacts
+    assert {"confusion_matrix.png", "mistakes.png", "per_class.csv", "weights.txt", "config.yaml"} <= artifacts
     assert "eval_top1" in result.stdout
 
 

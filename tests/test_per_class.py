@@ -22,3 +22,23 @@ def test_the_most_confused_pairs_come_first_and_right_answers_are_not_pairs():
     pairs = per_class.confused_pairs(LABELS, PREDICTED, NAMES)
     assert pairs == {"true": ["cat", "fox"], "predicted": ["dog", "dog"], "images": [1, 1]}
     assert per_class.as_csv(pairs).splitlines() == ["true,predicted,images", "cat,dog,1", "fox,dog,1"]
+
+
+def test_the_most_confident_mistakes_come_first():
+    from runner.training.evaluation import Evaluation
+
+    evaluation = Evaluation({}, labels=LABELS, predicted=PREDICTED,
+                            confidence=np.array([0.9, 0.8, 0.6, 0.99, 0.7, 0.95]))
+    # Wrong: index 2 (cat taken for a dog, 0.6) and index 5 (fox taken for a dog, 0.95).
+    assert evaluation.confident_mistakes(16).tolist() == [5, 2]
+    assert evaluation.confident_mistakes(1).tolist() == [5]
+
+
+def test_the_mistakes_figure_shows_each_image_under_its_title():
+    from runner.tracking import plots
+
+    images = np.zeros((5, 8, 8, 1), np.uint8)
+    figure = plots.mistakes(images, [f"true cat\npredicted dog ({index})" for index in range(5)])
+    shown = [axes for axes in figure.axes if axes.images]
+    assert len(shown) == 5 and len(figure.axes) == 8  # a 4-wide grid, two rows
+    assert shown[4].get_title() == "true cat\npredicted dog (4)"

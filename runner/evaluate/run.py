@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner.errors import UserError
 from runner.tracking.run import Run
 from runner.training.checks import check_trainer
-from runner.training.evaluation import FinalEvaluation, final_evaluation
+from runner.training.evaluation import FinalEvaluation, final_evaluation, mistakes
 from runner.training.session import Session, prepare
 from runner.weights.published import IMAGENET_CLASSES, imagenet_synsets
 from runner.weights import ours
@@ -75,6 +75,7 @@ def _record(cfg: DictConfig, session: Session, final: FinalEvaluation) -> None:
         run.log_params(session.recorded_params())
         run.log_metrics(final.metrics, step=0)
         run.log_confusion_matrix(final.centre.labels, final.centre.predicted, session.splits.class_names)
+        run.log_mistakes(*mistakes(session, final.centre))
         run.log_text(f"{session.weights.describes}\n{session.loaded.summary()}", "weights.txt")
     shown = ", ".join(f"{key} {value:.4f}" for key, value in final.metrics.items())
     print(f"\n{shown}\nMLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")

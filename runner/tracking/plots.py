@@ -54,3 +54,18 @@ def _annotate(axes, counts: np.ndarray) -> None:
     dark = counts.max() / 2  # white text on the darker half of the colour map
     for (row, column), count in np.ndenumerate(counts):
         axes.text(column, row, count, ha="center", va="center", fontsize=8, color="white" if count > dark else "black")
+
+
+def mistakes(images: np.ndarray, titles: list[str]) -> Figure:
+    """A grid of images, each under its title; gray images in gray."""
+    columns = max(1, min(4, len(images)))
+    rows = max(1, -(-len(images) // columns))
+    figure = Figure(figsize=(3 * columns, 3.3 * rows), layout="constrained")
+    figure.suptitle("the most confident mistakes")
+    for index, axes in enumerate(np.ravel(figure.subplots(rows, columns, squeeze=False))):
+        axes.set_axis_off()
+        if index < len(images):
+            image = images[index]
+            axes.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+            axes.set_title(titles[index], fontsize=8)
+    return figure

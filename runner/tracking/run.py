@@ -134,6 +134,10 @@ class Run:
             self.log_text(per_class.as_csv(columns), f"{name}.csv")
             self._client.log_table(self.run_id, data=columns, artifact_file=f"{name}.json")
 
+    def log_mistakes(self, images: np.ndarray, titles: list[str]) -> None:
+        if len(images):
+            self._client.log_figure(self.run_id, plots.mistakes(images, titles), "mistakes.png")
+
     def log_artifact(self, path: str | os.PathLike) -> None:
         self._client.log_artifact(self.run_id, os.fspath(path))
 

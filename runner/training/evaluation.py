@@ -22,6 +22,12 @@ class Evaluation:
     metrics: dict[str, float]  # loss, top1, top5
     labels: np.ndarray
     predicted: np.ndarray
+    confidence: np.ndarray  # the predicted class's probability, per example
+
+    def confident_mistakes(self, count: int) -> np.ndarray:
+        """Indices of the `count` wrong predictions made with the highest confidence, highest first."""
+        wrong = np.flatnonzero(self.predicted != self.labels)
+        return wrong[np.argsort(-self.confidence[wrong], kind="stable")][:count]
 
 
 @dataclasses.dataclass
@@ -32,14 +38,16 @@ class FinalEvaluation:
 
 def evaluate(session, dataset: tf.data.Dataset, eval_step) -> Evaluation:
     totals = {key: 0.0 for key in steps.SUMS}
-    labels, predicted = [], []
+    labels, predicted, confidence = [], [], []
     for images, batch_labels in distributed(session.strategy, dataset):
-        batch_totals, batch_predicted, batch_true = eval_step(images, batch_labels)
+        batch_totals, batch_predicted, batch_true, batch_confidence = eval_step(images, batch_labels)
         for key, value in batch_totals.items():
             totals[key] += float(value)
         predicted.append(batch_predicted.numpy())
         labels.append(batch_true.numpy())
-    return Evaluation(steps.averages(totals), np.concatenate(labels), np.concatenate(predicted))
+        confidence.append(batch_confidence.numpy())
+    return Evaluation(steps.averages(totals), np.concatenate(labels), np.concatenate(predicted),
+                      np.concatenate(confidence))
 
 
 def final_evaluation(session, last_epoch: Optional[Evaluation]) -> FinalEvaluation:
@@ -52,6 +60,28 @@ def final_evaluation(session, last_epoch: Optional[Evaluation]) -> FinalEvaluati
         ten = evaluate(session, splits.val_ten_crop, steps.make_eval_step(session, ten_crop=True))
         metrics.update(eval_top1_10crop=ten.metrics["top1"], eval_top5_10crop=ten.metrics["top5"])
     return FinalEvaluation(metrics, centre)
+
+
+MISTAKES_SHOWN = 16  # mistakes.png: the most confident wrong predictions, 4 x 4
+
+
+def mistakes(session, centre: Evaluation) -> tuple[np.ndarray, list[str]]:
+    """The images (uint8, as the pipeline reads them) of the most confident wrong predictions of the
+    centre-crop pass, and a title for each: true and predicted class, and the confidence. The pass
+    over the validation images stops at the last one needed, and decodes only."""
+    chosen = centre.confident_mistakes(MISTAKES_SHOWN)
+    wanted, found, start = set(chosen.tolist()), {}, 0
+    for images, _ in session.splits.val:
+        if not wanted - found.keys():
+            break
+        for offset in range(len(images)):
+            if start + offset in wanted:
+                found[start + offset] = images[offset].numpy()
+        start += len(images)
+    names = session.splits.class_names
+    titles = [f"true {names[centre.labels[index]]}\npredicted {names[centre.predicted[index]]} "
+              f"({centre.confidence[index]:.2f})" for index in chosen]
+    return np.array([found[index] for index in chosen]), titles
 
 
 def sweep_objective(cfg, final: FinalEvaluation, trained) -> float:

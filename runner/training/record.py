@@ -5,7 +5,7 @@ import pathlib
 
 from runner.tracking.run import NotRecorded, Run
 from runner.training import resume
-from runner.training.evaluation import FinalEvaluation
+from runner.training.evaluation import FinalEvaluation, mistakes
 from runner.training.loop import Trained
 from runner.training.model_report import render
 from runner.weights import saved
@@ -46,6 +46,8 @@ def record_end(run: Run | NotRecorded, session, trained: Trained, final: FinalEv
     run.log_metrics(final.metrics, step=len(trained.history["loss"]))
     run.log_curves(trained.history)
     run.log_confusion_matrix(final.centre.labels, final.centre.predicted, session.splits.class_names)
+    if session.worker.chief:  # the others record nothing: spare them the pass over the images
+        run.log_mistakes(*mistakes(session, final.centre))
     model_path = run_dir / "model.keras"
     metadata = saved.Metadata(session.splits.class_names, session.preprocessing, session.cfg.eval.resize_ratio)
     model = saved.save(model_path, session.model, metadata)  # stands alone: 0-255 images in, probabilities out

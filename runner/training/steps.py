@@ -121,12 +121,15 @@ def make_eval_step(session, ten_crop=False):
             logits = tf.cast(main_output(model(crops, training=False)), tf.float32)
             scores = tf.reduce_mean(tf.reshape(tf.nn.softmax(logits), [-1, 10, logits.shape[-1]]), axis=1)
             per_example = keras.losses.sparse_categorical_crossentropy(labels, scores)
+            probabilities = scores
         else:
             scores = main_output(model(images, training=False))
             per_example = objective.cross_entropy(labels, scores)
+            probabilities = tf.nn.softmax(tf.cast(scores, tf.float32))
         result = sums(per_example, labels, scores)
         result["predicted"] = tf.argmax(scores, axis=-1, output_type=tf.int32)
         result["labels"] = labels
+        result["confidence"] = tf.reduce_max(probabilities, axis=-1)  # of the predicted class
         return result
 
     @tf.function
@@ -134,6 +137,6 @@ def make_eval_step(session, ten_crop=False):
         per_replica = strategy.run(replica_step, args=(images, labels))
         totals = {key: strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS}
         local = lambda key: tf.concat(strategy.experimental_local_results(per_replica[key]), axis=0)
-        return totals, local("predicted"), local("labels")
+        return totals, local("predicted"), local("labels"), local("confidence")
 
     return eval_step
