@@ -1,6 +1,5 @@
 """`python -m runner [overrides]`: train, evaluate and record one model (or a sweep with -m)."""
 
-import logging
 import pathlib
 import signal
 import sys
@@ -10,6 +9,7 @@ from omegaconf import DictConfig
 
 from runner import schema
 from runner.errors import reported_as_one_line
+from runner.logs import quiet_libraries
 
 schema.register()
 
@@ -22,9 +22,7 @@ def main(cfg: DictConfig) -> float:
     from runner.training.stops import Stopped
     from runner.training.train import train
 
-    # Hydra logs at INFO; TensorFlow's and absl's INFO lines (one per collective under multi_worker) are noise.
-    for chatty in ("tensorflow", "absl"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    quiet_libraries()
 
     with reported_as_one_line():
         try:

@@ -50,7 +50,7 @@ class DataConfig:
     val_size: int = at_least(1, 128)
     shuffle_buffer: int = at_least(1, 10_000)
     # Per channel, in [0, 1] units; None: what model.weights were trained with, else ImageNet's
-    # (runner/weights/sources.py IMAGENET). Set here, it wins over the weights' (with a warning).
+    # (runner/data/pipeline.py IMAGENET). Set here, it wins over the weights' (with a warning).
     mean: Optional[list[float]] = None
     std: Optional[list[float]] = None
 

@@ -15,7 +15,7 @@ from helpers import REPO
 # and weights, which sit on the shared config and error modules and on builders.
 FLOORS = {
     "builders": 0,
-    "runner": 1, "runner.errors": 1, "runner.schema": 1, "runner.bounds": 1,
+    "runner": 1, "runner.errors": 1, "runner.logs": 1, "runner.schema": 1, "runner.bounds": 1,
     "runner.data": 2, "runner.tracking": 2, "runner.weights": 2,
     "runner.training": 3,
     "runner.__main__": 4, "runner.sweep": 4, "runner.cluster": 4, "runner.bench": 4, "runner.compare": 4,

@@ -7,13 +7,13 @@ ImageNet weights on a dataset whose classes are ImageNet synsets (Imagenette's f
 on those classes' logits alone, with no new head.
 """
 
-import logging
 
 import hydra
 from omegaconf import DictConfig
 
 from runner import schema
 from runner.errors import reported_as_one_line
+from runner.logs import quiet_libraries
 
 schema.register()
 
@@ -24,8 +24,7 @@ def main(cfg: DictConfig) -> float:
 
     from runner.evaluate.run import evaluate_weights
 
-    for chatty in ("tensorflow", "absl"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    quiet_libraries()
     with reported_as_one_line():
         try:
             return evaluate_weights(cfg)

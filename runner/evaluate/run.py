@@ -2,7 +2,6 @@
 (tag runner.role=evaluate: it holds no model), with the metrics a training run ends with."""
 
 import dataclasses
-import pathlib
 
 import keras
 from omegaconf import DictConfig, OmegaConf
@@ -10,11 +9,11 @@ from omegaconf import DictConfig, OmegaConf
 from runner.errors import UserError
 from runner.tracking.run import Run
 from runner.training.checks import check_trainer
-from runner.training.evaluation import FinalEvaluation, final_evaluation, mistakes
+from runner.training.evaluation import FinalEvaluation, final_evaluation
+from runner.training.record import record_evaluation, record_weights
 from runner.training.session import Session, prepare
 from runner.weights.published import IMAGENET_CLASSES, imagenet_synsets
-from runner.weights import ours
-from runner.weights.source import RUNS_PREFIX
+from runner.weights.source import predicts_imagenet
 
 CLASSES = "${data.num_classes}"  # how the zoo's classifier rows take their size
 
@@ -24,21 +23,15 @@ def evaluate_weights(cfg: DictConfig) -> float:
     check_trainer(cfg)
     if not cfg.model.weights:
         raise UserError("model.weights is not set: give imagenet, runs:/<run_id> or a weights file to evaluate")
-    session = prepare(_with_imagenet_head(cfg) if _imagenet_classifier(cfg) else cfg)
-    if _imagenet_classifier(cfg):
+    # ImageNet's classifier on a dataset of fewer classes: built with 1000, scored on the data's.
+    restrict = predicts_imagenet(str(cfg.model.weights)) and cfg.data.num_classes != IMAGENET_CLASSES
+    session = prepare(_with_imagenet_head(cfg) if restrict else cfg)
+    if restrict:
         session = _restricted_to_data_classes(session)
     final = final_evaluation(session, None)
     _record(cfg, session, final)
     name = cfg.sweep.objective.value
     return final.metrics.get(name, final.metrics["eval_top1"])
-
-
-def _imagenet_classifier(cfg: DictConfig) -> bool:
-    """Weights with ImageNet's 1000-way classifier (published, or a file of another ecosystem) on a
-    dataset of fewer classes."""
-    reference = str(cfg.model.weights)
-    foreign = not reference.startswith(RUNS_PREFIX) and not ours.is_ours(pathlib.Path(reference))
-    return foreign and cfg.data.num_classes != IMAGENET_CLASSES
 
 
 def _with_imagenet_head(cfg: DictConfig) -> DictConfig:
@@ -74,9 +67,8 @@ def _record(cfg: DictConfig, session: Session, final: FinalEvaluation) -> None:
         run.set_tags({"runner.role": "evaluate"})
         run.log_params(session.recorded_params())
         run.log_metrics(final.metrics, step=0)
-        run.log_confusion_matrix(final.centre.labels, final.centre.predicted, session.splits.class_names)
-        run.log_mistakes(*mistakes(session, final.centre))
-        run.log_text(f"{session.weights.describes}\n{session.loaded.summary()}", "weights.txt")
+        record_weights(run, session)
+        record_evaluation(run, session, final.centre)
     shown = ", ".join(f"{key} {value:.4f}" for key, value in final.metrics.items())
     print(f"\n{shown}\nMLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")
 

@@ -7,7 +7,6 @@ SavedModel and ONNX) and TensorFlow's converter for TFLite. Each export is run o
 images and compared with the Keras model, and refused (nothing written) if they disagree.
 """
 
-import logging
 import pathlib
 
 import hydra
@@ -16,6 +15,7 @@ from omegaconf import DictConfig
 
 from runner import schema
 from runner.errors import reported_as_one_line
+from runner.logs import quiet_libraries
 
 schema.register()
 
@@ -24,8 +24,7 @@ schema.register()
 def main(cfg: DictConfig) -> None:
     from runner.export.run import export  # TensorFlow's imports, once the config has composed
 
-    for chatty in ("tensorflow", "absl"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    quiet_libraries()
     with reported_as_one_line():
         path, difference = export(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
     print(f"wrote {path}: largest difference from Keras {difference:.2e} on {cfg.export.check_images} images")

@@ -7,7 +7,6 @@ skipped with a warning. It prints a table, or with predict.output=<file>.csv wri
 file,rank,class,probability (rank 1 the top prediction, predict.top_k ranks per file).
 """
 
-import logging
 import os
 
 import hydra
@@ -15,6 +14,7 @@ from omegaconf import DictConfig
 
 from runner import schema
 from runner.errors import reported_as_one_line
+from runner.logs import quiet_libraries
 
 schema.register()
 
@@ -24,8 +24,7 @@ def main(cfg: DictConfig) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from runner.predict.run import predict, write  # TensorFlow's imports, once the config has composed
 
-    for chatty in ("tensorflow", "absl"):
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    quiet_libraries()
     with reported_as_one_line():
         predictions = predict(cfg)
         print(write(predictions, cfg.predict))

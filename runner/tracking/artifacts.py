@@ -43,6 +43,13 @@ def model_file(client: mlflow.MlflowClient, run: Run, folder: str) -> pathlib.Pa
                     "tracking.log_model=true, or run this on the machine that trained it")
 
 
+def referenced_run(cfg: DictConfig, key: str, reference: str) -> tuple[mlflow.MlflowClient, Run]:
+    """The run `runs:/<run_id>[/...]` names, given as config `key`, in the store cfg.tracking says."""
+    run_id = reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
+    client = store.existing_store(store.store_uri(cfg), "train a model first (python -m runner)")
+    return client, store.run_by_id(client, run_id, key, "give runs:/<run_id> of a training run")
+
+
 def model_reference(cfg: DictConfig, key: str, downloads: str) -> pathlib.Path:
     """The model.keras that config `key` (e.g. predict.model) names: runs:/<run_id>'s (in the store
     cfg.tracking says), downloaded into `downloads` if logged, or a file."""
@@ -50,10 +57,7 @@ def model_reference(cfg: DictConfig, key: str, downloads: str) -> pathlib.Path:
     if not reference:
         raise UserError(f"{key} is not set; give runs:/<run_id> or a model.keras file")
     if reference.startswith(RUNS_PREFIX):
-        run_id = reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
-        client = store.existing_store(store.store_uri(cfg), "train a model first (python -m runner)")
-        run = store.run_by_id(client, run_id, key, "give runs:/<run_id> of a training run")
-        return model_file(client, run, downloads)
+        return model_file(*referenced_run(cfg, key, reference), downloads)
     path = pathlib.Path(reference).expanduser()
     if not path.is_file():
         raise UserError(f"{key}={reference}: no such file; give runs:/<run_id> or a model.keras file")

@@ -5,7 +5,7 @@ import pathlib
 
 from runner.tracking.run import NotRecorded, Run
 from runner.training import resume
-from runner.training.evaluation import FinalEvaluation, mistakes
+from runner.training.evaluation import Evaluation, FinalEvaluation, mistakes
 from runner.training.loop import Trained
 from runner.training.model_report import render
 from runner.weights import saved
@@ -33,8 +33,7 @@ def record_start(run: Run | NotRecorded, session, start: resume.Start) -> None:
         run.log_metrics({"parameters": session.report.total_params, "gmacs": session.report.inference_macs / 1e9,
                          "data_skipped_files": len(skipped)}, step=0)
         run.log_text(render(session.report, "markdown"), "architecture.md")
-        if session.loaded:
-            run.log_text(f"{session.weights.describes}\n{session.loaded.summary()}", "weights.txt")
+        record_weights(run, session)
         if skipped:
             run.log_text("".join(f"{path}\t{why}\n" for path, why in sorted(skipped.items())), "skipped_files.txt")
     run.set_tags({"resume_key": start.key})
@@ -45,9 +44,7 @@ def record_end(run: Run | NotRecorded, session, trained: Trained, final: FinalEv
     """The final metrics, the curves and confusion matrix, and the saved model."""
     run.log_metrics(final.metrics, step=len(trained.history["loss"]))
     run.log_curves(trained.history)
-    run.log_confusion_matrix(final.centre.labels, final.centre.predicted, session.splits.class_names)
-    if session.worker.chief:  # the others record nothing: spare them the pass over the images
-        run.log_mistakes(*mistakes(session, final.centre))
+    record_evaluation(run, session, final.centre)
     model_path = run_dir / "model.keras"
     metadata = saved.Metadata(session.splits.class_names, session.preprocessing, session.cfg.eval.resize_ratio)
     model = saved.save(model_path, session.model, metadata)  # stands alone: 0-255 images in, probabilities out
@@ -56,6 +53,19 @@ def record_end(run: Run | NotRecorded, session, trained: Trained, final: FinalEv
         run.log_artifact(model_path)
         run.log_model(model, tracking.register_model)
     _print_summary(final.metrics, trained.history, run, model_path)
+
+
+def record_weights(run: Run | NotRecorded, session) -> None:
+    """With model.weights: where they came from and what of them landed where (weights.txt)."""
+    if session.loaded:
+        run.log_text(f"{session.weights.describes}\n{session.loaded.summary()}", "weights.txt")
+
+
+def record_evaluation(run: Run | NotRecorded, session, centre: Evaluation) -> None:
+    """A centre-crop pass's confusion matrix, per-class figures and most confident mistakes."""
+    run.log_confusion_matrix(centre.labels, centre.predicted, session.splits.class_names)
+    if session.worker.chief:  # the others record nothing: spare them the pass over the images
+        run.log_mistakes(*mistakes(session, centre))
 
 
 def _print_summary(metrics, history, run, model_path) -> None:

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from runner.data.pipeline import IMAGENET, Preprocessing
 from runner.data.splits import data_preprocessing
 from runner.errors import UserError
-from runner.tracking import artifacts, store
+from runner.tracking import artifacts
 from runner.weights import download, layouts, ours
 from runner.weights.published import CAFFE, published
 
@@ -53,6 +53,12 @@ def locate(cfg: DictConfig, downloads: pathlib.Path) -> Source | None:
     return _from_file(cfg, reference)
 
 
+def predicts_imagenet(reference: str) -> bool:
+    """Whether weights `reference` carry ImageNet's 1000-way classifier: published, or a file of
+    another ecosystem (a run's, or a file of ours, has the classes it was trained on)."""
+    return not reference.startswith(RUNS_PREFIX) and not ours.is_ours(pathlib.Path(reference))
+
+
 def _from_file(cfg: DictConfig, reference: str) -> Source:
     path = pathlib.Path(reference).expanduser()
     if not path.is_file():
@@ -70,11 +76,10 @@ def _from_file(cfg: DictConfig, reference: str) -> Source:
 
 
 def _from_run(cfg: DictConfig, reference: str, downloads: pathlib.Path) -> Source:
-    run_id = reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
-    client = store.existing_store(store.store_uri(cfg), "train a model first (python -m runner)")
-    run = store.run_by_id(client, run_id, "model.weights", "give runs:/<run_id> of a training run")
+    client, run = artifacts.referenced_run(cfg, "model.weights", reference)
     path = artifacts.model_file(client, run, tempfile.mkdtemp(prefix="weights-", dir=downloads))
-    return Source(reference, f"run {run_id} ({run.info.run_name})", path, OURS, run_preprocessing(client, run))
+    return Source(reference, f"run {run.info.run_id} ({run.info.run_name})", path, OURS,
+                  run_preprocessing(client, run))
 
 
 def run_preprocessing(client, run) -> Preprocessing:
