@@ -6,6 +6,7 @@ annotation (`filters: PositiveInt`), so `filters: -3` fails here too, not deep i
 """
 
 import dataclasses
+import functools
 import inspect
 import types
 import typing
@@ -41,6 +42,7 @@ NonNegativeInt = Annotated[int, Range(0)]  # explicit zero padding, LRN's radius
 Fraction = Annotated[float, Range(0, 1)]  # dropout rates
 
 
+@functools.cache  # a spec of thousands of rows asks for the same few signatures thousands of times
 def parameters(fn: Callable) -> dict[str, inspect.Parameter]:
     """The row arguments a block function accepts, in signature order."""
     return {
@@ -52,7 +54,7 @@ def parameters(fn: Callable) -> dict[str, inspect.Parameter]:
 
 def check(fn: Callable, type_name: str, args: Mapping[str, Any], path: str) -> None:
     accepted = parameters(fn)
-    hints = typing.get_type_hints(fn, include_extras=True)  # keep the Range bounds
+    hints = _hints(fn)
     valid = ", ".join(accepted) or "none"
     for key in args:
         if key not in accepted:
@@ -63,6 +65,11 @@ def check(fn: Callable, type_name: str, args: Mapping[str, Any], path: str) -> N
     for key, value in args.items():
         if not matches(value, hints[key]):
             raise SpecError(f"{path}.{key}: expected {describe(hints[key])}, got {value!r}")
+
+
+@functools.cache
+def _hints(fn: Callable) -> dict[str, Any]:
+    return typing.get_type_hints(fn, include_extras=True)  # keep the Range bounds
 
 
 def matches(value: Any, annotation: Any) -> bool:

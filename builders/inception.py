@@ -1,12 +1,15 @@
 """GoogLeNet's blocks (Szegedy et al. 2014): the inception module, its naive form, the auxiliary classifier."""
 
+import math
+
 from keras import layers
 
 from builders.arguments import Fraction, PositiveInt
 from builders.geometry import Geometry
-from builders.layers import conv
-from builders.pooling import average_pool, max_pool
+from builders.layers import conv, conv_size
+from builders.pooling import average_pool, average_pool_size, max_pool, max_pool_size
 from builders.registry import register
+from builders.tally import Tally
 
 
 def _unit(x, name: str, filters: int, kernel_size: int, batch_norm: bool):
@@ -16,12 +19,39 @@ def _unit(x, name: str, filters: int, kernel_size: int, batch_norm: bool):
     return conv(x, name=name, filters=filters, kernel_size=kernel_size, padding=padding, batch_norm=batch_norm)
 
 
+def _unit_size(t: Tally, filters: int, kernel_size: int, batch_norm: bool) -> Tally:
+    conv_size(t, filters=filters, kernel_size=kernel_size, padding=kernel_size // 2 if kernel_size > 1 else "valid",
+              batch_norm=batch_norm)
+    return t
+
+
+POOL_BRANCH = Geometry(3, 1, 1)
+
+
 def _pool(x, name: str):
     """The pool branch: 3x3/1 max pool, pad 1 of -inf (the prototxt's, equal to Keras's 'same' here)."""
-    return max_pool(x, f"{name}_pool", Geometry(3, 1, 1))
+    return max_pool(x, f"{name}_pool", POOL_BRANCH)
 
 
-@register("inception")
+def _joined(t: Tally, branches: list[Tally]) -> None:
+    """Concatenate's output: the branches' maps, channels side by side."""
+    height, width, _ = t.feature_map()
+    t.join(branches, (height, width, sum(branch.shape[-1] for branch in branches)))
+
+
+def inception_size(t: Tally, *, b1x1: int, b3x3_reduce: int, b3x3: int, b5x5_reduce: int, b5x5: int,
+                   pool_proj: int, batch_norm: bool = False) -> None:
+    pool = t.branch()
+    max_pool_size(pool, POOL_BRANCH)
+    _joined(t, [
+        _unit_size(t.branch(), b1x1, 1, batch_norm),
+        _unit_size(_unit_size(t.branch(), b3x3_reduce, 1, batch_norm), b3x3, 3, batch_norm),
+        _unit_size(_unit_size(t.branch(), b5x5_reduce, 1, batch_norm), b5x5, 5, batch_norm),
+        _unit_size(pool, pool_proj, 1, batch_norm),
+    ])
+
+
+@register("inception", size=inception_size)
 def inception(
     x,
     *,
@@ -50,7 +80,14 @@ def inception(
     return layers.Concatenate(name=f"{name}_concat")([branch_1x1, branch_3x3, branch_5x5, branch_pool])
 
 
-@register("inception_naive")
+def inception_naive_size(t: Tally, *, b1x1: int, b3x3: int, b5x5: int, batch_norm: bool = False) -> None:
+    pool = t.branch()
+    max_pool_size(pool, POOL_BRANCH)
+    units = [_unit_size(t.branch(), filters, size, batch_norm) for size, filters in ((1, b1x1), (3, b3x3), (5, b5x5))]
+    _joined(t, [*units, pool])
+
+
+@register("inception_naive", size=inception_naive_size)
 def inception_naive(
     x,
     *,
@@ -72,7 +109,17 @@ def inception_naive(
     return layers.Concatenate(name=f"{name}_concat")([*branches, _pool(x, name)])
 
 
-@register("aux_classifier", side_output=True)
+def aux_classifier_size(t: Tally, *, units: int, pool_size: int = 5, strides: int = 3, filters: int = 128,
+                        hidden_units: int = 1024, dropout: float = 0.7, ceil_mode: bool = False) -> None:
+    average_pool_size(t, Geometry(pool_size, strides, "valid", ceil_mode))
+    conv_size(t, filters=filters, kernel_size=1)
+    t.layer((math.prod(t.shape),), kept=0)  # Flatten: a view
+    t.layer((hidden_units,), t.shape[0] * hidden_units + hidden_units)
+    t.layer(t.shape, kept=2)  # Dropout: the output and its mask
+    t.layer((units,), hidden_units * units + units)
+
+
+@register("aux_classifier", side_output=True, size=aux_classifier_size)
 def aux_classifier(
     x,
     *,

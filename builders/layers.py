@@ -5,13 +5,16 @@ Layer names follow Keras Applications (`conv1_conv`, `conv1_bn`, `conv1_relu`) s
 reload by name and `names.py` maps each layer back onto the row that made them.
 """
 
+import math
 from typing import Literal
 
 import keras
 from keras import layers, ops
 
 from builders.arguments import Fraction, NonNegativeInt, PositiveInt
+from builders.geometry import Geometry
 from builders.registry import register
+from builders.tally import Tally, Unfollowable
 
 # An int is the papers' explicit padding on each side (AlexNet conv2: 5x5, pad 2): zeros for a
 # convolution, -inf for a max pool (pooling.py). Keras's 'same' at stride 2 pads 0 before and 1
@@ -19,7 +22,31 @@ from builders.registry import register
 Padding = Literal["valid", "same"] | NonNegativeInt
 
 
-@register("conv", kernel="kernel_size")
+def conv_size(t: Tally, *, filters: int, kernel_size: int, strides: int = 1, padding: Padding = "valid",
+              groups: int = 1, activation: str | None = "relu", batch_norm: bool = False,
+              output_kept: bool = True) -> None:
+    """`conv`'s layers. `output_kept`: False where only an addition reads the output (a residual
+    branch's last batch norm), which needs nothing of it for the gradient."""
+    height, width, channels = t.feature_map()
+    if channels % groups or filters % groups:
+        raise Unfollowable(f"{channels} channels in {groups} groups")
+    if isinstance(padding, int):
+        height, width = height + 2 * padding, width + 2 * padding
+        t.layer((height, width, channels))  # kept: the convolution's gradient needs its input
+        padding = "valid"
+    window = Geometry(kernel_size, strides, padding)
+    weights = kernel_size * kernel_size * channels // groups * filters + (0 if batch_norm else filters)
+    last = output_kept and not activation
+    # Batch norm's gradient needs its input; an activation's, its own output, not its input.
+    t.layer((window.output_size(height), window.output_size(width), filters), weights,
+            kept=batch_norm or last)
+    if batch_norm:  # gamma and beta, and the moving mean and variance, which do not train
+        t.layer(t.shape, 4 * filters, frozen=2 * filters, kept=last)
+    if activation:
+        t.layer(t.shape)
+
+
+@register("conv", kernel="kernel_size", size=conv_size)
 def conv(
     x,
     *,
@@ -47,27 +74,48 @@ def conv(
     return x
 
 
-@register("global_avgpool")
+def global_avgpool_size(t: Tally) -> None:
+    t.layer(t.feature_map()[2:])
+
+
+@register("global_avgpool", size=global_avgpool_size)
 def global_avgpool(x, *, name: str):
     return layers.GlobalAveragePooling2D(name=name)(x)
 
 
-@register("flatten")
+def flatten_size(t: Tally) -> None:
+    t.layer((math.prod(t.shape),), kept=0)  # a reshape: a view of its input, no copy
+
+
+@register("flatten", size=flatten_size)
 def flatten(x, *, name: str):
     return layers.Flatten(name=name)(x)
 
 
-@register("dropout")
+def dropout_size(t: Tally, *, rate: float) -> None:
+    t.layer(t.shape, kept=2)  # the output, and the mask its gradient multiplies by
+
+
+@register("dropout", size=dropout_size)
 def dropout(x, *, name: str, rate: Fraction):
     return layers.Dropout(rate, name=name)(x)
 
 
-@register("dense", last_row_defaults={"activation": None})  # the last row is the logits
+def dense_size(t: Tally, *, units: int, activation: str | None = "relu") -> None:
+    t.layer((*t.shape[:-1], units), t.shape[-1] * units + units)  # Keras's Dense acts on the last axis
+
+
+@register("dense", size=dense_size, last_row_defaults={"activation": None})  # the last row is the logits
 def dense(x, *, name: str, units: PositiveInt, activation: str | None = "relu"):
     return layers.Dense(units, activation=activation, name=name)(x)
 
 
-@register("lrn")
+def lrn_size(t: Tally, *, depth_radius: int = 5, bias: float = 1.0, alpha: float = 1.0, beta: float = 0.5) -> None:
+    # Kept of its keras.ops: the window sum, bias + alpha * sum, its power, and the output.
+    t.layer(t.feature_map(), kept=4)
+
+
+@register("lrn", size=lrn_size)
 def lrn(x, *, name: str, depth_radius: NonNegativeInt = 5, bias: float = 1.0, alpha: float = 1.0, beta: float = 0.5):
     return LocalResponseNormalization(depth_radius, bias, alpha, beta, name=name)(x)
 

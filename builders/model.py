@@ -3,8 +3,9 @@
 Rows are applied in order; `repeat: n` applies a row n times, as `<name>_block1` ... `<name>_block<n>`,
 and only the first application keeps `strides` (the rule torchvision, timm and Keras share for
 ResNet stages); side-output rows add a model output and leave the main path alone. Every row is
-checked against its block's signature before any layer is built, and the built model against the
-naming rule that maps its layers back onto rows (`names.py`).
+checked against its block's signature before any layer is built, the plan against the depth Keras
+can build (`sizes.py`), and the built model against the naming rule that maps its layers back onto
+rows (`names.py`).
 """
 
 import re
@@ -12,7 +13,7 @@ from typing import Any, Mapping
 
 import keras
 
-from builders import arguments, geometry, names
+from builders import arguments, geometry, names, sizes
 from builders.errors import SpecError
 from builders.registry import Block, lookup, registered
 from builders.rows import Application, AppliedRow, BuiltModel
@@ -32,6 +33,7 @@ def build(spec: Mapping[str, Any]) -> BuiltModel:
     """The model and, row by row, the tensors each application consumed and produced."""
     input_shape = _check_spec(spec)
     applications = plan(spec)
+    sizes.check_depth(len(spec["blocks"]), sizes.estimate(input_shape, applications))
     inputs = keras.Input(shape=input_shape, name="input")
     x, side_outputs, rows = inputs, [], []
     for application in applications:
@@ -46,6 +48,11 @@ def build(spec: Mapping[str, Any]) -> BuiltModel:
     model = keras.Model(inputs, outputs, name=spec["name"])
     names.check(model, rows)
     return BuiltModel(model, rows)
+
+
+def estimate(spec: Mapping[str, Any]) -> sizes.Estimate:
+    """Every row's size as applied, from the shapes alone (`sizes.py`); builds nothing."""
+    return sizes.estimate(_check_spec(spec), plan(spec))
 
 
 def plan(spec: Mapping[str, Any]) -> list[Application]:

@@ -23,6 +23,7 @@ from builders.errors import SpecError
 from builders.geometry import Geometry
 from builders.layers import Padding
 from builders.registry import register
+from builders.tally import Tally
 
 
 def check_pool(args: Mapping[str, Any], path: str) -> None:
@@ -37,7 +38,16 @@ def check_pool(args: Mapping[str, Any], path: str) -> None:
                         f"got {padding}: a window wholly in the padding would see no input")
 
 
-@register("maxpool", kernel="pool_size", stride_defaults_to_kernel=True, check=check_pool)
+def maxpool_size(t: Tally, *, pool_size: int, strides: int | None = None, padding: Padding = "valid",
+                 ceil_mode: bool = False) -> None:
+    window = Geometry(pool_size, strides or pool_size, padding, ceil_mode)
+    if isinstance(padding, str) and not ceil_mode:
+        t.layer(_pooled(t, window))
+    else:
+        max_pool_size(t, window)
+
+
+@register("maxpool", kernel="pool_size", stride_defaults_to_kernel=True, check=check_pool, size=maxpool_size)
 def maxpool(x, *, name: str, pool_size: PositiveInt, strides: PositiveInt | None = None,
             padding: Padding = "valid", ceil_mode: bool = False):
     if isinstance(padding, str) and not ceil_mode:
@@ -45,7 +55,16 @@ def maxpool(x, *, name: str, pool_size: PositiveInt, strides: PositiveInt | None
     return max_pool(x, name, Geometry(pool_size, strides or pool_size, padding, ceil_mode))
 
 
-@register("avgpool", kernel="pool_size", stride_defaults_to_kernel=True, check=check_pool)
+def avgpool_size(t: Tally, *, pool_size: int, strides: int | None = None, padding: Padding = "valid",
+                 ceil_mode: bool = False, count_padding: bool = True) -> None:
+    window = Geometry(pool_size, strides or pool_size, padding, ceil_mode)
+    if isinstance(padding, str) and not ceil_mode:
+        t.layer(_pooled(t, window))
+    else:
+        average_pool_size(t, window, count_padding)
+
+
+@register("avgpool", kernel="pool_size", stride_defaults_to_kernel=True, check=check_pool, size=avgpool_size)
 def avgpool(x, *, name: str, pool_size: PositiveInt, strides: PositiveInt | None = None,
             padding: Padding = "valid", ceil_mode: bool = False, count_padding: bool = True):
     """`count_padding` applies to an int padding; Keras's 'same' never counts its padding."""
@@ -75,6 +94,41 @@ def average_pool(x, name: str, window: Geometry, count_padding: bool = True):
         return layers.AveragePooling2D(window.kernel, window.stride, "valid", name=name)(x)
     counted = pad if count_padding else 0
     return PaddedAveragePooling2D(window.kernel, window.stride, pads, counted, name=name)(x)
+
+
+def max_pool_size(t: Tally, window: Geometry) -> None:
+    """`max_pool`'s layers. Max pooling's gradient needs its input and its output."""
+    pads, pooled = _map_pads(t, window), _pooled(t, window)
+    if any(any(axis) for axis in pads):
+        t.layer(_padded(t, pads))
+    t.layer(pooled)
+
+
+def average_pool_size(t: Tally, window: Geometry, count_padding: bool = True) -> None:
+    """`average_pool`'s layers. Average pooling's gradient needs only the shapes."""
+    pads, pooled = _map_pads(t, window), _pooled(t, window)
+    padded = any(any(axis) for axis in pads)
+    uniform = count_padding and not any(after > pads[0][0] for _, after in pads)
+    if padded and uniform:
+        t.layer(_padded(t, pads), kept=0)
+    # PaddedAveragePooling2D divides its means by the counted cells': the division's gradient keeps the means.
+    t.layer(pooled, kept=2 if padded and not uniform else 1)
+
+
+def _pooled(t: Tally, window: Geometry) -> tuple[int, int, int]:
+    height, width, channels = t.feature_map()
+    return window.output_size(height), window.output_size(width), channels
+
+
+def _padded(t: Tally, pads) -> tuple[int, int, int]:
+    height, width, channels = t.feature_map()
+    (top, bottom), (left, right) = pads
+    return height + top + bottom, width + left + right, channels
+
+
+def _map_pads(t: Tally, window: Geometry) -> tuple[tuple[int, int], tuple[int, int]]:
+    height, width, _ = t.feature_map()
+    return window.pads(height), window.pads(width)
 
 
 def _pads(x, window: Geometry) -> tuple[tuple[int, int], tuple[int, int]]:

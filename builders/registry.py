@@ -32,6 +32,9 @@ class Block:
     # ceil_mode needs explicit padding). Called as check(args, path) while planning, before any
     # layer is built; raises SpecError naming the key (`model.blocks[1].ceil_mode`).
     check: Callable[[Mapping[str, Any], str], None] | None = None
+    # The block's layers counted from shapes alone, size(tally, **row arguments) (`tally.py`): what
+    # the memory and depth checks read before any layer is built. Every block has one.
+    size: Callable[..., None] | None = None
 
 
 _BLOCKS: dict[str, Block] = {}
@@ -60,6 +63,18 @@ def _check_metadata(block: Block) -> None:
             raise RuntimeError(f"block type {block.type!r}: metadata names {argument!r}, not an argument")
     if block.stride_defaults_to_kernel and not block.kernel:
         raise RuntimeError(f"block type {block.type!r}: stride_defaults_to_kernel needs kernel")
+    _check_size(block, accepted)
+
+
+def _check_size(block: Block, accepted: Mapping[str, Any]) -> None:
+    """A size function takes the block's arguments with the block's defaults, so the two cannot drift."""
+    if block.size is None:
+        raise RuntimeError(f"block type {block.type!r}: no size function (Block.size)")
+    sized = arguments.parameters(block.size)
+    for name, parameter in accepted.items():
+        if name not in sized or sized[name].default != parameter.default:
+            raise RuntimeError(f"block type {block.type!r}: its size function's argument {name!r} differs "
+                               "from the block's")
 
 
 def registered() -> list[str]:

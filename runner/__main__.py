@@ -4,25 +4,27 @@ import pathlib
 import signal
 import sys
 
-import hydra
 from omegaconf import DictConfig
 
 from runner import schema
+from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 from runner.logs import quiet_libraries
 
 schema.register()
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra_app("config")
 def main(cfg: DictConfig) -> float:
     import keras  # the trainer's imports wait until the config has composed
     from hydra.core.hydra_config import HydraConfig
 
+    from runner.training.gpu_notice import say_when_no_gpu
     from runner.training.stops import Stopped
     from runner.training.train import train
 
     quiet_libraries()
+    say_when_no_gpu(cfg.trainer)
 
     with reported_as_one_line():
         try:

@@ -13,6 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 
+from runner import disk
+
 USAGE_EXIT_CODE = 2
 
 
@@ -26,14 +28,15 @@ class JobError(CompactHydraException):
 
 @contextlib.contextmanager
 def reported_as_one_line():
-    # Here, not at the top: builders imports Keras and TensorFlow (seconds), which a config that
-    # fails to compose never needs.
-    from builders import SpecError
-
     try:
         yield
-    except (SpecError, UserError) as error:
-        full_error = _full_error_wanted()
+    except Exception as error:
+        if not _a_user_mistake(error):
+            full_disk = disk.full_disk_line(error)  # a weights file, a checkpoint, the store: the user's to free
+            if full_disk is None:
+                raise
+            error = UserError(full_disk)
+        full_error = full_error_wanted()
         if _in_multirun():
             # Hydra prints the job's overrides on the line before, and its HYDRA_FULL_ERROR hint after.
             raise JobError(f"error: job {HydraConfig.get().job.num}: {error}") from (error if full_error else None)
@@ -43,7 +46,14 @@ def reported_as_one_line():
         sys.exit(USAGE_EXIT_CODE)
 
 
-def _full_error_wanted() -> bool:
+def _a_user_mistake(error: Exception) -> bool:
+    # A SpecError exists only once builders is imported (Keras and TensorFlow: seconds), which a
+    # mistake found in the config alone never needs.
+    spec_errors = sys.modules.get("builders.errors")
+    return isinstance(error, UserError) or (spec_errors is not None and isinstance(error, spec_errors.SpecError))
+
+
+def full_error_wanted() -> bool:
     return os.environ.get("HYDRA_FULL_ERROR") == "1"
 
 

@@ -39,7 +39,7 @@ class ModelConfig:
 @dataclasses.dataclass
 class DataConfig:
     name: str = MISSING  # digits, imagenette, imagenet, folder, synthetic: runner/data/splits.py SOURCES
-    num_classes: int = at_least(1, MISSING)
+    num_classes: int = at_least(2, MISSING, says="a classifier needs at least 2 classes")
     root: Optional[str] = None  # where the dataset lives on disk (folder layouts, imagenette)
     variant: Optional[str] = None  # imagenette: full, 320 or 160 (pixels of the shorter side)
     cache: bool = False  # keep decoded, resized uint8 images after the first epoch
@@ -106,6 +106,8 @@ class TrainerConfig:
     seed: int = at_least(0, 0)  # NumPy refuses negative seeds
     # With model.freeze: the epoch (1-based) from which the frozen rows train too; None: never.
     unfreeze_epoch: Optional[int] = at_least(1, None)
+    # true: train a model the memory estimate says cannot fit (runner/training/memory_check.py)
+    skip_memory_check: bool = False
 
 
 @dataclasses.dataclass

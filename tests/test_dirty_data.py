@@ -114,3 +114,42 @@ def test_a_split_with_no_classes_is_named(tmp_path):
         path.unlink() if path.is_file() else path.rmdir()
     with pytest.raises(UserError, match=r"^data.root=.*: val/ holds no class folders; expected"):
         load(folder(root))
+
+
+def test_links_that_loop_or_lead_nowhere_are_skipped_like_unreadable_files(tmp_path):
+    root = make_image_folder(tmp_path / "photos", classes=CLASSES, per_class=2)
+    images = root / "train" / CLASSES[0]
+    (images / "self.JPEG").symlink_to("self.JPEG")
+    (images / "ping.JPEG").symlink_to("pong.JPEG")
+    (images / "pong.JPEG").symlink_to("ping.JPEG")
+    (images / "gone.JPEG").symlink_to("deleted.JPEG")
+    (images / "here").symlink_to(".")  # a link to its own folder and one to its parent: never walked
+    (images / "up").symlink_to("..")
+    (root / "train" / "loop").symlink_to("loop")  # a class folder that is a loop is no class
+    kept = min(path for path in images.iterdir() if not path.is_symlink())
+    (images / "alias.JPEG").symlink_to(kept.name)  # a link that can be followed is an image like any
+    splits = load(folder(root))
+    reasons = {path.rsplit("/", 1)[-1]: why for path, why in splits.skipped_files.items()}
+    assert reasons == {"self.JPEG": "symbolic link loop", "ping.JPEG": "symbolic link loop",
+                       "pong.JPEG": "symbolic link loop",
+                       "gone.JPEG": "symbolic link to nothing (No such file or directory)"}
+    assert splits.train_examples == len(CLASSES) * 2 + 1
+
+
+def test_a_file_name_with_a_newline_stays_on_one_line_in_the_warning_and_the_list(tmp_path, caplog):
+    root = make_image_folder(tmp_path / "photos", classes=CLASSES, per_class=2)
+    _, broken = dirty_files()
+    (root / "train" / CLASSES[0] / "two\nlines\t.JPEG").write_bytes(broken["notes.JPEG"])
+    splits = load(folder(root))
+    [warning] = [record.getMessage() for record in caplog.records if "skipping" in record.getMessage()]
+    assert "\n" not in warning and "two\\nlines\\t.JPEG" in warning
+    header, row, end = unreadable.as_tsv(splits.skipped_files).split("\n")
+    assert header == "file\treason" and end == ""
+    name, reason = row.split("\t")
+    assert name.endswith(f"{CLASSES[0]}/two\\nlines\\t.JPEG") and "Unknown image file format" in reason
+
+
+def test_skip_reasons_are_the_decoders_words_without_tensorflows_wrapping(dirty_tree):
+    paths = sorted(str(path) for path in dirty_tree.rglob("*") if path.is_file())
+    reasons = unreadable.find(paths).values()
+    assert reasons and not any("function_node" in why or "{{" in why or "[Op:" in why for why in reasons)

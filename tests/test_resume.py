@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from apps import run_app
 from helpers import compose, new_store
-from runner.training import loop, resume
+from runner.training import loop, resume, resume_state
 from runner.training.strategy import Worker
 from runner.errors import UserError
 
@@ -122,18 +122,24 @@ def test_resume_false_forgets_the_resume_point(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = compose()
     directory = resume.RESUME_DIR / resume.config_key(cfg)
-    directory.mkdir(parents=True)
-    (directory / resume.STATE_FILE).write_text(json.dumps(
-        {"run_id": "abc", "epoch": 1, "history": {}, "checkpoint": "checkpoints/ckpt-1"}))
+    (directory / "checkpoints").mkdir(parents=True)
+    (directory / resume_state.STATE_FILE).write_text(json.dumps(
+        {"run_id": "abc", "epoch": 1, "history": {}, "checkpoint": None}))
     default, chief = tf.distribute.get_strategy(), Worker()
-    resumed = resume.locate(compose("trainer.resume=true"), default, chief, tmp_path / "new")
+
+    def located(*overrides):
+        with resume.claimed(compose(*overrides), chief) as folder:
+            assert folder == directory
+            return resume.locate(compose(*overrides), default, chief, tmp_path / "new", folder)
+
+    resumed = located("trainer.resume=true")
     assert (resumed.run_id, resumed.epoch, resumed.run_dir) == ("abc", 1, tmp_path / "new")
     with pytest.raises(UserError, match="trainer.resume_run=other"):
-        resume.locate(compose("trainer.resume_run=other"), default, chief, tmp_path / "new")
-    assert resume.locate(compose("trainer.resume_run=abc"), default, chief, tmp_path / "new").run_id == "abc"
-    fresh = resume.locate(compose("trainer.resume=false"), default, chief, tmp_path / "new")
+        located("trainer.resume_run=other")
+    assert located("trainer.resume_run=abc").run_id == "abc"
+    fresh = located("trainer.resume=false")
     assert (fresh.resumed, fresh.epoch, fresh.directory, fresh.run_dir) == (False, 0, directory, tmp_path / "new")
-    assert not directory.exists()
+    assert [path.name for path in directory.iterdir()] == ["lock"], "only the lock is left of it"
 
 
 def test_a_diverging_loss_stops_at_once_and_fails_the_run_with_where(tmp_path):

@@ -1,6 +1,7 @@
 """`python -m runner`: real training runs, read back from a real MLflow store. The README's main
 job runs as the command itself; the others run the same app in this process (tests/apps.py)."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -76,7 +77,9 @@ def test_resnet18_on_a_dirty_imagenette_folder_with_ten_crop_evaluation(tmp_path
     assert run.data.metrics["data_skipped_files"] == len(broken)
     assert f"skipping {len(broken)} unreadable image files" in result.stdout  # Hydra logs to stdout
     listing = client.download_artifacts(run.info.run_id, "skipped_files.txt", str(tmp_path))
-    assert sorted(line.split("\t")[0].rsplit("/", 1)[-1] for line in open(listing)) == sorted(broken)
+    with open(listing) as table:  # a TSV with a header row
+        rows = list(csv.DictReader(table, delimiter="\t"))
+    assert sorted(row["file"].rsplit("/", 1)[-1] for row in rows) == sorted(broken)
 
 
 @pytest.mark.slow

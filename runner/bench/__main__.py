@@ -12,17 +12,17 @@ fit/step. Prints a table, writes bench.json (bench.output) and with bench.log_ml
 MLflow run. Settings: conf/bench.yaml; how each figure is taken: runner/bench/stages.py.
 """
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner import schema
+from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 
 schema.register()
 
 
-@hydra.main(config_path="../../conf", config_name="bench", version_base="1.3")
+@hydra_app("bench")
 def main(cfg: DictConfig) -> None:
     import pathlib
 
@@ -30,7 +30,9 @@ def main(cfg: DictConfig) -> None:
 
     from runner.bench.report import table
     from runner.bench.run import run_bench
+    from runner.training.gpu_notice import say_when_no_gpu
 
+    say_when_no_gpu(cfg.trainer)
     try:
         with reported_as_one_line():
             result, path = run_bench(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))

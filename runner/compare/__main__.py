@@ -8,11 +8,11 @@ folder, logged on the parent run too.
 
 import pathlib
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner import schema
+from runner.app import hydra_app
 from runner.compare.report import compare_sweep
 from runner.compare.select import existing_store, find_sweep
 from runner.errors import reported_as_one_line
@@ -21,7 +21,7 @@ from runner.tracking.store import store_uri
 schema.register()
 
 
-@hydra.main(config_path="../../conf", config_name="compare", version_base="1.3")
+@hydra_app("compare", tensorflow=False)  # MLflow and matplotlib only
 def main(cfg: DictConfig) -> None:
     with reported_as_one_line():
         client = existing_store(store_uri(cfg))

@@ -1,9 +1,12 @@
 """Image folder trees in ImageNet's layout: root/train/<class>/<image> and root/val/<class>/<image>.
 
-Files that cannot be decoded (truncated, empty, not images) are skipped with a warning; a class
-folder left without an image is an error.
+Files that cannot be decoded (truncated, empty, not images) are skipped with a warning, and so are
+symbolic links that cannot be followed (a loop, a missing target); a class folder left without an
+image is an error. Links are followed once: the tree is read two levels deep and never walked, so a
+link to a parent folder cannot loop.
 """
 
+import errno
 import logging
 import os
 from pathlib import Path
@@ -42,7 +45,9 @@ def tree(root: Path, cfg, class_name=str) -> source.Source:
     if channels not in (1, 3):
         raise UserError(f"model.input_shape: image files give 1 or 3 channels, not {channels}")
     train, val = _images(root, "train", classes), _images(root, "val", classes)
-    skipped = unreadable.find(list(train) + list(val)) if cfg.data.check_files else {}
+    skipped = {path: why for path, why in ((path, _broken_link(path)) for path in [*train, *val]) if why}
+    if cfg.data.check_files:
+        skipped |= unreadable.find([path for path in [*train, *val] if path not in skipped])
     _warn(skipped, root)
     return source.Source(
         train=source.files(*_labelled(train, skipped, root), channels),
@@ -58,7 +63,7 @@ def _class_folders(root: Path, split: str) -> list[str]:
     if not folder.is_dir():
         raise UserError(f"data.root={root} has no {split}/ folder; expected {LAYOUT}")
     with os.scandir(folder) as entries:
-        classes = sorted(entry.name for entry in entries if entry.is_dir() and not entry.name.startswith("."))
+        classes = sorted(entry.name for entry in entries if not entry.name.startswith(".") and _is_folder(entry))
     if not classes:
         raise UserError(f"data.root={root}: {split}/ holds no class folders; expected {LAYOUT}")
     return classes
@@ -82,12 +87,37 @@ def _images(root: Path, split: str, classes: list[str]) -> dict[str, int]:
             continue
         with os.scandir(folder) as entries:
             found = sorted(entry.path for entry in entries
-                           if entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_SUFFIXES)
+                           if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES and _is_file(entry))
         if not found:
             raise UserError(f"data.root={root}: {split}/{name} holds no images "
                             f"({', '.join(sorted(IMAGE_SUFFIXES))}); add some or remove the folder")
         images.update(dict.fromkeys(found, label))
     return images
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    """A folder, or a link to one; a link that cannot be followed is not one."""
+    try:
+        return entry.is_dir()
+    except OSError:  # ELOOP: a link to itself, or two links to each other
+        return False
+
+
+def _is_file(entry: os.DirEntry) -> bool:
+    """A file, a link to one, or a link that cannot be followed (then skipped with its reason)."""
+    try:
+        return entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))
+    except OSError:  # ELOOP
+        return True
+
+
+def _broken_link(path: str) -> str | None:
+    """Why a symbolic link cannot be followed, in the words of a skip reason; None if it can (or is none)."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        return "symbolic link loop" if error.errno == errno.ELOOP else f"symbolic link to nothing ({error.strerror})"
+    return None
 
 
 def _labelled(images: dict[str, int], skipped: dict[str, str], root: Path) -> tuple[list[str], np.ndarray]:
@@ -102,5 +132,6 @@ def _labelled(images: dict[str, int], skipped: dict[str, str], root: Path) -> tu
 
 def _warn(skipped: dict[str, str], root: Path) -> None:
     if skipped:
-        listed = "; ".join(f"{Path(path).relative_to(root)} ({why})" for path, why in sorted(skipped.items()))
+        listed = "; ".join(f"{unreadable.escaped(str(Path(path).relative_to(root)))} ({why})"
+                           for path, why in sorted(skipped.items()))
         log.warning("skipping %d unreadable image files under %s: %s", len(skipped), root, listed)

@@ -8,11 +8,16 @@ path, size and modification time: the next run on unchanged files reads it inste
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 
 import tensorflow as tf
 
 from runner.data.cache_home import cache_home
+
+# TensorFlow's wrapping of an op's message: "{{function_node __wrapped__DecodeImage_device_...}} <message> [Op:DecodeImage]"
+TF_WRAPPING = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]")
+TSV_HEADER = "file\treason\n"
 
 
 def find(paths: list[str]) -> dict[str, str]:
@@ -48,8 +53,19 @@ def _reason(path: str) -> str:
     try:
         _decode(tf.constant(data))
     except tf.errors.InvalidArgumentError as error:
-        return error.message.strip().splitlines()[-1].split(" [Op:")[0]
+        return escaped(TF_WRAPPING.sub("", error.message).strip())
     return "could not be decoded"
+
+
+def escaped(text: str) -> str:
+    """`text` on one line: backslashes, tabs, newlines and other control characters as Python escapes
+    (a file name may hold any of them), other characters as they are."""
+    return "".join(char if char.isprintable() and char != "\\" else repr(char)[1:-1] for char in text)
+
+
+def as_tsv(skipped: dict[str, str]) -> str:
+    """skipped_files.txt: a header, then one escaped `file<TAB>reason` row per file."""
+    return TSV_HEADER + "".join(f"{escaped(path)}\t{escaped(why)}\n" for path, why in sorted(skipped.items()))
 
 
 def _fingerprint(paths: list[str]) -> str:

@@ -9,19 +9,21 @@ MACs. Rows after the last feature map (global pooling, flatten, dense) see the w
 
 import pathlib
 
-import hydra
-import keras
 from omegaconf import DictConfig
 
 from runner import schema
+from runner.app import hydra_app
 from runner.errors import reported_as_one_line
-from runner.training.model_report import describe, render
 
 schema.register()
 
 
-@hydra.main(config_path="../../conf", config_name="describe", version_base="1.3")
+@hydra_app("describe")
 def main(cfg: DictConfig) -> None:
+    import keras  # TensorFlow's imports wait until the config has composed
+
+    from runner.training.model_report import describe, render
+
     keras.backend.clear_session()  # a multirun describes many models in one process
     with reported_as_one_line():
         text = render(describe(cfg), cfg.describe.format.value)

@@ -8,23 +8,25 @@ on those classes' logits alone, with no new head.
 """
 
 
-import hydra
 from omegaconf import DictConfig
 
 from runner import schema
+from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 from runner.logs import quiet_libraries
 
 schema.register()
 
 
-@hydra.main(config_path="../../conf", config_name="config", version_base="1.3")
+@hydra_app("config")
 def main(cfg: DictConfig) -> float:
     import keras  # after the config has composed
 
     from runner.evaluate.run import evaluate_weights
+    from runner.training.gpu_notice import say_when_no_gpu
 
     quiet_libraries()
+    say_when_no_gpu(cfg.trainer)
     with reported_as_one_line():
         try:
             return evaluate_weights(cfg)

@@ -9,18 +9,18 @@ images and compared with the Keras model, and refused (nothing written) if they 
 
 import pathlib
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner import schema
+from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 from runner.logs import quiet_libraries
 
 schema.register()
 
 
-@hydra.main(config_path="../../conf", config_name="export", version_base="1.3")
+@hydra_app("export")
 def main(cfg: DictConfig) -> None:
     from runner.export.run import export  # TensorFlow's imports, once the config has composed
 

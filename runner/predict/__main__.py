@@ -9,17 +9,17 @@ file,rank,class,probability (rank 1 the top prediction, predict.top_k ranks per 
 
 import os
 
-import hydra
 from omegaconf import DictConfig
 
 from runner import schema
+from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 from runner.logs import quiet_libraries
 
 schema.register()
 
 
-@hydra.main(config_path="../../conf", config_name="predict", version_base="1.3")
+@hydra_app("predict")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from runner.predict.run import predict, write  # TensorFlow's imports, once the config has composed

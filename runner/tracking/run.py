@@ -4,6 +4,8 @@
 FAILED (with a `failure_reason` tag) or KILLED (KeyboardInterrupt: Ctrl-C, or a stop that
 runner/training/stops.py raised) however the block is left.
 Writes go through MlflowClient in batches, a few per epoch, so parallel jobs can share a sqlite store.
+On a tracking server (on_server.py) the metrics go without waiting, requests give up in seconds,
+and a server that stops answering ends the command in one line.
 """
 
 import numbers
@@ -20,10 +22,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
+from runner import disk
 from runner.errors import UserError
 from runner.tracking import per_class, plots
 from runner.tracking.labels import config_params, param_value, parent_tag, run_name, run_tags
+from runner.tracking.on_server import OnServer
 from runner.tracking.redact import redacted
+from runner.tracking.server import is_server
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep_parent import parent_run_id
 
@@ -31,39 +36,48 @@ from runner.tracking.sweep_parent import parent_run_id
 class Run:
     """One MLflow run; use as a context manager. Logging methods write to this run only."""
 
-    def __init__(self, cfg: DictConfig, resume_run_id: Optional[str] = None):
+    def __init__(self, cfg: DictConfig, resume_run_id: Optional[str] = None, resumable: bool = False):
+        """resumable: a training run, whose resume point holds what a lost tracking server lacks."""
         self._cfg = cfg
         self._resume_run_id = resume_run_id  # reopen this run (it keeps its params and metrics)
         self._uri = store_uri(cfg)
         self._client: Optional[mlflow.MlflowClient] = None
         self._uri_variable: Optional[str] = None
+        self._server: Optional[OnServer] = None
+        if is_server(self._uri):
+            again = "" if cfg.trainer.resume else " with trainer.resume=true"
+            self._server = OnServer(self._uri, resumable, again)
         self.run_id: Optional[str] = None
 
     def __enter__(self) -> "Run":
         cfg = self._cfg
-        self._client, experiment = self._open_experiment()
         # The fluent API is the public way to get the system-metrics monitor; it reads the global URI.
         # MLflow 3 also exports it as MLFLOW_TRACKING_URI, which would outrank tracking.uri for the
         # next job in this process and for every subprocess; __exit__ puts the variable back.
         self._uri_variable = os.environ.get("MLFLOW_TRACKING_URI")
-        mlflow.set_tracking_uri(self._uri)
-        if self._resume_run_id:
-            self._check_resumable(self._resume_run_id)
-            active = mlflow.start_run(run_id=self._resume_run_id, log_system_metrics=cfg.tracking.system_metrics)
-        else:
-            active = mlflow.start_run(
-                experiment_id=experiment,
-                run_name=cfg.tracking.run_name or run_name(cfg),
-                tags=run_tags(cfg) | parent_tag(),
-                log_system_metrics=cfg.tracking.system_metrics,
-            )
-        self.run_id = active.info.run_id
+        if self._server:
+            self._server.open()
         try:
+            self._client, experiment = self._open_experiment()
+            mlflow.set_tracking_uri(self._uri)
+            if self._resume_run_id:
+                self._check_resumable(self._resume_run_id)
+                active = mlflow.start_run(run_id=self._resume_run_id, log_system_metrics=cfg.tracking.system_metrics)
+            else:
+                active = mlflow.start_run(
+                    experiment_id=experiment,
+                    run_name=cfg.tracking.run_name or run_name(cfg),
+                    tags=run_tags(cfg) | parent_tag(),
+                    log_system_metrics=cfg.tracking.system_metrics,
+                )
+            self.run_id = active.info.run_id
+            if self._server:
+                self._server.started(self._client, self.run_id)
             if not self._resume_run_id:
                 self.log_params(config_params(cfg))
                 self.log_text(redacted(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
         except BaseException:
-            # __exit__ is not called when __enter__ raises, and the run has already started.
+            # __exit__ is not called when __enter__ raises, and the run may have started.
             self.__exit__(*sys.exc_info())
             raise
         return self
@@ -85,23 +99,51 @@ class Run:
         return client, client.get_run(parent).info.experiment_id
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
-        status = _end_status(exc)
         try:
-            if status == "FAILED":
-                self._client.set_tag(self.run_id, "failure_reason", _one_line(exc)[:MAX_TAG_VAL_LENGTH])
+            self._end(_end_status(exc), exc)
+        except Exception as failure:
+            lost = self._server and self._server.lost(failure)  # it stopped answering as the end was written
+            if lost:
+                raise lost from None
+            if not disk.is_full(failure):
+                raise
+            # The store is full: the run stays RUNNING, which only a rerun with room can end.
+            raise UserError(disk.store_full_line(self._uri, self.run_id, exc, ended=False)) from failure
+        finally:
+            if self._server:
+                self._server.close()
+            _restore_variable("MLFLOW_TRACKING_URI", self._uri_variable)
+        if exc is not None and disk.is_full(exc) and disk.written_path(exc) is None:  # the store's, for a moment
+            raise UserError(disk.store_full_line(self._uri, self.run_id, exc, ended=True)) from exc
+        return False
+
+    def _end(self, status: str, exc: Optional[BaseException]) -> None:
+        if self._server and self._server.ended_without_server(exc):  # or finishes once the server holds every metric
+            return
+        try:
+            if status == "FAILED" and self.run_id:
+                reason = disk.full_disk_line(exc) or _one_line(exc)
+                self._client.set_tag(self.run_id, "failure_reason", reason[:MAX_TAG_VAL_LENGTH])
         finally:
             mlflow.end_run(status)  # also stops the system-metrics monitor
-            _restore_variable("MLFLOW_TRACKING_URI", self._uri_variable)
-        return False
+
+    def confirm_metrics(self) -> None:
+        """Wait until a tracking server holds every metric logged, or raise ServerLost: before the
+        resume point, which holds the epochs' metrics too, goes."""
+        if self._server:
+            self._server.confirm()
 
     def log_params(self, params: dict[str, Any]) -> None:
         entries = [Param(key, param_value(value)) for key, value in params.items()]
         self._client.log_batch(self.run_id, params=entries)  # the client splits it into legal batches
 
     def log_metrics(self, metrics: dict[str, Optional[float]], step: int) -> None:
+        """Written now; to a tracking server, queued without waiting (confirm_metrics waits)."""
         timestamp = int(time.time() * 1000)
         entries = [Metric(key, float(value), timestamp, step) for key, value in metrics.items() if value is not None]
-        if entries:
+        if entries and self._server:
+            self._server.put(entries)
+        elif entries:
             self._client.log_batch(self.run_id, metrics=entries)
 
     def log_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
@@ -185,6 +227,9 @@ class NotRecorded:
 
     def __exit__(self, *exc_info) -> bool:
         return False
+
+    def confirm_metrics(self) -> None:
+        pass  # nothing was sent
 
     def __getattr__(self, name: str):
         if name.startswith(("log_", "set_")):  # Run's recording methods

@@ -1,5 +1,6 @@
-"""Keras's callbacks a run trains with: best and last weights, early stopping, and the schedule's own
-(the plateau schedule's ReduceLROnPlateau). Made once by the caller of the loop, which passes them in."""
+"""Keras's callbacks a run trains with: best and last weights (each file written whole, then renamed),
+early stopping, and the schedule's own (the plateau schedule's ReduceLROnPlateau). Made once by the
+caller of the loop, which passes them in."""
 
 import pathlib
 
@@ -7,6 +8,7 @@ import keras
 from omegaconf import DictConfig
 
 from runner.training.optim import schedule_callbacks
+from runner.training.whole_checkpoint import WholeFileCheckpoint
 
 
 def standard_callbacks(cfg: DictConfig, run_dir: pathlib.Path) -> list[keras.callbacks.Callback]:
@@ -14,9 +16,9 @@ def standard_callbacks(cfg: DictConfig, run_dir: pathlib.Path) -> list[keras.cal
     checkpoints = run_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
     callbacks = [
-        keras.callbacks.ModelCheckpoint(checkpoints / "best.weights.h5", monitor="val_top1", mode="max",
-                                        save_best_only=True, save_weights_only=True),
-        keras.callbacks.ModelCheckpoint(checkpoints / "last.weights.h5", save_weights_only=True),
+        WholeFileCheckpoint(checkpoints / "best.weights.h5", monitor="val_top1", mode="max",
+                            save_best_only=True, save_weights_only=True),
+        WholeFileCheckpoint(checkpoints / "last.weights.h5", save_weights_only=True),
     ]
     if cfg.trainer.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_top1", mode="max",

@@ -2,8 +2,11 @@
 the loop's recorder hook, runner/training/loop.py)."""
 
 import pathlib
+import socket
 
+from runner.data import unreadable
 from runner.tracking.run import NotRecorded, Run
+from runner.tracking.supersede import end_superseded
 from runner.training import resume
 from runner.training.evaluation import Evaluation, FinalEvaluation, mistakes
 from runner.training.loop import Trained
@@ -14,9 +17,48 @@ from runner.weights import saved
 def recorder(session, start: resume.Start) -> Run | NotRecorded:
     """Under multi_worker every worker trains and evaluates (their collectives wait for each other);
     only the chief records: one MLflow run, whose files the others write to their own folders."""
-    if session.worker.chief:
-        return Run(session.cfg, resume_run_id=start.run_id)
-    return NotRecorded(session.worker.index)
+    if not session.worker.chief:
+        return NotRecorded(session.worker.index)
+    if start.run_id:
+        return ContinuedRun(session.cfg, resume_run_id=start.run_id, resumable=True)
+    return Run(session.cfg, resumable=True)
+
+
+class ContinuedRun(Run):
+    """A resumed run: it logs only the points its record does not hold yet (an epoch redone from the
+    checkpoint before a damaged one, the final metrics of a run whose end failed after logging them),
+    so no metric has two values at one step; and when it finishes, the reason it failed before goes."""
+
+    def __enter__(self) -> "ContinuedRun":
+        super().__enter__()
+        try:
+            self._held = _logged_points(self.client, self.run_id)
+        except BaseException as error:
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    def log_metrics(self, metrics: dict[str, float | None], step: int) -> None:
+        super().log_metrics({key: value for key, value in metrics.items() if (key, step) not in self._held}, step)
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if exc_type is None:
+            try:
+                self._forget_failure()
+            except BaseException as error:  # the run still ends, FAILED with this reason
+                super().__exit__(type(error), error, error.__traceback__)
+                raise
+        return super().__exit__(exc_type, exc, traceback)
+
+    def _forget_failure(self) -> None:
+        if "failure_reason" in self.client.get_run(self.run_id).data.tags:
+            self.client.delete_tag(self.run_id, "failure_reason")
+
+
+def _logged_points(client, run_id: str) -> set[tuple[str, int]]:
+    """(metric, step) of every point the run holds; not the system metrics, which a run never relogs."""
+    keys = [key for key in client.get_run(run_id).data.metrics if not key.startswith("system/")]
+    return {(key, metric.step) for key in keys for metric in client.get_metric_history(run_id, key)}
 
 
 def record_start(run: Run | NotRecorded, session, start: resume.Start) -> None:
@@ -35,8 +77,13 @@ def record_start(run: Run | NotRecorded, session, start: resume.Start) -> None:
         run.log_text(render(session.report, "markdown"), "architecture.md")
         record_weights(run, session)
         if skipped:
-            run.log_text("".join(f"{path}\t{why}\n" for path, why in sorted(skipped.items())), "skipped_files.txt")
-    run.set_tags({"resume_key": start.key})
+            run.log_text(unreadable.as_tsv(skipped), "skipped_files.txt")
+    # The folder too: only a run of this very folder can have been abandoned by its lock's last holder.
+    point = {"resume_key": start.key, "resume_folder": f"{socket.gethostname()}:{start.directory.resolve()}"}
+    run.set_tags(point)
+    if session.worker.chief:
+        for superseded in end_superseded(run.client, run.run_id, point):
+            print(f"ended abandoned MLflow run {superseded} as KILLED, superseded by this run")
 
 
 def record_end(run: Run | NotRecorded, session, trained: Trained, final: FinalEvaluation,

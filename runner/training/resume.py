@@ -10,12 +10,17 @@ the best checkpoint's score), which Keras resets at the start of training. The c
 written first and `state.json` names it, each through a rename, so a kill at any moment leaves the
 previous, complete resume point. A run that finishes deletes its resume point; one that stops
 (killed, SIGTERM, Ctrl-C, an exception) keeps it. Under multi_worker each worker keeps its own.
+
+The process training from a folder holds its lock (runner/training/resume_lock.py). A resume point
+damaged after all (a disk error, a hand edit) is refused in one line saying both ways out, unless
+only its latest checkpoint is lost: then it resumes from the one before.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import json
-import os
+import logging
 import pathlib
 import re
 import shutil
@@ -27,13 +32,15 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError
+from runner.training import resume_lock, resume_state
 from runner.training.strategy import Worker, agreed_epoch
+
+log = logging.getLogger(__name__)
 
 RESUME_DIR = pathlib.Path("outputs") / "resume"  # relative to where the command runs, as the store
 # Where a run is recorded, where its data sit, what a sweep ranks it by and whether to resume do
 # not change what it trains.
 IGNORED_KEYS = ("tracking", "describe", "sweep", "data.root", "trainer.resume", "trainer.resume_run")
-STATE_FILE = "state.json"
 # What each stateful callback counts: the attributes its on_train_begin resets (Keras 3).
 COUNTERS = {
     keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch", "stopped_epoch"),
@@ -76,23 +83,29 @@ class Start:
         return self.directory.name
 
 
-def locate(cfg: DictConfig, strategy: tf.distribute.Strategy, this: Worker, output_dir: pathlib.Path) -> Start:
-    """How this config's run starts, as trainer.resume asks. Under multi_worker each worker keeps its
-    own resume folder (the chief's is the plain key), so workers need no shared disk, and they start
-    together from the last epoch all of them saved."""
-    directory = RESUME_DIR / (config_key(cfg) + (f"-worker{this.index}" if this.index else ""))
+def claimed(cfg: DictConfig, this: Worker) -> contextlib.AbstractContextManager[pathlib.Path]:
+    """This config's resume folder, held by this process until the block ends; refused while another
+    live process trains it, unless trainer.resume=false asks for a separate run (in a folder of its own)."""
+    return resume_lock.claimed(RESUME_DIR, config_key(cfg), this.index, separate=not cfg.trainer.resume)
+
+
+def locate(cfg: DictConfig, strategy: tf.distribute.Strategy, this: Worker, output_dir: pathlib.Path,
+           directory: pathlib.Path) -> Start:
+    """How this config's run starts from `directory` (its claimed resume folder), as trainer.resume
+    asks. Under multi_worker each worker keeps its own resume folder (the chief's is the plain key),
+    so workers need no shared disk, and they start together from the last epoch all of them saved."""
     # A non-chief worker's weights never go over the chief's (workers may share hydra.run.dir).
     fresh = Start(run_dir=output_dir if this.chief else output_dir / f"worker{this.index}", directory=directory)
     start = _saved(cfg.trainer, directory) or fresh
     start = dataclasses.replace(start, run_dir=start.run_dir or fresh.run_dir)
+    start = _restorable(start, fresh)
     return rewound(start, agreed_epoch(strategy, start.epoch), fresh)
 
 
 def read(directory: pathlib.Path) -> Optional[Start]:
-    """The resume point saved in `directory`, if any."""
-    try:
-        state = json.loads((directory / STATE_FILE).read_text())
-    except FileNotFoundError:
+    """The resume point saved in `directory`, if any; one that cannot be read is a UserError."""
+    state = resume_state.load(directory)
+    if state is None:
         return None
     run_dir = state.pop("run_dir", None)
     return Start(**state, run_dir=pathlib.Path(run_dir) if run_dir else None, directory=directory)
@@ -100,15 +113,49 @@ def read(directory: pathlib.Path) -> Optional[Start]:
 
 def _saved(trainer: DictConfig, directory: pathlib.Path) -> Optional[Start]:
     """The resume point trainer.resume and trainer.resume_run ask for; None: start afresh."""
-    if not trainer.resume:
-        shutil.rmtree(directory, ignore_errors=True)
-        return None
-    saved = read(directory)
+    saved = read(directory) if trainer.resume else None
+    if saved is None:
+        _empty(directory)  # trainer.resume=false, or a state.json deleted: no stale checkpoints either
     wanted = trainer.resume_run
     if wanted and (saved is None or saved.run_id not in (wanted, None)):  # None: a non-chief worker's
         raise UserError(f"trainer.resume_run={wanted}: no resume point of that run for this config in {directory}; "
                         "resume with the command that started it, or start afresh with trainer.resume=false")
     return saved
+
+
+def _empty(directory: pathlib.Path) -> None:
+    """Forgets the resume point in `directory`, but not the lock this process holds on it."""
+    for entry in directory.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        elif entry.name != resume_lock.LOCK_FILE:
+            entry.unlink()
+
+
+def _restorable(start: Start, fresh: Start) -> Start:
+    """The start, or, when its latest checkpoint is missing or damaged, the one before it (the
+    manager keeps two): state.json describes the latest, so the start is rewound by an epoch."""
+    if start.checkpoint is None or _readable(start.checkpoint):
+        return start
+    before = rewound(start, start.epoch - 1, fresh)
+    if before.checkpoint is not None and not _readable(before.checkpoint):
+        raise resume_state.unreadable(start.directory, f"its last two checkpoints, {start.checkpoint} and "
+                                      f"{before.checkpoint}")
+    log.warning("checkpoint %s cannot be read; %s", start.checkpoint,
+                f"resuming from the one before it, after epoch {before.epoch}" if before.resumed else "starting afresh")
+    return before
+
+
+def _readable(checkpoint: str) -> bool:
+    """Whether every tensor of the checkpoint reads back whole (the index alone does not show a
+    missing or truncated data file; TensorFlow's checksums show a damaged one)."""
+    try:
+        reader = tf.train.load_checkpoint(checkpoint)
+        for name in reader.get_variable_to_dtype_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, IndexError):  # IndexError: a data file cut short
+        return False
+    return True
 
 
 def rewound(start: Start, epoch: int, fresh: Start) -> Start:
@@ -153,11 +200,11 @@ class ResumePoint:
              model: keras.Model) -> None:
         self._epoch.assign(epoch + 1)
         path = self._manager.save(checkpoint_number=epoch + 1)
-        counters = [{name: _plain(getattr(callback, name)) for name in COUNTERS[type(callback)]}
+        counters = [{name: _plain(getattr(callback, name)) for name in COUNTERS[_kind(callback)]}
                     for callback in _counted(callbacks)]
         state = {"run_id": self._run_id, "epoch": epoch + 1, "history": history, "checkpoint": path,
                  "run_dir": str(self.start.run_dir), "counters": counters, "stopped": bool(model.stop_training)}
-        _write_atomically(self.start.directory / STATE_FILE, json.dumps(state, default=_plain))
+        resume_state.write(self.start.directory, json.dumps(state, default=_plain))
 
     def finished(self) -> None:
         """The run is complete: the same command now starts a new one."""
@@ -165,7 +212,12 @@ class ResumePoint:
 
 
 def _counted(callbacks: list[keras.callbacks.Callback]) -> list[keras.callbacks.Callback]:
-    return [callback for callback in callbacks if type(callback) in COUNTERS]
+    return [callback for callback in callbacks if _kind(callback) in COUNTERS]
+
+
+def _kind(callback: keras.callbacks.Callback) -> Optional[type]:
+    """The class of COUNTERS that `callback` is an instance of (the run's checkpoints subclass Keras's)."""
+    return next((kind for kind in COUNTERS if isinstance(callback, kind)), None)
 
 
 def missing_epochs(client: mlflow.MlflowClient, start: Start) -> dict[int, dict[str, float]]:
@@ -179,8 +231,3 @@ def _plain(value):
     """A counter as JSON keeps it: Keras holds some as NumPy or tensor scalars (inf stays inf)."""
     return float(value) if isinstance(value, float) or hasattr(value, "dtype") else value
 
-
-def _write_atomically(path: pathlib.Path, text: str) -> None:
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)

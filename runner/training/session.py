@@ -3,10 +3,11 @@ tests and (later) evaluate and predict start from.
 
 The order is TensorFlow's, not ours to change: the strategy first (multi_worker configures the
 runtime, and trainer.cpu_replicas splits the CPU, before any TensorFlow op), then the seed and the
-dtype policy (layers take it when they are built), then the model under the strategy's scope, the
-data (sharded when several workers share the run), and the optimizer, built at once so that its
-slots exist before a resumed run restores them and before any step traces. The `auto` settings are
-resolved here, once, and recorded from here.
+dtype policy (layers take it when they are built), the memory check (from the plan, so that a
+model too large for the machine is refused before it takes the memory), then the model under the
+strategy's scope, the data (sharded when several workers share the run), and the optimizer, built
+at once so that its slots exist before a resumed run restores them and before any step traces. The
+`auto` settings are resolved here, once, and recorded from here.
 """
 
 import dataclasses
@@ -23,6 +24,7 @@ from builders.rows import BuiltModel
 from runner.data.pipeline import Preprocessing
 from runner.data.splits import Splits, load
 from runner.training.freeze import freeze
+from runner.training.memory_check import check_memory
 from runner.training.model_report import model_spec
 from runner.training.optim import l2_coefficient, make_optimizer
 from runner.training.steps import Objective
@@ -84,9 +86,11 @@ def prepare(cfg: DictConfig) -> Session:
     keras.utils.set_random_seed(cfg.trainer.seed)
     resolved = Resolved(precision(cfg.trainer), uses_xla(cfg.trainer, strategy), steps_per_execution(cfg.trainer))
     keras.config.set_dtype_policy(resolved.precision)
+    spec = model_spec(cfg)
+    check_memory(cfg, strategy, resolved.precision, spec)  # before any layer takes memory
     with tempfile.TemporaryDirectory(prefix="weights-") as downloads, strategy.scope():
         weights = locate(cfg, pathlib.Path(downloads))  # a failed download costs no build
-        built = builders.build(model_spec(cfg))
+        built = builders.build(spec)
         loaded = load_into(built, weights, cfg.data.num_classes) if weights else None
     inputs = preprocessing(cfg.data, weights)
     splits = load(cfg, shard(strategy, cfg.trainer.batch_size), inputs)

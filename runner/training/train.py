@@ -4,6 +4,7 @@ import pathlib
 
 from omegaconf import DictConfig
 
+from runner.tracking.server import check_store
 from runner.training import resume
 from runner.training.callbacks import standard_callbacks
 from runner.training.checks import check_trainer
@@ -19,9 +20,16 @@ def train(cfg: DictConfig, output_dir: pathlib.Path) -> float:
     """Train, evaluate and record one run in `output_dir` (a resumed run: where it began); returns
     sweep.objective, what a sweeper optimises."""
     check_trainer(cfg)
+    check_store(cfg)  # a tracking server that does not answer: refused in seconds, before anything is built
     session = prepare(cfg)  # every user mistake surfaces before the MLflow run starts
+    with resume.claimed(cfg, session.worker) as folder:  # one live process per resume point
+        return _train(session, folder, output_dir)
+
+
+def _train(session, folder: pathlib.Path, output_dir: pathlib.Path) -> float:
+    cfg = session.cfg
     with lost_workers_reported(session.strategy):  # a worker's mistake here leaves the others waiting
-        start = resume.locate(cfg, session.strategy, session.worker, output_dir)
+        start = resume.locate(cfg, session.strategy, session.worker, output_dir, folder)
     with DeferredStops(), recorder(session, start) as run:
         record_start(run, session, start)
         point = resume.ResumePoint(start, session.model, session.optimizer, run.run_id)
@@ -31,5 +39,6 @@ def train(cfg: DictConfig, output_dir: pathlib.Path) -> float:
             final = final_evaluation(session, trained.last_evaluation)
         stop_if_requested()  # a stop asked for during the evaluation: the resume point redoes only that
         record_end(run, session, trained, final, start.run_dir)
-        point.finished()
+        run.confirm_metrics()  # a tracking server holds every epoch before the resume point goes
+    point.finished()  # once the run's end is recorded: a store that failed to end it leaves the point for the rerun
     return sweep_objective(cfg, final, trained)

@@ -11,22 +11,23 @@ Options and the PNG sizes: runner/schema.py VisualizeConfig and runner/visualize
 import os
 import pathlib
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner import schema
+from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 from runner.tracking.store import store_uri
-from runner.visualize.run import visualize_run
 from runner.visualize.source import open_store
 
 schema.register()
 
 
-@hydra.main(config_path="../../conf", config_name="visualize", version_base="1.3")
+@hydra_app("visualize")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small download is noise
+    # TensorFlow's imports, once the config has composed
+    from runner.visualize.run import visualize_run
 
     with reported_as_one_line():
         client = open_store(store_uri(cfg))

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from runner import disk
 from runner.data.pipeline import Preprocessing, per_channel
 
 METADATA = "classes.json"
@@ -50,19 +51,18 @@ def standalone(network: keras.Model, metadata: Metadata) -> keras.Model:
 
 def save(path: pathlib.Path, network: keras.Model, metadata: Metadata) -> keras.Model:
     """The stand-alone model at `path`, whole or not at all (written beside it, then renamed); returns it."""
-    partial = path.with_name(f".{path.name}.partial.keras")
     # The training loop hands Keras's callbacks the optimizer through the network: not the model's to keep.
     optimizer, network.optimizer = getattr(network, "optimizer", None), None
     try:
         model = standalone(network, metadata)
-        model.save(partial)
+        with disk.written_whole(path) as partial:
+            model.save(partial)
+            with zipfile.ZipFile(partial, "a") as archive:
+                archive.writestr(METADATA, json.dumps({
+                    "class_names": metadata.class_names, "resize_ratio": metadata.resize_ratio,
+                    "preprocessing": dataclasses.asdict(metadata.preprocessing)}, indent=1))
     finally:
         network.optimizer = optimizer
-    with zipfile.ZipFile(partial, "a") as archive:
-        archive.writestr(METADATA, json.dumps({
-            "class_names": metadata.class_names, "resize_ratio": metadata.resize_ratio,
-            "preprocessing": dataclasses.asdict(metadata.preprocessing)}, indent=1))
-    partial.replace(path)
     return model
 
 

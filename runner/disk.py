@@ -1,0 +1,130 @@
+"""Files written whole or not at all, and a full disk said in one line.
+
+A file is written under a temporary name in its own folder and renamed over its final name only once
+complete (a rename within a folder is atomic), so a crash or a full disk never leaves a truncated file
+under a final name. Running out of space shows up in many words: Python's and HDF5's errno 28,
+TensorFlow's ResourceExhaustedError, sqlite's SQLITE_FULL; `full_disk_line` reads them all.
+"""
+
+import contextlib
+import errno
+import os
+import pathlib
+import re
+import shutil
+from collections.abc import Iterator
+
+NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device": also in TensorFlow's and HDF5's messages
+FULL_STORE = "database or disk is full"  # sqlite's words for SQLITE_FULL
+FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+# Where the path sits in the messages that carry it only in words.
+PATH_PATTERNS = (re.compile(r"filename = '([^']+)'"),  # HDF5
+                 re.compile(rf"(\S+?)(?:_temp/\S*)?; {NO_SPACE}"))  # TensorFlow's file ops (a checkpoint's temp files)
+RESUMES = "free some space, then rerun the same command: it resumes from the last completed epoch"
+
+
+def partial_name(path: pathlib.Path) -> pathlib.Path:
+    """Hidden, beside `path`, keeping its suffixes, which Keras checks (.weights.h5, .keras)."""
+    stem, dot, suffixes = path.name.partition(".")
+    return path.with_name(f".{stem}.partial{dot}{suffixes}")
+
+
+@contextlib.contextmanager
+def written_whole(path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """The name to write `path` under: renamed to `path` when the block succeeds (if it wrote it: a
+    checkpoint that did not improve does not), removed when it fails."""
+    partial = partial_name(path)
+    try:
+        yield partial
+    except BaseException as error:
+        partial.unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.filename is None:  # a write() says no path
+            error.filename = str(path)
+        raise
+    if partial.exists():
+        os.replace(partial, path)
+
+
+def is_full(error: BaseException) -> bool:
+    """Whether `error`, or an error it was raised from or during, is a full disk."""
+    return any(_says_full(cause) for cause in _chain(error))
+
+
+def full_disk_line(error: BaseException) -> str | None:
+    """What a full disk met anywhere in `error`'s chain says in one line; None if it is not one."""
+    if not is_full(error):
+        return None
+    path = written_path(error)
+    if path is not None:
+        return f"no space left on device writing {path} ({free_space(path)} free there); {RESUMES}"
+    # sqlite names no file; a run's end names its store (store_full_line)
+    if any(FULL_STORE in str(cause) for cause in _chain(error)):
+        return f"the MLflow store is full (sqlite: {FULL_STORE}); {RESUMES}"
+    return f"no space left on device ({_first_line(error)}); {RESUMES}"
+
+
+def store_full_line(uri: str, run_id: str | None, cause: BaseException | None, ended: bool) -> str:
+    """The MLflow store met a full disk. Ended, the run is FAILED; not, it stays RUNNING (nothing can
+    record its end) until the same command, rerun with room, resumes it."""
+    database = pathlib.Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    line = f"the MLflow store {uri} is full" + (f" ({free_space(database)} free there)" if database else "")
+    first = written_path(cause) if cause is not None else None
+    if first:  # the run's own files filled the disk first
+        line = f"no space left on device writing {first} ({free_space(first)} free there), and {line}"
+    elif cause is not None and not is_full(cause):
+        line = f"{type(cause).__name__}: {_first_line(cause)}; then {line}"
+    if ended:
+        return f"{line}: MLflow run {run_id} ended FAILED; {RESUMES}"
+    return (f"{line}: MLflow run {run_id} stays RUNNING; free some space, then rerun the same command: "
+            "it resumes that run from its last completed epoch")
+
+
+def written_path(error: BaseException) -> str | None:
+    """The file a full disk stopped, as the first error in the chain that names one says."""
+    for cause in _chain(error):
+        if not _says_full(cause):
+            continue
+        if isinstance(cause, OSError) and cause.filename:
+            return os.fsdecode(cause.filename)
+        for pattern in PATH_PATTERNS:
+            found = pattern.search(str(cause))
+            if found:
+                return found.group(1)
+    return None
+
+
+def free_space(path: str | os.PathLike) -> str:
+    """Free bytes on the file system of `path` (its nearest existing folder), as a size."""
+    folder = pathlib.Path(path).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    return _size(shutil.disk_usage(folder).free)
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KB", "MB"):
+        if count < 1024:
+            return f"{count:.0f} B" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GB"
+
+
+def _says_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno in FULL_ERRNOS:
+        return True
+    message = str(error)
+    return NO_SPACE in message or FULL_STORE in message
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then what it was raised from or while handling, each once."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        yield error
+        error = error.__cause__ or error.__context__
+
+
+def _first_line(error: BaseException) -> str:
+    message = str(error).strip()
+    return message.splitlines()[0] if message else ""
