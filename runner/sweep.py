@@ -22,8 +22,10 @@ from mlflow.entities import Param
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
+from runner.errors import USAGE_EXIT_CODE, UserError
 from runner.schema import Direction
 from runner.tracking.redact import redacted
+from runner.tracking.server import check_store
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep_parent import PARENT_RUN_ENV
 from runner.training.stops import Trap, interrupt
@@ -39,6 +41,11 @@ class SweepRun(Callback):
         self._sigterm = Trap(interrupt, (signal.SIGTERM,))
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            check_store(config)  # a tracking server that does not answer: one line in seconds, before any job
+        except UserError as error:  # raised, Hydra would only warn of it and launch the jobs
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(USAGE_EXIT_CODE)
         self._client, experiment_id = open_experiment(store_uri(config),
                                                       config.tracking.experiment or config.data.name)
         self._sweep_dir = config.hydra.sweep.dir

@@ -189,6 +189,17 @@ def test_a_store_where_nothing_listens_is_refused_in_seconds_before_anything_is_
     assert not (tmp_path / "outputs").exists(), "no run, no resume point, no local store instead"
 
 
+def test_a_sweep_on_a_store_where_nothing_listens_is_refused_before_its_parent_or_any_job(tmp_path):
+    uri = f"http://127.0.0.1:{free_port()}"
+    result = run_app("runner", "-m", *training(uri, tmp_path, "absent"), "trainer.seed=1,2", cwd=tmp_path,
+                     env=SHELL_UNSET)
+    lines = result.stderr.strip().splitlines()
+    # A callback's exception is only a warning to Hydra, which would launch the jobs anyway.
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-3000:]
+    assert lines[0].startswith(f"error: tracking.uri={uri}: no MLflow tracking server answers there"), lines
+    assert "Launching" not in result.stdout and not (tmp_path / "outputs" / "resume").exists()
+
+
 @pytest.mark.slow
 def test_a_server_killed_mid_run_stalls_nothing_and_the_rerun_completes_the_run(server, tmp_path):
     command = training(server.url, tmp_path, "killed")
