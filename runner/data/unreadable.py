@@ -15,7 +15,8 @@ import tensorflow as tf
 
 from runner.data.cache_home import cache_home
 
-# TensorFlow's wrapping of an op's message: "{{function_node __wrapped__DecodeImage_device_...}} <message> [Op:DecodeImage]"
+# TensorFlow's wrapping of an op's message:
+# "{{function_node __wrapped__DecodeImage_device_...}} <message> [Op:DecodeImage]"
 TF_WRAPPING = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]")
 TSV_HEADER = "file\treason\n"
 
