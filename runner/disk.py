@@ -34,6 +34,7 @@ def written_whole(path: pathlib.Path) -> Iterator[pathlib.Path]:
     """The name to write `path` under: renamed to `path` when the block succeeds (if it wrote it: a
     checkpoint that did not improve does not), removed when it fails."""
     partial = partial_name(path)
+    partial.unlink(missing_ok=True)  # a killed write's leftover: after the block, a partial means "written now"
     try:
         yield partial
     except BaseException as error:
@@ -58,9 +59,14 @@ def full_disk_line(error: BaseException) -> str | None:
     if path is not None:
         return f"no space left on device writing {path} ({free_space(path)} free there); {RESUMES}"
     # sqlite names no file; a run's end names its store (store_full_line)
-    if any(FULL_STORE in str(cause) for cause in _chain(error)):
+    if store_is_full(error):
         return f"the MLflow store is full (sqlite: {FULL_STORE}); {RESUMES}"
     return f"no space left on device ({_first_line(error)}); {RESUMES}"
+
+
+def store_is_full(error: BaseException) -> bool:
+    """Whether sqlite, the MLflow store, met the full disk in `error`'s chain."""
+    return any(FULL_STORE in str(cause) for cause in _chain(error))
 
 
 def store_full_line(uri: str, run_id: str | None, cause: BaseException | None, ended: bool) -> str:

@@ -118,6 +118,21 @@ def test_a_model_that_just_fits_passes(monkeypatch):
         memory_check.check_memory(cfg, strategy, "float32", model_spec(cfg))
 
 
+def test_an_evaluation_needs_only_the_forward_pass(monkeypatch):
+    # runner.evaluate: no gradient, no optimizer slot, no activation kept for a backward pass.
+    cfg = compose("model=vgg16", "data=imagenet")
+    strategy, sized = tf.distribute.get_strategy(), builders.estimate(model_spec(cfg))
+    trains = memory_check.training_need(cfg, strategy, "float32", sized)
+    evaluates = memory_check.training_need(cfg, strategy, "float32", sized, training=False)
+    assert evaluates.slots == 0 and evaluates.weights * 3 == trains.weights  # SGD: weight, gradient, momentum
+    assert evaluates.batch < trains.batch
+    limit = (evaluates.total + trains.total) // 2
+    monkeypatch.setattr(memory_check, "memory_limit", lambda: memory_check.Limit(limit, "of memory available"))
+    memory_check.check_memory(cfg, strategy, "float32", model_spec(cfg), training=False)
+    with pytest.raises(UserError):
+        memory_check.check_memory(cfg, strategy, "float32", model_spec(cfg))
+
+
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_every_zoo_model_at_its_defaults_fits_a_16_gb_machine(model):
     # float32, the widest precision auto resolves to; the default batch of 64 and SGD with momentum.

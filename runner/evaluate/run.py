@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError
 from runner.tracking.run import Run
+from runner.tracking.server import check_store
 from runner.training.checks import check_trainer
 from runner.training.evaluation import FinalEvaluation, final_evaluation
 from runner.training.record import record_evaluation, record_weights
@@ -21,11 +22,12 @@ CLASSES = "${data.num_classes}"  # how the zoo's classifier rows take their size
 def evaluate_weights(cfg: DictConfig) -> float:
     """Evaluates, records and returns sweep.objective (eval_top1 unless it names an eval_* metric)."""
     check_trainer(cfg)
+    check_store(cfg)  # a tracking server that does not answer: one line in seconds, before the evaluation
     if not cfg.model.weights:
         raise UserError("model.weights is not set: give imagenet, runs:/<run_id> or a weights file to evaluate")
     # ImageNet's classifier on a dataset of fewer classes: built with 1000, scored on the data's.
     restrict = predicts_imagenet(str(cfg.model.weights)) and cfg.data.num_classes != IMAGENET_CLASSES
-    session = prepare(_with_imagenet_head(cfg) if restrict else cfg)
+    session = prepare(_with_imagenet_head(cfg) if restrict else cfg, training=False)
     if restrict:
         session = _restricted_to_data_classes(session)
     final = final_evaluation(session, None)

@@ -113,7 +113,7 @@ class Run:
             if self._server:
                 self._server.close()
             _restore_variable("MLFLOW_TRACKING_URI", self._uri_variable)
-        if exc is not None and disk.is_full(exc) and disk.written_path(exc) is None:  # the store's, for a moment
+        if exc is not None and disk.written_path(exc) is None and disk.store_is_full(exc):  # full for a moment
             raise UserError(disk.store_full_line(self._uri, self.run_id, exc, ended=True)) from exc
         return False
 

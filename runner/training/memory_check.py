@@ -60,28 +60,33 @@ class Need:
         return self.weights + self.batch
 
 
-def check_memory(cfg: DictConfig, strategy: tf.distribute.Strategy, precision: str, spec: dict[str, Any]) -> None:
-    """Raise UserError naming the row that makes the model too large, the estimate and the limit."""
+def check_memory(cfg: DictConfig, strategy: tf.distribute.Strategy, precision: str, spec: dict[str, Any],
+                 training: bool = True) -> None:
+    """Raise UserError naming the row that makes the model too large, the estimate and the limit
+    (training false: an evaluation's forward passes alone)."""
     if cfg.trainer.skip_memory_check:
         return
     sized = builders.estimate(spec)
-    need = training_need(cfg, strategy, precision, sized)
+    need = training_need(cfg, strategy, precision, sized, training)
     limit = memory_limit()
     if need.total > limit.bytes:
         raise UserError(_too_large(sized, need, limit))
 
 
-def training_need(cfg: DictConfig, strategy: tf.distribute.Strategy, precision: str, sized: Estimate) -> Need:
-    """The module's count: `copies` is how many replicas share one memory (all of a CPU's, one per GPU)."""
+def training_need(cfg: DictConfig, strategy: tf.distribute.Strategy, precision: str, sized: Estimate,
+                  training: bool = True) -> Need:
+    """The module's count: `copies` is how many replicas share one memory (all of a CPU's, one per GPU).
+    Without training (an evaluation) each weight is held once and no activation is kept for a backward
+    pass; the largest layer's input and output still are."""
     policy = keras.DTypePolicy(precision)
     weight_bytes, value_bytes = _size_of(policy.variable_dtype), _size_of(policy.compute_dtype)
-    slots = optimizer_slots(cfg, precision)
+    slots = optimizer_slots(cfg, precision) if training else 0
     cast = value_bytes if policy.compute_dtype != policy.variable_dtype else 0
-    per_trainable = weight_bytes * (2 + slots) + cast
+    per_trainable = weight_bytes * (2 + slots) + cast if training else weight_bytes + cast
     images = math.ceil(cfg.trainer.batch_size / strategy.num_replicas_in_sync)
     copies = 1 if tf.config.list_logical_devices("GPU") else strategy.num_replicas_in_sync // worker(strategy).count
     weights = [copies * ((row.params - row.frozen) * per_trainable + row.frozen * weight_bytes) for row in sized.rows]
-    activations = [copies * images * value_bytes * row.kept for row in sized.rows]
+    activations = [copies * images * value_bytes * row.kept * training for row in sized.rows]
     largest = max((row.largest for row in sized.rows), default=0)
     # The batch of input images, and the gradients into and out of the largest layer.
     working = copies * images * value_bytes * (math.prod(sized.input_shape) + 2 * largest)

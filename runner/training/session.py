@@ -79,15 +79,16 @@ class Session:
                 **self.resolved.as_params(), **self.preprocessing.as_params(), **weights}
 
 
-def prepare(cfg: DictConfig) -> Session:
+def prepare(cfg: DictConfig, training: bool = True) -> Session:
     """Strategy, precision, model, data, optimizer and objective of cfg. Every mistake a user can
-    make in them (the model spec, the data, the optimizer) surfaces here, before anything is recorded."""
+    make in them (the model spec, the data, the optimizer) surfaces here, before anything is recorded.
+    `training` false (runner.evaluate): the memory check counts forward passes alone."""
     strategy = make_strategy(cfg.trainer)  # before any TensorFlow op
     keras.utils.set_random_seed(cfg.trainer.seed)
     resolved = Resolved(precision(cfg.trainer), uses_xla(cfg.trainer, strategy), steps_per_execution(cfg.trainer))
     keras.config.set_dtype_policy(resolved.precision)
     spec = model_spec(cfg)
-    check_memory(cfg, strategy, resolved.precision, spec)  # before any layer takes memory
+    check_memory(cfg, strategy, resolved.precision, spec, training)  # before any layer takes memory
     with tempfile.TemporaryDirectory(prefix="weights-") as downloads, strategy.scope():
         weights = locate(cfg, pathlib.Path(downloads))  # a failed download costs no build
         built = builders.build(spec)

@@ -33,21 +33,29 @@ class WholeFileCheckpoint(keras.callbacks.ModelCheckpoint):
     def _final_path(self, epoch, batch, logs) -> pathlib.Path:
         return pathlib.Path(super()._get_file_path(epoch, batch, logs))
 
+    def _should_save_model(self, epoch, batch, logs, filepath):
+        """Keras's decision (a best checkpoint that did not improve writes nothing), then room for the file."""
+        saving = super()._should_save_model(epoch, batch, logs, filepath)
+        if saving:
+            _check_room(self._final_path(epoch, batch, logs), self.model, self.save_weights_only)
+        return saving
+
     def _save_model(self, epoch, batch, logs):
-        final = self._final_path(epoch, batch, logs)
-        partial = disk.partial_name(final)
-        partial.unlink(missing_ok=True)  # a kill's leftover: its presence below means "saved now"
-        _check_room(final, self.model)
-        with disk.written_whole(final):
+        with disk.written_whole(self._final_path(epoch, batch, logs)):
             super()._save_model(epoch, batch, logs)  # to the partial name (_get_file_path), if it saves
 
 
-def _check_room(final: pathlib.Path, model: keras.Model) -> None:
-    """Raises ENOSPC, naming `final`, unless its folder has room for the file: as large as the last
-    one written there (the same variables), or for a first one their bytes plus HDF5's metadata."""
-    variables = list(model.weights) + list(model.optimizer.variables if model.optimizer else [])
-    estimate = sum(math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables)
-    estimate += HDF5_BYTES_PER_VARIABLE * len(variables) + HDF5_BYTES_PER_FILE
-    needed = max(estimate, final.stat().st_size if final.exists() else 0)
+def _check_room(final: pathlib.Path, model: keras.Model, weights_only: bool) -> None:
+    """Raises ENOSPC, naming `final`, unless its folder has room for the file beside the one it
+    replaces: as large as that one (the same variables), or for a first one the bytes of what is
+    saved (the weights; a whole model adds the optimizer's) plus HDF5's metadata."""
+    if final.exists():
+        needed = final.stat().st_size
+    else:
+        variables = list(model.weights)
+        if not weights_only and model.optimizer:
+            variables += list(model.optimizer.variables)
+        needed = sum(math.prod(v.shape) * tf.as_dtype(v.dtype).size for v in variables)
+        needed += HDF5_BYTES_PER_VARIABLE * len(variables) + HDF5_BYTES_PER_FILE
     if shutil.disk_usage(final.parent).free < needed:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(final))
