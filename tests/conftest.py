@@ -1,6 +1,8 @@
 """The test process's set-up: a private cache, two CPU devices, a fresh Keras session per test.
 Shared helpers are modules of their own (helpers.py, apps.py, image_folders.py, sweeps.py)."""
 
+import collections
+import math
 import os
 import tempfile
 
@@ -27,8 +29,34 @@ def fresh_keras_session():
     keras.backend.clear_session(free_memory=False)
 
 
-def pytest_collection_modifyitems(items):
-    """The files with end-to-end (`slow`) tests first: pytest-xdist hands out whole files in this order
-    (--dist loadfile), so the long ones start early instead of leaving one worker busy at the end."""
-    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+# Seconds each test file took in the last run that ran it, in pytest's cache (.pytest_cache).
+FILE_SECONDS = "classic-cnns/file-seconds"
+_this_run = collections.Counter()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest files first: pytest-xdist hands out whole files in this order (--dist loadfile with
+    --no-loadscope-reorder, pyproject.toml), so the long ones start early instead of leaving one worker
+    busy at the end while the other waits. How long is what the last run measured; a file it did not
+    measure (a fresh checkout, a new file) goes first if it has end-to-end (`slow`) tests, else last."""
+    cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
+    measured = cache.get(FILE_SECONDS, {}) if cache else {}
+    slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+
+    def seconds(item):
+        file = item.nodeid.split("::")[0]
+        return measured.get(file, math.inf if file in slow_files else 0.0)
+
+    items.sort(key=seconds, reverse=True)  # stable: a file's tests keep their order
+
+
+def pytest_runtest_logreport(report):
+    """Set-up, call and tear-down of every test, added up by file (under xdist, in the controller)."""
+    _this_run.update({report.nodeid.split("::")[0]: report.duration})
+
+
+def pytest_sessionfinish(session):
+    cache = getattr(session.config, "cache", None)
+    if cache is None or hasattr(session.config, "workerinput"):  # an xdist worker: the controller records
+        return
+    cache.set(FILE_SECONDS, {**cache.get(FILE_SECONDS, {}), **_this_run})  # a partial run keeps the others' times
