@@ -14,6 +14,8 @@ import re
 import shutil
 from collections.abc import Iterator
 
+from runner.messages import causes, first_line
+
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device": also in TensorFlow's and HDF5's messages
 FULL_STORE = "database or disk is full"  # sqlite's words for SQLITE_FULL
 FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
@@ -48,7 +50,7 @@ def written_whole(path: pathlib.Path) -> Iterator[pathlib.Path]:
 
 def is_full(error: BaseException) -> bool:
     """Whether `error`, or an error it was raised from or during, is a full disk."""
-    return any(_says_full(cause) for cause in _chain(error))
+    return any(_says_full(cause) for cause in causes(error))
 
 
 def full_disk_line(error: BaseException) -> str | None:
@@ -61,12 +63,12 @@ def full_disk_line(error: BaseException) -> str | None:
     # sqlite names no file; a run's end names its store (store_full_line)
     if store_is_full(error):
         return f"the MLflow store is full (sqlite: {FULL_STORE}); {RESUMES}"
-    return f"no space left on device ({_first_line(error)}); {RESUMES}"
+    return f"no space left on device ({first_line(str(error))}); {RESUMES}"
 
 
 def store_is_full(error: BaseException) -> bool:
     """Whether sqlite, the MLflow store, met the full disk in `error`'s chain."""
-    return any(FULL_STORE in str(cause) for cause in _chain(error))
+    return any(FULL_STORE in str(cause) for cause in causes(error))
 
 
 def store_full_line(uri: str, run_id: str | None, cause: BaseException | None, ended: bool) -> str:
@@ -78,7 +80,7 @@ def store_full_line(uri: str, run_id: str | None, cause: BaseException | None, e
     if first:  # the run's own files filled the disk first
         line = f"no space left on device writing {first} ({free_space(first)} free there), and {line}"
     elif cause is not None and not is_full(cause):
-        line = f"{type(cause).__name__}: {_first_line(cause)}; then {line}"
+        line = f"{type(cause).__name__}: {first_line(str(cause))}; then {line}"
     if ended:
         return f"{line}: MLflow run {run_id} ended FAILED; {RESUMES}"
     return (f"{line}: MLflow run {run_id} stays RUNNING; free some space, then rerun the same command: "
@@ -87,7 +89,7 @@ def store_full_line(uri: str, run_id: str | None, cause: BaseException | None, e
 
 def written_path(error: BaseException) -> str | None:
     """The file a full disk stopped, as the first error in the chain that names one says."""
-    for cause in _chain(error):
+    for cause in causes(error):
         if not _says_full(cause):
             continue
         if isinstance(cause, OSError) and cause.filename:
@@ -120,17 +122,3 @@ def _says_full(error: BaseException) -> bool:
         return True
     message = str(error)
     return NO_SPACE in message or FULL_STORE in message
-
-
-def _chain(error: BaseException) -> Iterator[BaseException]:
-    """`error`, then what it was raised from or while handling, each once."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        yield error
-        error = error.__cause__ or error.__context__
-
-
-def _first_line(error: BaseException) -> str:
-    message = str(error).strip()
-    return message.splitlines()[0] if message else ""

@@ -8,6 +8,7 @@ import yaml
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
+from runner.messages import first_line
 from runner.suggestions import did_you_mean, for_key
 
 UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '(?:tag:yaml\.org,2002:)?(.+)'")
@@ -29,13 +30,13 @@ def hydra_error_line(error: Exception) -> str:
     """Hydra's message to its first line, the OmegaConf reason under it, and what would be valid."""
     if isinstance(error, MissingConfigException) and error.options:
         return _missing_option(error)
-    first = _first_line(str(error)).rstrip(".")
+    first = first_line(str(error)).rstrip(".")
     if isinstance(error, OverrideParseException):
         return f"{error.override}: {first}"
     cause = error.__cause__
     if not isinstance(cause, OmegaConfBaseException):
         return first
-    reason = f"{first}: {_first_line(cause.msg)}"
+    reason = f"{first}: {first_line(cause.msg)}"
     if isinstance(cause, AttributeError | KeyError) and dataclasses.is_dataclass(cause.object_type) and cause.full_key:
         return reason + for_key(cause.full_key, [field.name for field in dataclasses.fields(cause.object_type)])
     return reason
@@ -43,9 +44,5 @@ def hydra_error_line(error: Exception) -> str:
 
 def _missing_option(error: MissingConfigException) -> str:
     group, _, name = error.missing_cfg_file.rpartition("/")
-    first = _first_line(str(error))
+    first = first_line(str(error))
     return f"{first}{did_you_mean(name, error.options, f'{group}=')} (options in {group}: {', '.join(error.options)})"
-
-
-def _first_line(text: str) -> str:
-    return text.strip().splitlines()[0] if text.strip() else text

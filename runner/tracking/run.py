@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner import disk
 from runner.errors import UserError
+from runner.messages import first_line
 from runner.tracking import per_class, plots
 from runner.tracking.labels import config_params, param_value, parent_tag, run_name, run_tags
 from runner.tracking.on_server import OnServer
@@ -200,7 +201,7 @@ class Run:
     def ui_command(self) -> str:
         """How to see this run: the store's dashboard, at the run's page (MLflow 3's own route; an
         experiment's first page is its runs, as store.py tags it)."""
-        if self._uri.startswith(("http://", "https://")):
+        if is_server(self._uri):
             return f"open {self._uri.rstrip('/')}/{self._run_page()} in a browser"
         return (f"mlflow ui --backend-store-uri {shlex.quote(self._uri)}\n"
                 f"  then open http://127.0.0.1:5000/{self._run_page()}")
@@ -253,8 +254,8 @@ def _end_status(exc: Optional[BaseException]) -> str:
 
 
 def _one_line(exc: BaseException) -> str:
-    message = str(exc).strip()
-    return f"{type(exc).__name__}: {message.splitlines()[0]}" if message else type(exc).__name__
+    message = first_line(str(exc))
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _is_number(value: Any) -> bool:

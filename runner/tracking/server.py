@@ -17,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from runner.errors import UserError
+from runner.messages import causes, first_line
 from runner.tracking.store import store_uri
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -71,16 +72,13 @@ def _ask(uri: str) -> None:
 def unanswered(error: BaseException) -> Optional[str]:
     """Why a request found no server (a refused connection, a timeout), from the causes of an MLflow
     error; None when the server answered (with an error of its own)."""
-    causes = []
-    while error is not None and error not in causes:
-        causes.append(error)
-        error = error.__cause__ or error.__context__
-    if any(isinstance(cause, requests.exceptions.Timeout) for cause in causes):
+    chain = list(causes(error))
+    if any(isinstance(cause, requests.exceptions.Timeout) for cause in chain):
         return "timed out"
-    if not any(isinstance(cause, requests.exceptions.ConnectionError) for cause in causes):
+    if not any(isinstance(cause, requests.exceptions.ConnectionError) for cause in chain):
         return None
     # The socket's own words, the deepest cause: "Connection refused", "Name or service not known".
-    words = [cause.strerror for cause in causes if isinstance(cause, OSError) and cause.strerror]
+    words = [cause.strerror for cause in chain if isinstance(cause, OSError) and cause.strerror]
     return words[-1][0].lower() + words[-1][1:] if words else "the connection failed"
 
 
@@ -111,5 +109,4 @@ def _what_to_do(uri: str) -> str:
 
 def _first_line(error: BaseException) -> str:
     """MLflow's message without the response's body (a page of HTML, often)."""
-    lines = str(error).strip().split(". Response body:")[0].splitlines()
-    return lines[0][:300] if lines else type(error).__name__
+    return first_line(str(error).split(". Response body:")[0])[:300] or type(error).__name__
