@@ -90,7 +90,7 @@ def _layer_row(row: AppliedRow, layers: Sequence[keras.layers.Layer],
         macs=sum(_macs(layer) for layer in layers),
     )
     if output_field:
-        result.receptive_field, result.jump = output_field
+        result.receptive_field, result.jump, _ = output_field  # its centre: visualize's crops
     shape_rule = geometry.of_row(application.block, application.args)
     if shape_rule:
         result.kernel, result.stride, result.padding = shape_rule.kernel, shape_rule.stride, shape_rule.padding

@@ -180,6 +180,9 @@ class SweepConfig:
     # what the sweep's parent run records its best child by, and the comparison's order.
     objective: SweepMetric = SweepMetric.eval_top1
     direction: Direction = Direction.maximize
+    # When the sweep ends, every finished job's first-layer filters side by side on the parent run
+    # (first_layer_filters.png), headed with its objective: Zeiler & Fergus 2014's Section 4 comparison.
+    first_layer_filters: bool = False
 
 
 @dataclasses.dataclass
@@ -211,23 +214,21 @@ class CompareAppConfig:
 
 @dataclasses.dataclass
 class VisualizeConfig:
-    run_id: Optional[str] = None  # a training run; None: the latest FINISHED run that is not a sweep's parent
+    # runs:/<run_id>, a training run: its model and its own validation images. None: model.weights
+    # (imagenet, a file) on model= and data=, recorded as a new run; neither: the latest finished run.
+    model: Optional[str] = None
     # Feature maps of these rows (describe's names; a Keras layer's name works too); None: the first and
     # a middle convolution row and the last spatial row.
     rows: Optional[list[str]] = None
-    images: int = at_least(1, 8)  # validation images shown in the feature maps and the guided backpropagation
+    images: int = at_least(1, 8)  # validation images shown in the feature maps and the projections
     feature_channels: int = at_least(1, 16)  # channels per image in a feature map figure: the most active ones
-    top_row: Optional[str] = None  # whose channels get top images and guided backprop; None: the last spatial row
-    channels: int = at_least(1, 8)  # its most active channels shown
-    top_k: int = at_least(1, 6)  # images per channel
+    # whose channels get top images, projections and Figure 2; None: the last spatial row
+    top_row: Optional[str] = None
+    channels: int = at_least(1, 8)  # its strongest channels shown
+    top_k: int = at_least(1, 6)  # top images per channel
+    patches: int = at_least(1, 9)  # Figure 2: receptive-field patches per channel (the paper shows 9)
     max_images: int = at_least(1, 512)  # validation images scanned for the top activations
     batch_size: int = at_least(1, 32)  # images per forward pass
-
-
-@dataclasses.dataclass
-class VisualizeAppConfig:
-    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
-    visualize: VisualizeConfig = dataclasses.field(default_factory=VisualizeConfig)
 
 
 @dataclasses.dataclass
@@ -287,9 +288,9 @@ def register() -> None:
     store = ConfigStore.instance()
     store.store(name="schema", node=Config)
     store.store(name="compare_schema", node=CompareAppConfig)
-    store.store(name="visualize_schema", node=VisualizeAppConfig)
     store.store(name="predict_schema", node=PredictAppConfig)
     store.store(name="export_schema", node=ExportAppConfig)
     # Only the `bench` node: conf/bench.yaml composes it first, then the runner's whole config (a
     # structured root cannot gain a key afterwards, nor take a subclass's defaults over its groups').
     store.store(name="bench_schema", node=BenchConfig, package="bench")
+    store.store(name="visualize_schema", node=VisualizeConfig, package="visualize")  # as the bench's

@@ -4,8 +4,9 @@
 jobs, whatever the sweeper (basic, Optuna) or launcher (basic, joblib, submitit): it opens the parent
 before the first job, hands its id to the jobs through the environment (launchers start their worker
 processes after this, so they inherit it), and when the sweep ends records the best child, writes
-the comparison and ends the parent. A sweep that stops early (a failed job, Ctrl-C, SIGTERM) still
-ends its parent, from an atexit hook, so no parent is left RUNNING.
+the comparison (with sweep.first_layer_filters, the jobs' first-layer filters too) and ends the
+parent. A sweep that stops early (a failed job, Ctrl-C, SIGTERM) still ends its parent, from an
+atexit hook, so no parent is left RUNNING.
 """
 
 import atexit
@@ -77,6 +78,8 @@ class SweepRun(Callback):
         try:
             _record_outcome(self._client, run_id, children, completed, self._sweep)
             _log_comparison(self._client, run_id, self._sweep_dir)
+            if self._sweep.first_layer_filters:
+                _log_first_layer_filters(self._client, run_id, children, self._sweep, self._sweep_dir)
         finally:
             self._client.set_terminated(run_id, status)
 
@@ -149,3 +152,44 @@ def _log_comparison(client: mlflow.MlflowClient, run_id: str, sweep_dir: str) ->
     optuna_results = directory / "optimization_results.yaml"  # the Optuna sweeper's best trial
     if optuna_results.exists():
         client.log_artifact(run_id, str(optuna_results))
+
+
+def _log_first_layer_filters(client: mlflow.MlflowClient, run_id: str, children: list, sweep: DictConfig,
+                             sweep_dir: str) -> None:
+    """Every finished job's first-layer filters side by side, headed with its objective, on the parent:
+    Zeiler & Fergus 2014, Section 4 and Figure 6, set AlexNet's 11x11/4 filters beside ZFNet's 7x7/2."""
+    # Keras and matplotlib only when a sweep ends
+    from runner.visualize.filters import compared_filters
+
+    finished = sorted((child for child in children if child.info.status == "FINISHED"),
+                      key=lambda child: child.info.start_time)
+    panels = [panel for panel in (_filters_panel(client, child, sweep.objective.value) for child in finished) if panel]
+    if not panels:
+        print("first_layer_filters: no finished job left a model, so there are no filters to draw")
+        return
+    title = f"first-layer filters of {len(panels)} jobs, each on its own colour scale"
+    path = compared_filters(panels, title, pathlib.Path(sweep_dir) / "first_layer_filters.png")
+    client.log_artifact(run_id, str(path))
+
+
+def _filters_panel(client: mlflow.MlflowClient, child: mlflow.entities.Run, metric: str) -> tuple | None:
+    """(heading, Filters) of a job's saved model; None, with a note, for a job that left none (or one
+    without a convolution)."""
+    import tempfile
+
+    import keras
+
+    from runner.tracking.artifacts import model_file
+    from runner.visualize.filters import Filters, first_conv
+
+    with tempfile.TemporaryDirectory(prefix="filters-") as downloads:
+        try:
+            filters = Filters.of(first_conv(keras.saving.load_model(model_file(client, child, downloads),
+                                                                    compile=False)))
+        except UserError as missing:
+            print(f"first_layer_filters: {child.info.run_name} skipped: {missing}")
+            return None
+    score = child.data.metrics.get(metric)
+    heading = f"{child.data.tags.get('model', child.info.run_name)} ({child.info.run_name}): " + (
+        f"{metric} {score:.3f}" if score is not None else f"no {metric}")
+    return heading, filters

@@ -17,10 +17,10 @@ from apps import SHELL_UNSET, run_app
 from helpers import CONF, REPO, compose, new_store
 from runner.training.model_report import model_spec
 from runner.errors import UserError
-from runner.visualize import figures, guided
+from runner.visualize import figure2, figures, filters, guided
 from runner.visualize.render import Options, visualize
 from runner.visualize.rows import default_rows, model_rows, pick
-from runner.visualize.run import visualize_run
+from runner.visualize.run import visualize_model
 from runner.tracking.artifacts import model_file, run_config
 from runner.visualize.source import find_run, open_store
 
@@ -136,12 +136,16 @@ def test_every_figure_of_a_nested_zoo_model(name, size, default_rows_expected, t
     options = Options(images=2, feature_channels=4, channels=3, top_k=4, max_images=10)
     paths, notes = visualize(model, spec, batches, ["tench", "springer"], normalise, options, tmp_path)
     last = default_rows_expected[-1]
-    expected = {"filters.png": figures.grid_size(8, 8),  # conv1: 64 filters 7x7x3
+    expected = {"filters.png": filters.panel_size(64, 7, 7),  # conv1: 64 filters 7x7x3
                 **{f"feature_maps_{row}.png": figures.grid_size(2, 1 + 4) for row in default_rows_expected},
                 f"top_images_{last}.png": figures.grid_size(3, 4),
-                f"guided_backprop_{last}.png": figures.grid_size(2, 3)}
+                f"projections_{last}.png": figures.grid_size(2, 4),
+                f"figure2_{last}.png": figures.grid_size(3, 2 * 9, figure2.TILE)}  # 9 of the 12 images
     assert {path.name: png_size(path) for path in paths} == expected
-    assert notes == []  # only ReLUs to guide
+    # Only ReLUs to guide; the deconvnet's note on GoogLeNet's two LRN layers, passed down unchanged.
+    lrn_notes = [] if name == "resnet18" else ["deconvnet: 2 LRN layer(s) passed the reconstruction down unchanged, "
+                                               "as the paper's deconvnet has no normalisation"]
+    assert notes == lrn_notes
 
     probe = keras.Model(model.inputs[0], [row for row in rows if row.spatial][-1].layer.output)
     images = normalise(batches[0][0])
@@ -179,9 +183,9 @@ def test_the_latest_finished_run_that_is_no_sweep_is_the_default(store, tmp_path
     client.set_terminated(bench, "FINISHED")
     client.create_run(experiment, start_time=3_000)  # still RUNNING
     assert find_run(client, None).info.run_id == older  # neither a sweep's parent nor a benchmark
-    with pytest.raises(UserError, match=f"visualize.run_id={sweep} is a sweep run, which has no model"):
+    with pytest.raises(UserError, match=f"visualize.model=runs:/{sweep} is a sweep run, which has no model"):
         find_run(client, sweep)
-    with pytest.raises(UserError, match="visualize.run_id=0123abcd: no such run in sqlite:///"):
+    with pytest.raises(UserError, match="visualize.model=0123abcd: no such run in sqlite:///"):
         find_run(client, "0123abcd")
 
 
@@ -249,18 +253,19 @@ def test_the_command_draws_the_latest_run_and_logs_the_figures_on_it(trained, tm
     result = visualize_command(uri, tmp_path)  # every default: the latest run, its default rows
     assert result.returncode == 0, result.stderr[-3000:]
     # LeNet's defaults: c1 (28x28x6), c3 (10x10x16), s4 (5x5x16, the last spatial row, also the top row).
-    expected = {"filters.png": figures.grid_size(2, 3),  # 6 filters 5x5x1: 2 lines of 3
+    expected = {"filters.png": filters.panel_size(6, 5, 5),  # 6 filters 5x5x1: 2 lines of 3, 800 px wide
                 "feature_maps_c1.png": figures.grid_size(8, 1 + 6),
                 "feature_maps_c3.png": figures.grid_size(8, 1 + 16),
                 "feature_maps_s4.png": figures.grid_size(8, 1 + 16),
                 "top_images_s4.png": figures.grid_size(8, 6),
-                "guided_backprop_s4.png": figures.grid_size(8, 3)}
+                "projections_s4.png": figures.grid_size(8, 4),
+                "figure2_s4.png": figures.grid_size(8, 2 * 9, figure2.TILE)}
     written = sorted((tmp_path / "outputs" / "visualize").glob("*/*/*.png"))
     assert sorted(path.name for path in written) == sorted(expected)
     for path in written:
         assert f"wrote {path}  (artifact visualize/{path.name})" in result.stdout
     assert f"logged on MLflow run {run_id}" in result.stdout
-    assert "tanh" in result.stdout  # says LeNet's activations were guided with the generalised rule
+    assert "tanh" in result.stdout  # says LeNet's activations were rectified with the generalised rules
     client = mlflow.MlflowClient(uri)
     assert expected.items() <= logged_sizes(client, run_id, tmp_path / "downloads").items()
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == 1, "no run of its own"
@@ -271,14 +276,15 @@ def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
     uri, run_id, _ = trained
     with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = hydra.compose("visualize", overrides=[
-            f"visualize.run_id={run_id}", "visualize.rows=[c3]", "visualize.top_row=c1", "visualize.images=3",
+            f"tracking.uri={uri}", f"visualize.model=runs:/{run_id}", "visualize.rows=[c3]", "visualize.top_row=c1", "visualize.images=3",
             "visualize.feature_channels=4", "visualize.channels=2", "visualize.top_k=5", "visualize.max_images=40"])
-    result = visualize_run(open_store(uri), cfg.visualize, tmp_path / "out")
+    result = visualize_model(cfg, tmp_path / "out")
     assert {path.name: png_size(path) for path in result.paths} == {
-        "filters.png": figures.grid_size(2, 3),
+        "filters.png": filters.panel_size(6, 5, 5),
         "feature_maps_c3.png": figures.grid_size(3, 1 + 4),
         "top_images_c1.png": figures.grid_size(2, 5),
-        "guided_backprop_c1.png": figures.grid_size(3, 3)}
+        "projections_c1.png": figures.grid_size(3, 4),
+        "figure2_c1.png": figures.grid_size(2, 2 * 9, figure2.TILE)}
     assert result.artifacts == [f"visualize/{path.name}" for path in result.paths]
     logged = logged_sizes(mlflow.MlflowClient(uri), run_id, tmp_path / "downloads")
     assert logged["top_images_c1.png"] == figures.grid_size(2, 5)
@@ -287,16 +293,16 @@ def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
     not_spatial.visualize.rows = ["c5"]
     with pytest.raises(UserError, match="visualize.rows: c5 gives a 120 vector, not feature maps; "
                                         "spatial rows: c1, s2, c3, s4"):
-        visualize_run(open_store(uri), not_spatial.visualize, tmp_path / "out")
+        visualize_model(not_spatial, tmp_path / "out")
     not_spatial.visualize.rows = ["c9"]
     with pytest.raises(UserError, match="visualize.rows: the model has no row or layer 'c9'; spatial rows: c1, s2"):
-        visualize_run(open_store(uri), not_spatial.visualize, tmp_path / "out")
+        visualize_model(not_spatial, tmp_path / "out")
 
 
 @pytest.mark.slow
 def test_an_unknown_run_is_one_line_and_exit_status_2(trained):
     uri, _, root = trained
-    result = visualize_command(uri, root, "visualize.run_id=0123abcd")
+    result = visualize_command(uri, root, "visualize.model=runs:/0123abcd")
     said = [line for line in result.stderr.splitlines() if line.strip() and not NOISE.match(line)]
     assert result.returncode == 2, result.stderr[-3000:]
-    assert len(said) == 1 and said[0].startswith("error: visualize.run_id=0123abcd: no such run in sqlite:///"), said
+    assert len(said) == 1 and said[0].startswith("error: visualize.model=0123abcd: no such run in sqlite:///"), said

@@ -37,12 +37,13 @@ class Splits:
 
 
 def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
-         preprocessing: Optional[pipeline.Preprocessing] = None) -> Splits:
+         preprocessing: Optional[pipeline.Preprocessing] = None, training: bool = True) -> Splits:
     """The splits of cfg.data, shaped for cfg.model.input_shape, in batches of cfg.trainer.batch_size
     (global), augmented by cfg.augment and evaluated as cfg.eval says. With a `shard` (multi_worker),
     this worker's share of both splits, in batches of shard.batch_size (per replica). They normalise
     as `preprocessing` says (the weights' and the data's, resolved by runner.weights), else as
-    data.mean and data.std, else with ImageNet's statistics."""
+    data.mean and data.std, else with ImageNet's statistics. Without `training` (evaluation, figures)
+    the training split may hold fewer images than a batch."""
     augment.check_ratio("augment.resize_ratio", cfg.augment.resize_ratio)
     augment.check_ratio("eval.resize_ratio", cfg.eval.resize_ratio)
     height, width, channels = cfg.model.input_shape
@@ -55,7 +56,7 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
         source = dataclasses.replace(source, train=source_module.sharded(source.train, shard),
                                      val=source_module.sharded(source.val, shard))
         batch_size = shard.batch_size
-    if source.train.count < batch_size:
+    if training and source.train.count < batch_size:
         raise UserError(f"data has {source.train.count} training images, "
                         f"fewer than trainer.batch_size={batch_size}")
     normalise = pipeline.normaliser(preprocessing or data_preprocessing(cfg.data), channels)

@@ -4,7 +4,7 @@
 import dataclasses
 
 import keras
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from runner.errors import UserError
 from runner.tracking.run import Run
@@ -14,10 +14,7 @@ from runner.training.evaluation import FinalEvaluation, final_evaluation
 from runner.training.record import record_evaluation, record_weights
 from runner.training.session import Session, prepare
 from runner.weights.published import IMAGENET_CLASSES, imagenet_synsets
-from runner.weights.source import predicts_imagenet
-
-CLASSES = "${data.num_classes}"  # how the zoo's classifier rows take their size
-
+from runner.weights.source import imagenet_head, predicts_imagenet
 
 def evaluate_weights(cfg: DictConfig) -> float:
     """Evaluates, records and returns sweep.objective (eval_top1 unless it names an eval_* metric)."""
@@ -27,23 +24,13 @@ def evaluate_weights(cfg: DictConfig) -> float:
         raise UserError("model.weights is not set: give imagenet, runs:/<run_id> or a weights file to evaluate")
     # ImageNet's classifier on a dataset of fewer classes: built with 1000, scored on the data's.
     restrict = predicts_imagenet(str(cfg.model.weights)) and cfg.data.num_classes != IMAGENET_CLASSES
-    session = prepare(_with_imagenet_head(cfg) if restrict else cfg, training=False)
+    session = prepare(imagenet_head(cfg) if restrict else cfg, training=False)
     if restrict:
         session = _restricted_to_data_classes(session)
     final = final_evaluation(session, None)
     _record(cfg, session, final)
     name = cfg.sweep.objective.value
     return final.metrics.get(name, final.metrics["eval_top1"])
-
-
-def _with_imagenet_head(cfg: DictConfig) -> DictConfig:
-    """cfg with every classifier row (units: ${data.num_classes}) at ImageNet's 1000 classes."""
-    copy = cfg.copy()
-    rows = OmegaConf.to_container(copy.model.blocks, resolve=False)
-    for index, row in enumerate(rows):
-        if isinstance(row, dict) and row.get("units") == CLASSES:
-            copy.model.blocks[index].units = IMAGENET_CLASSES
-    return copy
 
 
 def _restricted_to_data_classes(session: Session) -> Session:

@@ -181,8 +181,9 @@ class Run:
         if len(images):
             self._client.log_figure(self.run_id, plots.mistakes(images, titles), "mistakes.png")
 
-    def log_artifact(self, path: str | os.PathLike) -> None:
-        self._client.log_artifact(self.run_id, os.fspath(path))
+    def log_artifact(self, path: str | os.PathLike, folder: Optional[str] = None) -> None:
+        """The file at `path` as an artifact of this run, in the artifact folder `folder` (None: the top)."""
+        self._client.log_artifact(self.run_id, os.fspath(path), folder)
 
     def log_model(self, model, registered_name: Optional[str] = None) -> None:
         """`model` in MLflow's Keras flavor as `model`, with its input signature, so that

@@ -94,7 +94,7 @@ def prepare(cfg: DictConfig, training: bool = True) -> Session:
         built = builders.build(spec)
         loaded = load_into(built, weights, cfg.data.num_classes) if weights else None
     inputs = preprocessing(cfg.data, weights)
-    splits = load(cfg, shard(strategy, cfg.trainer.batch_size), inputs)
+    splits = load(cfg, shard(strategy, cfg.trainer.batch_size), inputs, training)
     steps_per_epoch = epoch_steps(cfg, splits)
     with strategy.scope():
         optimizer = make_optimizer(cfg, steps_per_epoch, resolved.precision)

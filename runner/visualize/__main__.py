@@ -1,10 +1,12 @@
 """`python -m runner.visualize`: what a trained network sees, as Zeiler & Fergus (2014) showed it.
 
-visualize.run_id=ID, else the latest FINISHED run that is not a sweep's parent, in the store training
-uses (MLFLOW_TRACKING_URI, else tracking.uri, else outputs/mlflow.db). Its model (the logged
-model.keras artifact, else <hydra.output_dir tag>/model.keras) and its own validation images make
-filters.png, feature_maps_<row>.png, top_images_<row>.png and guided_backprop_<row>.png in Hydra's
-folder (outputs/visualize/...), logged on that run under visualize/; no MLflow run of its own.
+visualize.model=runs:/<run_id>, else (model.weights unset) the latest FINISHED training run, in the
+store training uses (MLFLOW_TRACKING_URI, else tracking.uri, else outputs/mlflow.db): its model (the
+logged model.keras artifact, else <hydra.output_dir tag>/model.keras) and its own validation images;
+the figures are logged on that run under visualize/. With model.weights (imagenet, a file) and
+visualize.model unset: those weights on model= and data='s validation images, logged on a new run
+(tag runner.role=visualize). The PNGs land in Hydra's folder (outputs/visualize/...): filters.png,
+feature_maps_<row>.png, top_images_<row>.png, projections_<row>.png and figure2_<row>.png.
 Options and the PNG sizes: runner/schema.py VisualizeConfig and runner/visualize/render.py.
 """
 
@@ -17,8 +19,7 @@ from omegaconf import DictConfig
 from runner import schema
 from runner.app import hydra_app
 from runner.errors import reported_as_one_line
-from runner.tracking.store import store_uri
-from runner.visualize.source import open_store
+from runner.logs import quiet_libraries
 
 schema.register()
 
@@ -26,17 +27,21 @@ schema.register()
 @hydra_app("visualize")
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small download is noise
-    # TensorFlow's imports, once the config has composed
-    from runner.visualize.run import visualize_run
+    import keras  # TensorFlow's imports, once the config has composed
 
+    from runner.visualize.run import visualize_model
+
+    quiet_libraries()
     with reported_as_one_line():
-        client = open_store(store_uri(cfg))
-        result = visualize_run(client, cfg.visualize, pathlib.Path(HydraConfig.get().runtime.output_dir))
+        try:
+            result = visualize_model(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
+        finally:
+            keras.backend.clear_session()  # a multirun draws its jobs in this process
     for note in result.notes:
         print(f"note: {note}")
     for path, artifact in zip(result.paths, result.artifacts):
         print(f"wrote {path}  (artifact {artifact})")
-    print(f"logged on MLflow run {result.run.info.run_id} ({result.run.info.run_name})")
+    print(f"logged on MLflow run {result.run_id}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,9 @@
-"""One visualisation: the run, its config, model and validation images in; figures out, logged on it."""
+"""One visualisation: a model and validation images in; figures out, logged in MLflow.
+
+Two sources of a model: a training run (visualize.model=runs:/<id>, else the latest finished one),
+whose config says its data and whose run receives the figures; or weights (model.weights=imagenet
+or a file) on the composed model= and data=, recorded as a new run of their own.
+"""
 
 import dataclasses
 import pathlib
@@ -6,26 +11,32 @@ import tempfile
 
 import keras
 import mlflow
-from mlflow.entities import Run
 from omegaconf import DictConfig
 
 import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
 from runner.bounds import check_bounds
+from runner.errors import UserError
 from runner.data.splits import load
 from runner.schema import VisualizeConfig
-from runner.tracking.artifacts import model_file, run_config
+from runner.tracking.artifacts import RUNS_PREFIX, model_file, run_config
+from runner.tracking.run import Run
+from runner.tracking.server import check_store
+from runner.tracking.store import store_uri
 from runner.training.model_report import model_spec
+from runner.training.record import record_weights
+from runner.training.session import prepare
 from runner.visualize.render import Options, chosen_rows, visualize
-from runner.visualize.source import find_run, log_figures
+from runner.visualize.source import find_run, log_figures, open_store
 from runner.weights import saved
-from runner.weights.source import run_preprocessing
+from runner.weights.source import imagenet_head, predicts_imagenet, run_preprocessing
 
 ARTIFACT_FOLDER = "visualize"
+ROLE = "visualize"  # the runner.role tag of a run that records weights' figures
 
 
 @dataclasses.dataclass
 class Visualization:
-    run: Run
+    run_id: str  # the MLflow run the figures are logged on
     paths: list[pathlib.Path]  # the PNGs written
     notes: list[str]  # what the user should know about them (e.g. activations guided besides ReLU)
 
@@ -34,23 +45,57 @@ class Visualization:
         return [f"{ARTIFACT_FOLDER}/{path.name}" for path in self.paths]
 
 
-def visualize_run(client: mlflow.MlflowClient, cfg: DictConfig, folder: pathlib.Path) -> Visualization:
-    """The figures of run cfg.run_id (else the latest finished run), written into `folder` and logged
-    on the run under visualize/. `cfg` is the visualize node."""
-    _check_counts(cfg)
-    run = find_run(client, cfg.run_id)
+def visualize_model(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
+    """The figures `cfg` (the whole visualize app's config) asks for, written into `folder` and logged."""
+    check_bounds(cfg.visualize, VisualizeConfig, "visualize")
+    if cfg.model.weights and not cfg.visualize.model:
+        return _of_weights(cfg, folder)
+    return _of_training_run(cfg, folder)
+
+
+def _of_training_run(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
+    client = open_store(store_uri(cfg))
+    run = find_run(client, _run_id(cfg.visualize.model))
     train_cfg = run_config(client, run)
     with tempfile.TemporaryDirectory(prefix="visualize-") as downloads:
         model = saved.network(keras.saving.load_model(model_file(client, run, downloads), compile=False))
-    spec, options = model_spec(train_cfg), Options.of(cfg)
+    spec, options = model_spec(train_cfg), Options.of(cfg.visualize)
     chosen_rows(model, spec, options)  # a wrong row name fails now, not after the data's file check
     train_cfg.data.cache = False  # one pass over the validation images
     splits = load(train_cfg, preprocessing=run_preprocessing(client, run))  # the weights' (model.weights), too
-    batches = splits.val.unbatch().batch(cfg.batch_size)  # training's batch can be large for a forward pass
+    batches = splits.val.unbatch().batch(cfg.visualize.batch_size)  # training's batch can be large for a forward pass
     paths, notes = visualize(model, spec, batches, splits.class_names, splits.normalise, options, folder)
     log_figures(client, run.info.run_id, paths)
-    return Visualization(run, paths, notes)
+    return Visualization(run.info.run_id, paths, notes)
 
 
-def _check_counts(cfg: DictConfig) -> None:
-    check_bounds(cfg, VisualizeConfig, "visualize")
+def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
+    """model.weights on model= and data='s validation images; a new run (runner.role=visualize) records them."""
+    check_store(cfg)  # a tracking server that does not answer: one line now, not after the figures
+    cfg = cfg.copy()
+    cfg.data.cache = False
+    cfg.trainer.batch_size = cfg.visualize.batch_size
+    # The published classifier has ImageNet's 1000 classes whatever data= holds: the figures need none of it.
+    session = prepare(imagenet_head(cfg) if predicts_imagenet(str(cfg.model.weights)) else cfg, training=False)
+    options = Options.of(cfg.visualize)
+    model, spec = session.model, model_spec(session.cfg)
+    chosen_rows(model, spec, options)
+    splits = session.splits
+    paths, notes = visualize(model, spec, splits.val.unbatch().batch(cfg.visualize.batch_size),
+                             splits.class_names, splits.normalise, options, folder)
+    with Run(cfg) as run:
+        run.set_tags({"runner.role": ROLE})
+        run.log_params(session.recorded_params())
+        record_weights(run, session)
+        for path in paths:
+            run.log_artifact(path, ARTIFACT_FOLDER)
+    return Visualization(run.run_id, paths, notes)
+
+
+def _run_id(reference: str | None) -> str | None:
+    if reference is None:
+        return None
+    if not reference.startswith(RUNS_PREFIX):
+        raise UserError(f"visualize.model={reference}: give runs:/<run_id> of a training run, or leave it unset "
+                        "and set model.weights (imagenet or a file) with model= and data=")
+    return reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]

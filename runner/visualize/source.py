@@ -9,8 +9,8 @@ from mlflow.entities import Run
 from runner.errors import UserError
 from runner.tracking import store
 
-# Runs that hold no model carry the tag runner.role: a sweep's parent ("sweep", runner/sweep.py)
-# and a benchmark ("bench", runner/bench); training runs carry none.
+# Runs that hold no model carry the tag runner.role: a sweep's parent ("sweep", runner/sweep.py),
+# a benchmark ("bench", runner/bench), an evaluation or weights' figures; training runs carry none.
 ROLE = "runner.role"
 
 
@@ -21,16 +21,16 @@ def open_store(uri: str) -> mlflow.MlflowClient:
 def find_run(client: mlflow.MlflowClient, run_id: Optional[str]) -> Run:
     """Run `run_id`, else the latest FINISHED training run (not a sweep's parent, not a benchmark)."""
     if run_id:
-        run = store.run_by_id(client, run_id, "visualize.run_id", "omit visualize.run_id for the latest finished run")
+        run = store.run_by_id(client, run_id, "visualize.model", "omit visualize.model for the latest finished run")
         if ROLE in run.data.tags:
-            raise UserError(f"visualize.run_id={run_id} is a {run.data.tags[ROLE]} run, which has no model: "
+            raise UserError(f"visualize.model=runs:/{run_id} is a {run.data.tags[ROLE]} run, which has no model: "
                             "give a training run (python -m runner.compare lists a sweep's jobs)")
         return run
     for run in _finished_runs(client):
         if ROLE not in run.data.tags:
             return run
     raise UserError(f"no finished training run in {client.tracking_uri}: train one (python -m runner) "
-                    "or set visualize.run_id=ID")
+                    "or set visualize.model=runs:/<run_id>")
 
 
 def _finished_runs(client: mlflow.MlflowClient) -> Iterator[Run]:

@@ -7,17 +7,18 @@ import pathlib
 import re
 import tempfile
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from runner.data.pipeline import IMAGENET, Preprocessing
 from runner.data.splits import data_preprocessing
 from runner.errors import UserError
 from runner.tracking import artifacts
 from runner.weights import download, layouts, ours
-from runner.weights.published import CAFFE, published
+from runner.weights.published import CAFFE, IMAGENET_CLASSES, published
 
 OURS = layouts.OURS.name  # a model this project saved: read by layer name (runner/weights/ours.py)
 RUNS_PREFIX = artifacts.RUNS_PREFIX
+CLASSES = "${data.num_classes}"  # how the zoo's classifier rows take their size
 # Files of another ecosystem, by suffix and model family (the name's letters: resnet50 -> resnet).
 FOREIGN_LAYOUTS = {
     ".safetensors": ({"resnet": "torchvision_resnet", "vgg": "torchvision_vgg"}, IMAGENET),
@@ -51,6 +52,17 @@ def locate(cfg: DictConfig, downloads: pathlib.Path) -> Source | None:
     if reference.startswith(RUNS_PREFIX):
         return _from_run(cfg, reference, downloads)
     return _from_file(cfg, reference)
+
+
+def imagenet_head(cfg: DictConfig) -> DictConfig:
+    """cfg with every classifier row (units: ${data.num_classes}) at ImageNet's 1000 classes: what
+    published weights' classifier is, whatever data= holds."""
+    copy = cfg.copy()
+    rows = OmegaConf.to_container(copy.model.blocks, resolve=False)
+    for index, row in enumerate(rows):
+        if isinstance(row, dict) and row.get("units") == CLASSES:
+            copy.model.blocks[index].units = IMAGENET_CLASSES
+    return copy
 
 
 def predicts_imagenet(reference: str) -> bool:

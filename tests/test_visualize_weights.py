@@ -1,0 +1,56 @@
+"""`python -m runner.visualize model=<name> model.weights=<published or a file> data=<folder>`:
+weights' figures on images of one's own, recorded as a new MLflow run (ImageNet weights here are a
+file in torchvision's layout: the published ones cannot be downloaded in the tests)."""
+
+import matplotlib.image
+import mlflow
+import pytest
+from safetensors.numpy import save_file
+
+from apps import run_app
+from helpers import new_store
+from image_folders import make_image_folder
+from reference_resnet import random_state_dict
+from runner.visualize import figure2, figures, filters
+
+FIGURES = ("visualize.images=2", "visualize.channels=2", "visualize.top_k=3", "visualize.patches=4",
+           "visualize.rows=[conv1]", "visualize.top_row=conv3_block1")
+
+
+@pytest.mark.slow
+def test_published_weights_are_drawn_on_a_folder_and_recorded_as_a_run_of_their_own(tmp_path):
+    root = make_image_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=3, size=(72, 80))
+    weights = tmp_path / "resnet18.safetensors"
+    save_file(random_state_dict(18), str(weights))
+    store = new_store(tmp_path)
+    result = run_app("runner.visualize", "model=resnet18", "model.input_shape=[64,64,3]", f"model.weights={weights}",
+                     "data=folder", f"data.root={root}", "data.num_classes=2", *FIGURES,
+                     f"hydra.run.dir={tmp_path / 'out'}", env={"MLFLOW_TRACKING_URI": store})
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = mlflow.MlflowClient(store)
+    (run,) = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+    assert run.info.status == "FINISHED" and run.data.tags["runner.role"] == "visualize"
+    assert run.data.params["model.weights"] == str(weights)
+    assert f"logged on MLflow run {run.info.run_id}" in result.stdout
+    # 6 validation images: the feature maps and projections show 2, Figure 2 takes 4 of the 6.
+    expected = {"filters.png": filters.panel_size(64, 7, 7),
+                "feature_maps_conv1.png": figures.grid_size(2, 1 + 16),
+                "top_images_conv3_block1.png": figures.grid_size(2, 3),
+                "projections_conv3_block1.png": figures.grid_size(2, 4),
+                "figure2_conv3_block1.png": figures.grid_size(2, 2 * 4, figure2.TILE)}
+    logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "visualize")}
+    assert logged == {f"visualize/{name}" for name in expected}
+    for name, size in expected.items():
+        height, width = matplotlib.image.imread(tmp_path / "out" / name).shape[:2]
+        assert (width, height) == size, name
+    text = open(client.download_artifacts(run.info.run_id, "weights.txt", str(tmp_path))).read()
+    assert "fresh (initialised here, not loaded): 0" in text  # ImageNet's whole network, its classifier too
+
+
+def test_a_model_that_is_no_run_reference_is_one_line(tmp_path):
+    result = run_app("runner.visualize", "visualize.model=model.keras", f"hydra.run.dir={tmp_path}",
+                     env={"MLFLOW_TRACKING_URI": new_store(tmp_path)})
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: visualize.model=model.keras: give runs:/<run_id> of a training run, "
+                                     "or leave it unset and set model.weights (imagenet or a file) with model= "
+                                     "and data=")
