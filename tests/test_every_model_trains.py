@@ -1,9 +1,16 @@
-"""Every file in conf/model/ takes a real training step, at the smallest input its architecture allows."""
+"""Every file in conf/model/ takes a real training step, at the smallest input its architecture allows.
+
+The step runs eagerly: tracing it into a graph costs more than running it once (ResNet-50: 14 s
+traced, 3 s eager, the same loss), and every block family trains traced elsewhere: LeNet, AlexNet,
+ZFNet, VGG-16, GoogLeNet and ResNet-50 in experiment=classics (test_experiments.py), ResNet-18's
+basic blocks in test_train.py.
+"""
 
 import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from helpers import MODEL_NAMES, compose
 from runner.training import loop
@@ -14,9 +21,20 @@ from runner.training.session import prepare
 REDUCED_SIZE = {"alexnet": 128, "alexnet_grouped": 128, "zfnet": 128, "lenet": 32}
 
 
-# Tracing a training step of ResNet-101/152 takes minutes on two CPU cores (Keras's own fit too);
-# they share the bottleneck block with ResNet-50 and run with `pytest -m deep`.
+# ResNet-101/152 take about 10 s each even eagerly on two CPU cores, and share the bottleneck block
+# with ResNet-50: they run with `pytest -m deep`.
 DEEP = {"resnet101", "resnet152"}
+
+
+# tf.data's functions stay traced, and TensorFlow warns so once per pipeline.
+pytestmark = pytest.mark.filterwarnings("ignore:Even though the `tf.config.experimental_run_functions_eagerly`")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def eager_steps():
+    tf.config.run_functions_eagerly(True)
+    yield
+    tf.config.run_functions_eagerly(False)
 
 
 @pytest.mark.slow

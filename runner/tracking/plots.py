@@ -1,7 +1,9 @@
 """The run's figures: learning curves and the validation confusion matrix.
 
 Figures are built on matplotlib.figure.Figure, not pyplot, so no global figure state builds up
-over a long sweep and no display is needed.
+over a long sweep and no display is needed. Their margins are fixed, or computed from the labels'
+lengths: matplotlib's constrained layout measures every artist first, which cost about half of a
+small run's figure time (0.45 s of 0.9 s per figure on a CPU).
 """
 
 import numpy as np
@@ -16,8 +18,10 @@ MAX_LABELLED_CLASSES = 50  # above this (ImageNet's 1000), the tick labels are t
 
 def curves(history: dict[str, list[float]]) -> Figure:
     """Train and validation loss and top-1 per epoch, one panel each; missing series are left out."""
-    figure = Figure(figsize=(11, 4), layout="constrained")
-    for axes, (title, key) in zip(figure.subplots(1, len(CURVE_PANELS)), CURVE_PANELS):
+    figure = Figure(figsize=(11, 4))
+    panels = figure.subplots(1, len(CURVE_PANELS), gridspec_kw={"left": 0.06, "right": 0.98, "bottom": 0.13,
+                                                                 "top": 0.91, "wspace": 0.2})
+    for axes, (title, key) in zip(panels, CURVE_PANELS):
         for series, label in ((key, "train"), (f"val_{key}", "validation")):
             values = history.get(series)
             if values:
@@ -36,10 +40,14 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[s
     n_classes = len(class_names)
     counts = count_confusions(y_true, y_pred, labels=np.arange(n_classes))
     side = min(4 + 0.35 * n_classes, 14)
-    figure = Figure(figsize=(side + 1.5, side), layout="constrained")
-    axes = figure.subplots()
+    labelled = n_classes <= MAX_LABELLED_CLASSES
+    # Room for the longest tick label (about 0.075 inch a character at the default 10 pt) and the axis label.
+    label = 0.6 + (0.075 * max(len(name) for name in class_names) if labelled else 0.2)
+    width, height = side + 1.5 + label, side + label
+    figure = Figure(figsize=(width, height))
+    axes = figure.add_axes((label / width, label / height, side / width, (side - 0.5) / height))
     figure.colorbar(axes.imshow(counts, cmap="Blues"), ax=axes)
-    if n_classes <= MAX_LABELLED_CLASSES:
+    if labelled:
         ticks = np.arange(n_classes)
         axes.set_xticks(ticks, class_names, rotation=90)
         axes.set_yticks(ticks, class_names)
@@ -60,9 +68,12 @@ def mistakes(images: np.ndarray, titles: list[str]) -> Figure:
     """A grid of images, each under its title; gray images in gray."""
     columns = max(1, min(4, len(images)))
     rows = max(1, -(-len(images) // columns))
-    figure = Figure(figsize=(3 * columns, 3.3 * rows), layout="constrained")
-    figure.suptitle("the most confident mistakes")
-    for index, axes in enumerate(np.ravel(figure.subplots(rows, columns, squeeze=False))):
+    height = 3.3 * rows + 0.5  # 0.5 inch for the title
+    figure = Figure(figsize=(3 * columns, height))
+    figure.suptitle("the most confident mistakes", y=1 - 0.1 / height)
+    # Room above each image for its two-line title (about 0.35 inch), above the first line too.
+    grid = {"left": 0.02, "right": 0.98, "bottom": 0.01, "top": 1 - 0.85 / height, "hspace": 0.3, "wspace": 0.1}
+    for index, axes in enumerate(np.ravel(figure.subplots(rows, columns, squeeze=False, gridspec_kw=grid))):
         axes.set_axis_off()
         if index < len(images):
             image = images[index]
