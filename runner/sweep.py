@@ -15,6 +15,7 @@ import os
 import pathlib
 import signal
 import sys
+import tempfile
 from typing import Any, Optional
 
 import mlflow
@@ -24,6 +25,7 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import USAGE_EXIT_CODE, UserError
+from runner.messages import first_line
 from runner.schema import Direction
 from runner.tracking.redact import redacted
 from runner.tracking.server import check_store
@@ -78,7 +80,7 @@ class SweepRun(Callback):
         try:
             _record_outcome(self._client, run_id, children, completed, self._sweep)
             _log_comparison(self._client, run_id, self._sweep_dir)
-            if self._sweep.first_layer_filters:
+            if completed and self._sweep.first_layer_filters:  # an interrupted sweep ends without loading models
                 _log_first_layer_filters(self._client, run_id, children, self._sweep, self._sweep_dir)
         finally:
             self._client.set_terminated(run_id, status)
@@ -168,15 +170,15 @@ def _log_first_layer_filters(client: mlflow.MlflowClient, run_id: str, children:
         print("first_layer_filters: no finished job left a model, so there are no filters to draw")
         return
     title = f"first-layer filters of {len(panels)} jobs, each on its own colour scale"
-    path = compared_filters(panels, title, pathlib.Path(sweep_dir) / "first_layer_filters.png")
+    directory = pathlib.Path(sweep_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = compared_filters(panels, title, directory / "first_layer_filters.png")
     client.log_artifact(run_id, str(path))
 
 
 def _filters_panel(client: mlflow.MlflowClient, child: mlflow.entities.Run, metric: str) -> tuple | None:
-    """(heading, Filters) of a job's saved model; None, with a note, for a job that left none (or one
-    without a convolution)."""
-    import tempfile
-
+    """(heading, Filters) of a job's saved model; None, with a note, for a job that left none, one
+    Keras cannot read, or one without a convolution."""
     import keras
 
     from runner.tracking.artifacts import model_file
@@ -186,8 +188,8 @@ def _filters_panel(client: mlflow.MlflowClient, child: mlflow.entities.Run, metr
         try:
             filters = Filters.of(first_conv(keras.saving.load_model(model_file(client, child, downloads),
                                                                     compile=False)))
-        except UserError as missing:
-            print(f"first_layer_filters: {child.info.run_name} skipped: {missing}")
+        except (UserError, OSError, ValueError) as unreadable:  # Keras raises ValueError for a damaged file
+            print(f"first_layer_filters: {child.info.run_name} skipped: {first_line(str(unreadable))}")
             return None
     score = child.data.metrics.get(metric)
     heading = f"{child.data.tags.get('model', child.info.run_name)} ({child.info.run_name}): " + (

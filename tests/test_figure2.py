@@ -3,6 +3,7 @@ report's field and jump and against where a unit's gradient really lands; the sc
 saturating activation; the figure's size."""
 
 import keras
+import matplotlib.image
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -26,15 +27,16 @@ MIXED_PADDING = [
 ]
 
 
-def unit_support(model, layer, y, x, channel=0):
+def unit_support(model, layer, y, x, images=None, channel=0):
     """The input pixels (rows, columns) unit (y, x) of `layer`'s output depends on: where its gradient
-    is non-zero, with every weight and pixel positive so that no ReLU or cancellation hides one."""
+    is non-zero for any of `images` (default: one image of ones), with every weight and pixel positive
+    so that no ReLU or cancellation hides one (a max pool passes only its winner: hence several images)."""
     probe = keras.Model(model.inputs[0], layer.output)
-    image = tf.ones((1, *model.inputs[0].shape[1:]))
+    images = tf.ones((1, *model.inputs[0].shape[1:])) if images is None else tf.convert_to_tensor(images)
     with tf.GradientTape() as tape:
-        tape.watch(image)
-        unit = probe(image)[0, y, x, channel]
-    rows, columns = np.nonzero(np.abs(tape.gradient(unit, image).numpy()[0]).sum(axis=-1))
+        tape.watch(images)
+        unit = tf.reduce_sum(probe(images)[:, y, x, channel])
+    rows, columns = np.nonzero(np.abs(tape.gradient(unit, images).numpy()).sum(axis=(0, -1)))
     return (rows.min(), rows.max()), (columns.min(), columns.max())
 
 
@@ -65,27 +67,36 @@ def test_each_crop_is_the_units_receptive_field_where_its_gradient_lands():
         assert np.subtract(place.box(2, 1), place.box(1, 1)).tolist() == [place.jump, 0]
 
 
-@pytest.mark.parametrize(("name", "size", "rows"), [
-    ("zfnet", 96, ["conv1", "pool1", "conv2", "conv5", "pool5"]),  # ceil-mode pools
-    ("resnet18", 64, ["conv1", "pool1", "conv3_block1", "conv5_block2"]),  # "same" at stride 2, shortcuts
+@pytest.mark.parametrize(("name", "size", "rows", "expected_exact"), [
+    ("zfnet", 96, ["conv1", "pool1", "conv2", "conv5", "pool5"], ["conv1", "pool1", "conv2"]),  # ceil-mode pools
+    # "same" at stride 2 and shortcuts
+    ("resnet18", 64, ["conv1", "pool1", "conv2_block1", "conv3_block1", "conv5_block2"], ["conv1", "pool1", "conv2_block1"]),
 ])
-def test_a_zoo_models_crops_hold_what_its_units_see(name, size, rows):
-    """The field and jump are the report's; a unit's gradient never leaves its square (max pools and
-    shortcuts make it sparser, never wider), and it reaches both of the square's ends somewhere."""
+def test_a_zoo_models_crops_hold_what_its_units_see(name, size, rows, expected_exact):
+    """The field and jump are the report's; a middle unit's gradient over a few images never leaves
+    its square, and fills it exactly where the square lies in the image (max pools pass one winner per
+    window, so deeper squares, mostly padding, are reached only in part)."""
     spec = model_spec(compose(f"model={name}", "data=imagenette", f"model.input_shape=[{size},{size},3]"))
     keras.utils.set_random_seed(0)
     built = positive_model(spec)
     described = report(built)
     by_name = {r.name: r for r in model_rows(built.model, spec)}
+    images = np.random.default_rng(0).uniform(0.1, 1, size=(6, size, size, 3)).astype(np.float32)
+    exact = []
     for row_name in rows:
         layer = by_name[row_name].layer
         place = crops.placement(built.model, layer)
         assert (place.field, place.jump) == (row(described, row_name).receptive_field, row(described, row_name).jump)
         y = x = layer.output.shape[1] // 2
+        (first_row, last_row), (first_column, last_column) = unit_support(built.model, layer, y, x, images)
         top, left = place.box(y, x)
-        (first_row, last_row), (first_column, last_column) = unit_support(built.model, layer, y, x)
         assert top <= first_row and last_row <= top + place.field - 1, row_name
         assert left <= first_column and last_column <= left + place.field - 1, row_name
+        if 0 <= min(top, left) and max(top, left) + place.field <= size:  # the whole square in the image
+            assert (first_row, last_row, first_column, last_column) == \
+                (top, top + place.field - 1, left, left + place.field - 1), row_name
+            exact.append(row_name)
+    assert exact == expected_exact
 
 
 def test_a_crop_past_the_image_is_grey_there():
@@ -120,6 +131,19 @@ def test_scores_are_taken_before_a_saturating_activation_and_it_is_put_back():
         assert taken_off is None
 
 
+@pytest.mark.parametrize("pool", [
+    {"type": "maxpool", "pool_size": 3, "strides": 2, "padding": 1},  # -inf padding, then the pool
+    {"type": "avgpool", "pool_size": 3, "strides": 2, "ceil_mode": True, "count_padding": False},  # one layer
+])
+def test_the_saturating_activation_is_found_through_padded_pools(pool):
+    spec = {"name": "padded", "input_shape": [16, 16, 1], "blocks": [
+        {"type": "conv", "filters": 2, "kernel_size": 3, "activation": "tanh", "name": "c"}, {**pool, "name": "p"},
+        {"type": "flatten"}, {"type": "dense", "units": 2}]}
+    model = builders.build(spec).model
+    with pre_activation(model.get_layer("p")) as taken_off:
+        assert taken_off == "c_tanh (tanh)"
+
+
 def test_figure2_draws_projection_and_patch_pairs_at_its_documented_size(tmp_path):
     spec = {"name": "mixed", "input_shape": [40, 40, 1],
             "blocks": [*MIXED_PADDING, {"type": "global_avgpool"}, {"type": "dense", "units": 2}]}
@@ -135,5 +159,5 @@ def test_figure2_draws_projection_and_patch_pairs_at_its_documented_size(tmp_pat
     scanned = scan(probe, [(images, np.zeros(7))], ["a"], normalise, 2, 7)
     path = figure2.figure(model, probe, top, scanned.ranked_channels(3)[:2], scanned, normalise, 9, tmp_path)
     assert path.name == "figure2_c2.png"
-    height, width = __import__("matplotlib.image").image.imread(path).shape[:2]
+    height, width = matplotlib.image.imread(path).shape[:2]
     assert (width, height) == figures.grid_size(2, 2 * 7, figure2.TILE)  # 7 images scanned: 7 pairs

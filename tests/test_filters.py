@@ -1,26 +1,26 @@
 """First-layer filters a person can read (runner/visualize/filters.py), and ZFNet's lesson as a sweep:
-experiment=zfnet_vs_alexnet draws both nets' first layers on the parent run."""
+experiment=zfnet_vs_alexnet draws both nets' first layers on the parent run (the nets themselves
+train traced in experiment=classics, test_experiments.py)."""
 
 import pathlib
 import tempfile
 
+import hydra
 import keras
 import matplotlib
 import numpy as np
 import pytest
+import mlflow
 from omegaconf import OmegaConf
 from PIL import Image
-from sweeps import assert_finished_with_metrics, run_sweep, sweep_runs
+
+from helpers import CONF, new_store
 
 from runner import sweep
 from runner.data.pipeline import Preprocessing
 from runner.schema import SweepConfig
 from runner.visualize import figures, filters
 from runner.weights import saved
-
-QUICK = ("data=synthetic", "trainer.epochs=1", "data.train_size=8", "data.val_size=8", "trainer.batch_size=8",
-         "trainer.jit_compile=false")
-
 
 def conv_model(name: str, kernel: np.ndarray, strides: int = 1) -> keras.Model:
     """A one-layer net whose Conv2D holds `kernel` [kh, kw, in, out]."""
@@ -93,26 +93,50 @@ def test_first_conv_is_the_networks_not_the_saved_models_bgr_preprocessing():
     assert filters.Filters.of(conv).describe() == "conv1: 4 filters 5x5x3, stride 2"
 
 
-@pytest.mark.slow
-def test_zfnet_vs_alexnet_draws_both_first_layers_on_the_parent(tmp_path, capsys):
-    # 67 px: the least AlexNet's pool5 takes (11x11/4 -> 15 -> pool 7 -> pool 3 -> pool5 1); ZFNet's pool5 gives 1 too.
-    result = run_sweep(tmp_path, "experiment=zfnet_vs_alexnet", "model.input_shape=[67,67,3]", *QUICK,
-                       multirun=False)  # the experiment makes it a multirun
-    assert result.returncode == 0, result.stderr[-3000:]
-    client, parent, children = sweep_runs(tmp_path)
-    assert parent.info.status == "FINISHED"
-    assert {child.data.tags["model"] for child in children} == {"alexnet", "zfnet"}
-    assert_finished_with_metrics(client, children, epochs=1)
-    with tempfile.TemporaryDirectory() as downloads:
-        png = client.download_artifacts(parent.info.run_id, "first_layer_filters.png", downloads)
-        assert Image.open(png).size == filters.compared_size([(96, 11, 11), (96, 7, 7)])  # AlexNet first
-    # A job whose model is gone is left out with a note, and the others are still drawn.
-    alexnet = next(child for child in children if child.data.tags["model"] == "alexnet")
-    (pathlib.Path(alexnet.data.tags["hydra.output_dir"]) / "model.keras").unlink()
-    (tmp_path / "again").mkdir()
-    sweep._log_first_layer_filters(client, parent.info.run_id, children,
-                                   OmegaConf.structured(SweepConfig(first_layer_filters=True)), str(tmp_path / "again"))
-    assert f"first_layer_filters: {alexnet.info.run_name} skipped: run {alexnet.info.run_id} has no model.keras" \
-           in capsys.readouterr().out
-    assert Image.open(tmp_path / "again" / "first_layer_filters.png").size == filters.compared_size([(96, 7, 7)])
+def test_zfnet_vs_alexnet_is_one_sweep_of_both_nets_with_one_recipe():
+    with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = hydra.compose("config", overrides=["experiment=zfnet_vs_alexnet"], return_hydra_config=True)
+    assert cfg.hydra.sweeper.params == {"model": "alexnet,zfnet"}
+    assert cfg.sweep.first_layer_filters and cfg.data.name == "imagenette"
+    # The recipe is the experiment's, so both jobs share it (their input sizes are their papers').
+    assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (0.01, 0.9, 0.0005)
+    assert (cfg.schedule.name, cfg.trainer.epochs, cfg.trainer.batch_size) == ("plateau", 30, 64)
 
+
+def finished_job(client, experiment, folder: pathlib.Path, name: str, kernel: np.ndarray, strides: int,
+                 top1: float):
+    """A FINISHED job of a sweep in a real store, its model.keras in its run folder as training leaves it."""
+    folder.mkdir(parents=True)
+    conv_model(name, kernel, strides).save(folder / "model.keras")
+    run = client.create_run(experiment, tags={"model": name, "hydra.output_dir": str(folder)}, run_name=f"{name}-job")
+    client.log_metric(run.info.run_id, "eval_top1", top1)
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return client.get_run(run.info.run_id)
+
+
+def test_the_sweeps_parent_gets_every_finished_jobs_first_layer(tmp_path, capsys):
+    """AlexNet's 96 11x11/4 beside ZFNet's 96 7x7/2, from the jobs' saved models; a job whose model
+    is gone or damaged is left out with a note, and the others are still drawn."""
+    client = mlflow.MlflowClient(new_store(tmp_path))
+    experiment = client.create_experiment("zf", artifact_location=(tmp_path / "artifacts").as_uri())
+    parent = client.create_run(experiment).info.run_id
+    rng = np.random.default_rng(3)
+    alexnet = finished_job(client, experiment, tmp_path / "alexnet", "alexnet",
+                           rng.normal(size=(11, 11, 3, 96)).astype(np.float32), 4, 0.41)
+    zfnet = finished_job(client, experiment, tmp_path / "zfnet", "zfnet",
+                         rng.normal(size=(7, 7, 3, 96)).astype(np.float32), 2, 0.47)
+    options = OmegaConf.structured(SweepConfig(first_layer_filters=True))
+    sweep._log_first_layer_filters(client, parent, [alexnet, zfnet], options, str(tmp_path / "sweep"))
+    with tempfile.TemporaryDirectory() as downloads:
+        png = client.download_artifacts(parent, "first_layer_filters.png", downloads)
+        assert Image.open(png).size == filters.compared_size([(96, 11, 11), (96, 7, 7)])  # in the jobs' order
+
+    (tmp_path / "alexnet" / "model.keras").write_bytes(b"cut short")
+    (tmp_path / "zfnet" / "model.keras").unlink()
+    sweep._log_first_layer_filters(client, parent, [alexnet, zfnet], options, str(tmp_path / "again"))
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("first_layer_filters: alexnet-job skipped: ")
+    assert said[1] == (f"first_layer_filters: zfnet-job skipped: run {zfnet.info.run_id} has no model.keras "
+                       f"artifact nor at {tmp_path / 'zfnet' / 'model.keras'}: train with tracking.log_model=true, "
+                       "or run this on the machine that trained it")
+    assert said[2] == "first_layer_filters: no finished job left a model, so there are no filters to draw"

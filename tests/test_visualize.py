@@ -185,7 +185,7 @@ def test_the_latest_finished_run_that_is_no_sweep_is_the_default(store, tmp_path
     assert find_run(client, None).info.run_id == older  # neither a sweep's parent nor a benchmark
     with pytest.raises(UserError, match=f"visualize.model=runs:/{sweep} is a sweep run, which has no model"):
         find_run(client, sweep)
-    with pytest.raises(UserError, match="visualize.model=0123abcd: no such run in sqlite:///"):
+    with pytest.raises(UserError, match="visualize.model=runs:/0123abcd: no such run in sqlite:///"):
         find_run(client, "0123abcd")
 
 
@@ -305,4 +305,4 @@ def test_an_unknown_run_is_one_line_and_exit_status_2(trained):
     result = visualize_command(uri, root, "visualize.model=runs:/0123abcd")
     said = [line for line in result.stderr.splitlines() if line.strip() and not NOISE.match(line)]
     assert result.returncode == 2, result.stderr[-3000:]
-    assert len(said) == 1 and said[0].startswith("error: visualize.model=0123abcd: no such run in sqlite:///"), said
+    assert len(said) == 1 and said[0].startswith("error: visualize.model=runs:/0123abcd: no such run in sqlite:///"), said

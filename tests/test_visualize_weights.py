@@ -2,6 +2,8 @@
 weights' figures on images of one's own, recorded as a new MLflow run (ImageNet weights here are a
 file in torchvision's layout: the published ones cannot be downloaded in the tests)."""
 
+import pathlib
+
 import matplotlib.image
 import mlflow
 import pytest
@@ -43,14 +45,23 @@ def test_published_weights_are_drawn_on_a_folder_and_recorded_as_a_run_of_their_
     for name, size in expected.items():
         height, width = matplotlib.image.imread(tmp_path / "out" / name).shape[:2]
         assert (width, height) == size, name
-    text = open(client.download_artifacts(run.info.run_id, "weights.txt", str(tmp_path))).read()
+    text = pathlib.Path(client.download_artifacts(run.info.run_id, "weights.txt", str(tmp_path))).read_text()
     assert "fresh (initialised here, not loaded): 0" in text  # ImageNet's whole network, its classifier too
 
 
-def test_a_model_that_is_no_run_reference_is_one_line(tmp_path):
-    result = run_app("runner.visualize", "visualize.model=model.keras", f"hydra.run.dir={tmp_path}",
+@pytest.mark.parametrize(("overrides", "said"), [
+    (["visualize.model=model.keras"], ("error: visualize.model=model.keras: give runs:/<run_id> of a training run, "
+                                       "or leave it unset and set model.weights (imagenet or a file) with model= and "
+                                       "data=")),
+    (["visualize.model=runs:/"], "error: visualize.model=runs:/: give runs:/<run_id> of a training run, "),
+    (["visualize.model=runs:/abc", "model.weights=imagenet"],
+     "error: visualize.model=runs:/abc and model.weights=imagenet: give one; a run is drawn with its own model"),
+    (["model=vgg16"], ("error: model=vgg16: a training run is drawn with the model and data of its own config; "
+                       "to draw weights on model= and data=, set model.weights (imagenet or a file)")),
+    (["data=synthetic"], "error: data=synthetic: a training run is drawn with the model and data of its own config"),
+])
+def test_what_cannot_be_drawn_is_one_line(tmp_path, overrides, said):
+    result = run_app("runner.visualize", *overrides, f"hydra.run.dir={tmp_path}",
                      env={"MLFLOW_TRACKING_URI": new_store(tmp_path)})
     assert result.returncode == 2
-    assert result.stderr.strip() == ("error: visualize.model=model.keras: give runs:/<run_id> of a training run, "
-                                     "or leave it unset and set model.weights (imagenet or a file) with model= "
-                                     "and data=")
+    assert result.stderr.strip().startswith(said) and "\n" not in result.stderr.strip(), result.stderr

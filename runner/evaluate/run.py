@@ -16,6 +16,7 @@ from runner.training.session import Session, prepare
 from runner.weights.published import IMAGENET_CLASSES, imagenet_synsets
 from runner.weights.source import imagenet_head, predicts_imagenet
 
+
 def evaluate_weights(cfg: DictConfig) -> float:
     """Evaluates, records and returns sweep.objective (eval_top1 unless it names an eval_* metric)."""
     check_trainer(cfg)

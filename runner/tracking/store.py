@@ -42,15 +42,15 @@ def existing_store(uri: str, first: str) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(uri)
 
 
-def run_by_id(client: mlflow.MlflowClient, run_id: str, key: str, otherwise: str) -> Run:
-    """Run `run_id`; one not in the store is a UserError naming the config `key` and what to do
-    `otherwise` (the store's other errors pass as they are)."""
+def run_by_id(client: mlflow.MlflowClient, run_id: str, key: str, otherwise: str, given: str | None = None) -> Run:
+    """Run `run_id`; one not in the store is a UserError naming the config `key`, its value as `given`
+    (default: the id) and what to do `otherwise` (the store's other errors pass as they are)."""
     try:
         return client.get_run(run_id)
     except MlflowException as error:
         if error.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
-        raise UserError(f"{key}={run_id}: no such run in {client.tracking_uri}; {otherwise}") from None
+        raise UserError(f"{key}={given or run_id}: no such run in {client.tracking_uri}; {otherwise}") from None
 
 
 def paged(search: Callable, **kwargs) -> Iterator:

@@ -34,7 +34,8 @@ def main(cfg: DictConfig) -> None:
     quiet_libraries()
     with reported_as_one_line():
         try:
-            result = visualize_model(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
+            hydra_config = HydraConfig.get()
+            result = visualize_model(cfg, pathlib.Path(hydra_config.runtime.output_dir), hydra_config.overrides.task)
         finally:
             keras.backend.clear_session()  # a multirun draws its jobs in this process
     for note in result.notes:

@@ -13,9 +13,9 @@ from runner.visualize import crops, deconvnet, figures
 from runner.visualize.projections import gradient_picture
 from runner.visualize.rows import Row
 from runner.visualize.scan import Scan
-from runner.visualize.scores import pre_activation
+from runner.visualize.scores import scored_unit
 
-TILE = 80  # pixels: a patch is up to the whole image (VGG-16's conv5_3 sees 212 of 224)
+TILE = 80  # pixels: a patch may be most of the image (VGG-16's conv5_3 sees 196 of 224)
 
 
 def figure(model: keras.Model, probe: keras.Model, row: Row, channels: np.ndarray, scan: Scan,
@@ -41,9 +41,8 @@ def figure(model: keras.Model, probe: keras.Model, row: Row, channels: np.ndarra
 
 
 def _projections(probe: keras.Model, images, channel: int) -> np.ndarray:
-    """The deconvnet projection of the unit the scan scored: its activation's saturation is taken off
-    as the scores took it off, so the peak projected is the peak cropped."""
-    with pre_activation(probe.output._keras_history.operation):
+    """The deconvnet projection of the unit the scan scored, so the peak projected is the peak cropped."""
+    with scored_unit(probe):
         projected, _ = deconvnet.projections(probe, keras.ops.convert_to_numpy(images), channel)
     return projected
 

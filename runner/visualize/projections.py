@@ -17,15 +17,17 @@ import numpy as np
 from runner.visualize import deconvnet, figures, guided
 from runner.visualize.rows import Row
 from runner.visualize.scan import Scan
+from runner.visualize.scores import scored_unit
 
 METHODS = ("gradient", "deconvnet", "guided")
 
 
 def all_three(probe: keras.Model, images: np.ndarray, channel: int) -> tuple[dict[str, np.ndarray], list[str]]:
     """Each method's projection of `channel`'s peak in each image, and what the user should know."""
-    plain = guided.input_gradients(probe, images, channel)
-    projected, deconvolved = deconvnet.projections(probe, images, channel)
-    guided_gradients, guided_through = guided.guided_gradients(probe, images, channel)
+    with scored_unit(probe):
+        plain = guided.input_gradients(probe, images, channel)
+        projected, deconvolved = deconvnet.projections(probe, images, channel)
+        guided_gradients, guided_through = guided.guided_gradients(probe, images, channel)
     notes = []
     others = sorted(set(guided_through) - {"relu"})
     if not guided_through:

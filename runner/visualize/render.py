@@ -7,7 +7,8 @@ top_k highest scores; the first is "the strongest channel". A score is the chann
 image, before a saturating activation (scores.py: tanh would read 1.00 for all).
 
 PNG sizes are figures.grid_size(lines, columns): width max(320, 4 + 68 * columns) and height
-28 + 80 * lines pixels (64-pixel tiles), but for filters.png (filters.py). With k =
+28 + 80 * lines pixels (64-pixel tiles); figure2 has 80-pixel tiles, figures.grid_size(lines,
+columns, figure2.TILE), and filters.png is filters.panel_size. With k =
 min(feature_channels, the row's channels), c = min(channels, the top row's channels), t = min(top_k,
 scanned images) and p = min(patches, scanned images):
   filters.png                  the first Conv2D's filters, one colour scale: filters.model_filters

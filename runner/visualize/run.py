@@ -9,8 +9,9 @@ import dataclasses
 import pathlib
 import tempfile
 
+from collections.abc import Sequence
+
 import keras
-import mlflow
 from omegaconf import DictConfig
 
 import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
@@ -45,11 +46,20 @@ class Visualization:
         return [f"{ARTIFACT_FOLDER}/{path.name}" for path in self.paths]
 
 
-def visualize_model(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
-    """The figures `cfg` (the whole visualize app's config) asks for, written into `folder` and logged."""
+def visualize_model(cfg: DictConfig, folder: pathlib.Path, overrides: Sequence[str] = ()) -> Visualization:
+    """The figures `cfg` (the whole visualize app's config) asks for, written into `folder` and logged.
+    `overrides`: the command line's (Hydra's task overrides), which must not set model= or data= for
+    a training run, whose config says both."""
     check_bounds(cfg.visualize, VisualizeConfig, "visualize")
-    if cfg.model.weights and not cfg.visualize.model:
+    if cfg.visualize.model and cfg.model.weights:
+        raise UserError(f"visualize.model={cfg.visualize.model} and model.weights={cfg.model.weights}: give one; "
+                        "a run is drawn with its own model and data, weights on model= and data=")
+    if cfg.model.weights:
         return _of_weights(cfg, folder)
+    composed = [override for override in overrides if _group(override) in ("model", "data")]
+    if composed:
+        raise UserError(f"{composed[0]}: a training run is drawn with the model and data of its own config; "
+                        "to draw weights on model= and data=, set model.weights (imagenet or a file)")
     return _of_training_run(cfg, folder)
 
 
@@ -92,10 +102,16 @@ def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     return Visualization(run.run_id, paths, notes)
 
 
+def _group(override: str) -> str:
+    """The config group or node an override sets: "model" for model=vgg16, +model.freeze=x or ~data.root."""
+    return override.split("=", 1)[0].lstrip("+~").split(".", 1)[0]
+
+
 def _run_id(reference: str | None) -> str | None:
     if reference is None:
         return None
-    if not reference.startswith(RUNS_PREFIX):
+    run_id = reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
+    if not reference.startswith(RUNS_PREFIX) or not run_id:
         raise UserError(f"visualize.model={reference}: give runs:/<run_id> of a training run, or leave it unset "
                         "and set model.weights (imagenet or a file) with model= and data=")
-    return reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
+    return run_id

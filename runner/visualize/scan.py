@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from runner.errors import UserError
-from runner.visualize.scores import pre_activation
+from runner.visualize.scores import scored_unit
 
 
 @dataclasses.dataclass
@@ -43,7 +43,7 @@ def scan(probe: keras.Model, batches: Iterable, class_names: Sequence[str], norm
     `probe` maps images to the top row's output; `normalise`, uint8 images to what it takes."""
     wanted = max(shown_count, scanned_count)
     shown, labels, pictures, peaks, where, seen = [], [], [], [], [], 0
-    with pre_activation(probe.output._keras_history.operation) as scored_before:
+    with scored_unit(probe) as scored_before:
         for batch, batch_labels in batches:
             batch = np.asarray(batch)[: wanted - seen]
             images = keras.ops.convert_to_numpy(normalise(batch))

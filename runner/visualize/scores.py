@@ -12,11 +12,13 @@ from collections.abc import Iterator
 
 import keras
 
+from builders.pooling import ConstantPadding2D, PaddedAveragePooling2D
+
 SATURATING = {name: getattr(keras.activations, name) for name in ("tanh", "sigmoid", "hard_sigmoid", "softsign")
               if hasattr(keras.activations, name)}
 # Layers that pass positions on without an activation of their own: the search goes through them.
 PASS_THROUGH = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.Dropout,
-                keras.layers.ZeroPadding2D)
+                keras.layers.ZeroPadding2D, ConstantPadding2D, PaddedAveragePooling2D)
 
 
 @contextlib.contextmanager
@@ -34,6 +36,12 @@ def pre_activation(layer: keras.layers.Layer) -> Iterator[str | None]:
         yield f"{source.name} ({name})"
     finally:
         source.activation = original
+
+
+def scored_unit(probe: keras.Model) -> contextlib.AbstractContextManager[str | None]:
+    """pre_activation at probe's output layer: inside it, probe's peak unit is the one the scan
+    scores, rings and crops, and the one every projection starts from (tanh would tie them at 1.0)."""
+    return pre_activation(probe.output._keras_history.operation)
 
 
 def _activation_source(layer: keras.layers.Layer) -> keras.layers.Layer | None:

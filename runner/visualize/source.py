@@ -21,7 +21,8 @@ def open_store(uri: str) -> mlflow.MlflowClient:
 def find_run(client: mlflow.MlflowClient, run_id: Optional[str]) -> Run:
     """Run `run_id`, else the latest FINISHED training run (not a sweep's parent, not a benchmark)."""
     if run_id:
-        run = store.run_by_id(client, run_id, "visualize.model", "omit visualize.model for the latest finished run")
+        run = store.run_by_id(client, run_id, "visualize.model", "omit visualize.model for the latest finished run",
+                              given=f"runs:/{run_id}")
         if ROLE in run.data.tags:
             raise UserError(f"visualize.model=runs:/{run_id} is a {run.data.tags[ROLE]} run, which has no model: "
                             "give a training run (python -m runner.compare lists a sweep's jobs)")
