@@ -70,7 +70,8 @@ def test_each_crop_is_the_units_receptive_field_where_its_gradient_lands():
 @pytest.mark.parametrize(("name", "size", "rows", "expected_exact"), [
     ("zfnet", 96, ["conv1", "pool1", "conv2", "conv5", "pool5"], ["conv1", "pool1", "conv2"]),  # ceil-mode pools
     # "same" at stride 2 and shortcuts
-    ("resnet18", 64, ["conv1", "pool1", "conv2_block1", "conv3_block1", "conv5_block2"], ["conv1", "pool1", "conv2_block1"]),
+    ("resnet18", 64, ["conv1", "pool1", "conv2_block1", "conv3_block1", "conv5_block2"],
+     ["conv1", "pool1", "conv2_block1"]),
 ])
 def test_a_zoo_models_crops_hold_what_its_units_see(name, size, rows, expected_exact):
     """The field and jump are the report's; a middle unit's gradient over a few images never leaves

@@ -91,8 +91,8 @@ def _feature_maps(model: keras.Model, row: Row, scan: Scan, options: Options, fo
     activity = np.abs(maps).mean(axis=(0, 1, 2))
     channels = np.argsort(-activity, kind="stable")[: options.feature_channels]
     shape = "x".join(str(size) for size in maps.shape[1:])
-    grid = figures.Grid(len(maps), 1 + len(channels),
-                        f"{model.name} {row.name} ({row.type}, {shape})\nits {len(channels)} most active channels")
+    title = f"{model.name} {row.name} ({row.type}, {shape}): feature maps\nof its {len(channels)} most active channels"
+    grid = figures.Grid(len(maps), 1 + len(channels), title)
     pictures = scan.drawn(slice(len(scan.shown)))
     for line, label in enumerate(scan.labels):
         _draw(grid, line, 0, pictures[line], label)
