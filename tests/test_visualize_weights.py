@@ -4,16 +4,19 @@ file in torchvision's layout: the published ones cannot be downloaded in the tes
 
 import pathlib
 
+import hydra
 import matplotlib.image
 import mlflow
 import pytest
 from safetensors.numpy import save_file
 
 from apps import run_app
-from helpers import new_store
+from helpers import CONF, new_store
 from image_folders import make_image_folder
 from reference_resnet import random_state_dict
+from runner.errors import UserError
 from runner.visualize import figure2, figures, filters
+from runner.visualize.run import visualize_model
 
 FIGURES = ("visualize.images=2", "visualize.channels=2", "visualize.top_k=3", "visualize.patches=4",
            "visualize.rows=[conv1]", "visualize.top_row=conv3_block1")
@@ -49,19 +52,26 @@ def test_published_weights_are_drawn_on_a_folder_and_recorded_as_a_run_of_their_
     assert "fresh (initialised here, not loaded): 0" in text  # ImageNet's whole network, its classifier too
 
 
-@pytest.mark.parametrize(("overrides", "said"), [
-    (["visualize.model=model.keras"], ("error: visualize.model=model.keras: give runs:/<run_id> of a training run, "
-                                       "or leave it unset and set model.weights (imagenet or a file) with model= and "
-                                       "data=")),
-    (["visualize.model=runs:/"], "error: visualize.model=runs:/: give runs:/<run_id> of a training run, "),
-    (["visualize.model=runs:/abc", "model.weights=imagenet"],
-     "error: visualize.model=runs:/abc and model.weights=imagenet: give one; a run is drawn with its own model"),
-    (["model=vgg16"], ("error: model=vgg16: a training run is drawn with the model and data of its own config; "
-                       "to draw weights on model= and data=, set model.weights (imagenet or a file)")),
-    (["data=synthetic"], "error: data=synthetic: a training run is drawn with the model and data of its own config"),
-])
-def test_what_cannot_be_drawn_is_one_line(tmp_path, overrides, said):
-    result = run_app("runner.visualize", *overrides, f"hydra.run.dir={tmp_path}",
+def test_a_model_that_is_no_run_reference_is_one_line(tmp_path):
+    result = run_app("runner.visualize", "visualize.model=model.keras", f"hydra.run.dir={tmp_path}",
                      env={"MLFLOW_TRACKING_URI": new_store(tmp_path)})
     assert result.returncode == 2
-    assert result.stderr.strip().startswith(said) and "\n" not in result.stderr.strip(), result.stderr
+    assert result.stderr.strip() == ("error: visualize.model=model.keras: give runs:/<run_id> of a training run, "
+                                     "or leave it unset and set model.weights (imagenet or a file) with model= "
+                                     "and data=")
+
+
+@pytest.mark.parametrize(("overrides", "said"), [
+    (["visualize.model=runs:/"], "visualize.model=runs:/: give runs:/<run_id> of a training run, "),
+    (["visualize.model=runs:/abc", "model.weights=imagenet"],
+     "visualize.model=runs:/abc and model.weights=imagenet: give one; a run is drawn with its own model"),
+    (["model=vgg16"], ("model=vgg16: a training run is drawn with the model and data of its own config; "
+                       "to draw weights on model= and data=, set model.weights (imagenet or a file)")),
+    (["+data.root=/x"], "+data.root=/x: a training run is drawn with the model and data of its own config"),
+])
+def test_what_cannot_be_drawn_is_refused_before_anything_is_read(tmp_path, overrides, said):
+    with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = hydra.compose("visualize", overrides=overrides)
+    with pytest.raises(UserError) as refused:
+        visualize_model(cfg, tmp_path, overrides)
+    assert str(refused.value).startswith(said)
