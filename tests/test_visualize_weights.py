@@ -71,7 +71,7 @@ def test_a_model_that_is_no_run_reference_is_one_line(tmp_path):
 ])
 def test_what_cannot_be_drawn_is_refused_before_anything_is_read(tmp_path, overrides, said):
     with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
-        cfg = hydra.compose("visualize", overrides=overrides)
+        cfg = hydra.compose("visualize", overrides=[*overrides, f"tracking.uri=sqlite:///{tmp_path}/none.db"])
     with pytest.raises(UserError) as refused:
         visualize_model(cfg, tmp_path, overrides)
     assert str(refused.value).startswith(said)

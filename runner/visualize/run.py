@@ -64,8 +64,9 @@ def visualize_model(cfg: DictConfig, folder: pathlib.Path, overrides: Sequence[s
 
 
 def _of_training_run(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
+    run_id = _run_id(cfg.visualize.model)  # a malformed reference, before the store
     client = open_store(store_uri(cfg))
-    run = find_run(client, _run_id(cfg.visualize.model))
+    run = find_run(client, run_id)
     train_cfg = run_config(client, run)
     with tempfile.TemporaryDirectory(prefix="visualize-") as downloads:
         model = saved.network(keras.saving.load_model(model_file(client, run, downloads), compile=False))
