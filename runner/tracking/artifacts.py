@@ -43,9 +43,14 @@ def model_file(client: mlflow.MlflowClient, run: Run, folder: str) -> pathlib.Pa
                     "tracking.log_model=true, or run this on the machine that trained it")
 
 
+def run_id_of(reference: str) -> str:
+    """The run id in `runs:/<run_id>[/path]` ("" when there is none)."""
+    return reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
+
+
 def referenced_run(cfg: DictConfig, key: str, reference: str) -> tuple[mlflow.MlflowClient, Run]:
     """The run `runs:/<run_id>[/...]` names, given as config `key`, in the store cfg.tracking says."""
-    run_id = reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
+    run_id = run_id_of(reference)
     client = store.existing_store(store.store_uri(cfg), "train a model first (python -m runner)")
     return client, store.run_by_id(client, run_id, key, "give runs:/<run_id> of a training run")
 

@@ -8,8 +8,7 @@ or a file) on the composed model= and data=, recorded as a new run of their own.
 import dataclasses
 import pathlib
 import tempfile
-
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import keras
 from omegaconf import DictConfig
@@ -17,9 +16,9 @@ from omegaconf import DictConfig
 import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
 from runner.bounds import check_bounds
 from runner.errors import UserError
-from runner.data.splits import load
+from runner.data.splits import Splits, load
 from runner.schema import VisualizeConfig
-from runner.tracking.artifacts import RUNS_PREFIX, model_file, run_config
+from runner.tracking.artifacts import RUNS_PREFIX, model_file, run_config, run_id_of
 from runner.tracking.run import Run
 from runner.tracking.server import check_store
 from runner.tracking.store import store_uri
@@ -70,12 +69,11 @@ def _of_training_run(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     train_cfg = run_config(client, run)
     with tempfile.TemporaryDirectory(prefix="visualize-") as downloads:
         model = saved.network(keras.saving.load_model(model_file(client, run, downloads), compile=False))
-    spec, options = model_spec(train_cfg), Options.of(cfg.visualize)
-    chosen_rows(model, spec, options)  # a wrong row name fails now, not after the data's file check
+    spec = model_spec(train_cfg)
+    chosen_rows(model, spec, Options.of(cfg.visualize))  # a wrong row name fails now, not after the data's file check
     train_cfg.data.cache = False  # one pass over the validation images
     splits = load(train_cfg, preprocessing=run_preprocessing(client, run))  # the weights' (model.weights), too
-    batches = splits.val.unbatch().batch(cfg.visualize.batch_size)  # training's batch can be large for a forward pass
-    paths, notes = visualize(model, spec, batches, splits.class_names, splits.normalise, options, folder)
+    paths, notes = _drawn(model, spec, splits, cfg.visualize, folder)
     log_figures(client, run.info.run_id, paths)
     return Visualization(run.info.run_id, paths, notes)
 
@@ -88,12 +86,7 @@ def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     cfg.trainer.batch_size = cfg.visualize.batch_size
     # The published classifier has ImageNet's 1000 classes whatever data= holds: the figures need none of it.
     session = prepare(imagenet_head(cfg) if predicts_imagenet(str(cfg.model.weights)) else cfg, training=False)
-    options = Options.of(cfg.visualize)
-    model, spec = session.model, model_spec(session.cfg)
-    chosen_rows(model, spec, options)
-    splits = session.splits
-    paths, notes = visualize(model, spec, splits.val.unbatch().batch(cfg.visualize.batch_size),
-                             splits.class_names, splits.normalise, options, folder)
+    paths, notes = _drawn(session.model, model_spec(session.cfg), session.splits, cfg.visualize, folder)
     with Run(cfg) as run:
         run.set_tags({"runner.role": ROLE})
         run.log_params(session.recorded_params())
@@ -101,6 +94,14 @@ def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
         for path in paths:
             run.log_artifact(path, ARTIFACT_FOLDER)
     return Visualization(run.run_id, paths, notes)
+
+
+def _drawn(model: keras.Model, spec: Mapping, splits: Splits, options: DictConfig,
+           folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str]]:
+    """The figures of `model` on the validation split, in batches of visualize.batch_size (training's
+    can be large for a forward pass); their paths and notes."""
+    batches = splits.val.unbatch().batch(options.batch_size)
+    return visualize(model, spec, batches, splits.class_names, splits.normalise, Options.of(options), folder)
 
 
 def _group(override: str) -> str:
@@ -111,7 +112,7 @@ def _group(override: str) -> str:
 def _run_id(reference: str | None) -> str | None:
     if reference is None:
         return None
-    run_id = reference.removeprefix(RUNS_PREFIX).strip("/").split("/")[0]
+    run_id = run_id_of(reference)
     if not reference.startswith(RUNS_PREFIX) or not run_id:
         raise UserError(f"visualize.model={reference}: give runs:/<run_id> of a training run, or leave it unset "
                         "and set model.weights (imagenet or a file) with model= and data=")
