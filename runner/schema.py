@@ -233,17 +233,12 @@ class VisualizeConfig:
 
 @dataclasses.dataclass
 class PredictConfig:
-    model: Optional[str] = None  # runs:/<run_id> (MLflow's form) or a model.keras file
+    # runs:/<run_id> (MLflow's form) or a model.keras file; None: model= with model.weights (imagenet, ...)
+    model: Optional[str] = None
     images: Optional[str] = None  # an image file, a folder (searched recursively) or a glob
     top_k: int = at_least(1, 5)  # classes shown per image
     output: Optional[str] = None  # a .csv file: file,rank,class,probability (rank 1: the top); None: a table
     batch_size: int = at_least(1, 64)  # images per forward pass
-
-
-@dataclasses.dataclass
-class PredictAppConfig:
-    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
-    predict: PredictConfig = dataclasses.field(default_factory=PredictConfig)
 
 
 class ExportFormat(enum.Enum):
@@ -254,17 +249,11 @@ class ExportFormat(enum.Enum):
 
 @dataclasses.dataclass
 class ExportConfig:
-    model: Optional[str] = None  # runs:/<run_id> or a model.keras file
+    model: Optional[str] = None  # runs:/<run_id> or a model.keras file; None: model= with model.weights
     format: ExportFormat = ExportFormat.saved_model
     output: Optional[str] = None  # the folder that receives the export; None: Hydra's run folder
     check_images: int = at_least(1, 8)  # random images the export must classify as Keras does
     tolerance: float = 1e-4  # largest difference of a probability allowed
-
-
-@dataclasses.dataclass
-class ExportAppConfig:
-    tracking: TrackingConfig = dataclasses.field(default_factory=TrackingConfig)
-    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
 
 @dataclasses.dataclass
@@ -288,8 +277,8 @@ def register() -> None:
     store = ConfigStore.instance()
     store.store(name="schema", node=Config)
     store.store(name="compare_schema", node=CompareAppConfig)
-    store.store(name="predict_schema", node=PredictAppConfig)
-    store.store(name="export_schema", node=ExportAppConfig)
+    store.store(name="predict_schema", node=PredictConfig, package="predict")  # as the bench's
+    store.store(name="export_schema", node=ExportConfig, package="export")
     # Only the `bench` node: conf/bench.yaml composes it first, then the runner's whole config (a
     # structured root cannot gain a key afterwards, nor take a subclass's defaults over its groups').
     store.store(name="bench_schema", node=BenchConfig, package="bench")

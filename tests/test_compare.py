@@ -1,6 +1,7 @@
 """`python -m runner.compare`: finding a sweep and comparing its jobs, on a real sqlite MLflow store in tmp."""
 
 import csv
+import dataclasses
 import io
 import pathlib
 import time
@@ -15,6 +16,7 @@ from apps import Result, run_app
 from runner.compare import select
 from runner.compare.report import compare_sweep
 from runner.compare.select import find_sweep
+from runner.compare.table import columns_for
 from runner.compare.rows import differing_keys, objective_of, parse_overrides
 from runner.errors import UserError
 from runner.tracking import store as store_module
@@ -305,3 +307,11 @@ def test_the_command_reports_a_mistake_in_one_line(store, tmp_path):
     assert result.returncode == 2
     assert "error: compare.experiment=nope: no such MLflow experiment" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_published_column_shows_only_where_an_evaluation_has_the_publishers_figure(depth):
+    headers = [column.header for column in columns_for(depth.rows)]
+    assert "published top-1" not in headers  # training runs: no publisher
+    evaluated = [dataclasses.replace(depth.rows[0], published_top1=0.6976), *depth.rows[1:]]
+    headers = [column.header for column in columns_for(evaluated)]
+    assert headers.index("published top-1") == headers.index("10-crop top-1") + 1

@@ -101,14 +101,16 @@ def test_vgg_equals_keras_applications_through_both_published_layouts(depth, tmp
     ours = zoo_model(f"vgg{depth}", *VGG_INPUT)
 
     write_published_h5(reference, tmp_path / "vgg.h5")
-    assign(ours, tensors.read(tmp_path / "vgg.h5"), "keras_applications_vgg")
+    with tensors.opened(tmp_path / "vgg.h5") as found:
+        assign(ours, found, "keras_applications_vgg")
     assert relative_error(ours(x, training=False), expected) < TOLERANCE
 
     # save_file writes an array's memory as it lies: a transposed view must be made contiguous first.
     state = {key: np.ascontiguousarray(value) for key, value in torchvision_vgg_state(reference, True).items()}
     save_file(state, str(tmp_path / "vgg.safetensors"))
     ours = zoo_model(f"vgg{depth}", *VGG_INPUT)  # fresh weights: nothing left over from the HDF5 load
-    assign(ours, tensors.read(tmp_path / "vgg.safetensors"), "torchvision_vgg")
+    with tensors.opened(tmp_path / "vgg.safetensors") as found:
+        assign(ours, found, "torchvision_vgg")
     assert relative_error(ours(x, training=False), expected) < TOLERANCE
 
     assign(ours, torchvision_vgg_state(reference, timm_names=False), "torchvision_vgg")  # torchvision's names

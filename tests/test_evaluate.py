@@ -44,7 +44,7 @@ def test_imagenet_weights_on_classes_that_are_not_synsets_is_one_line(tmp_path):
     result, client = app("runner.evaluate", tmp_path, *SMALL_RESNET, f"model.weights={weights}",
                          "data=folder", f"data.root={root}", "data.num_classes=2")
     assert result.returncode == 2
-    assert "data's classes are not all ImageNet synsets ('cat' is not" in result.stderr
+    assert "predicts 1000 classes and data's 2 are not all among them ('cat' is not; 'n01440764' is)" in result.stderr
     assert not runs_by_role(client)
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from apps import run_app
+from cards import tiny_card
 from runner.data.pipeline import IMAGENET
 from runner.weights import saved
 
@@ -26,7 +27,7 @@ SPEC = {"name": "small", "input_shape": [16, 16, 3], "aux_loss_weight": 0.3, "bl
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("export") / "model.keras"
-    saved.save(path, builders.build_model(SPEC), saved.Metadata(["a", "b", "c"], IMAGENET, 256 / 224))
+    saved.save(path, builders.build_model(SPEC), tiny_card(("a", "b", "c"), IMAGENET))
     return path
 
 

@@ -86,7 +86,7 @@ def test_the_colour_bar_runs_from_minus_m_to_plus_m_through_grey(tmp_path):
 
 def test_first_conv_is_the_networks_not_the_saved_models_bgr_preprocessing():
     network = conv_model("caffe_net", np.ones((5, 5, 3, 4), np.float32), strides=2)
-    standalone = saved.standalone(network, saved.Metadata(["a"], Preprocessing((0.5,) * 3, (0.25,) * 3, bgr=True), 1.0))
+    standalone = saved.standalone(network, Preprocessing((0.5,) * 3, (0.25,) * 3, bgr=True))
     assert any(layer.name == f"{saved.PREFIX}bgr" for layer in standalone.layers)
     conv = filters.first_conv(standalone)
     assert conv.name == "conv1"

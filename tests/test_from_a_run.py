@@ -170,7 +170,7 @@ def test_the_saved_model_classifies_raw_uint8_images_by_itself(digits_run):
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
     accuracy = np.mean(probabilities.argmax(axis=1) == labels)
     assert accuracy == pytest.approx(trained.data.metrics["eval_top1"], abs=0.005)
-    assert saved.read_metadata(tmp_path / "digits" / "model.keras").class_names == [str(digit) for digit in range(10)]
+    assert saved.read_card(tmp_path / "digits" / "model.keras").class_names == tuple(str(digit) for digit in range(10))
 
 
 def test_predict_prints_a_table_for_one_file(digits_run, tmp_path):

@@ -23,7 +23,7 @@ def fit(tmp_path, *overrides):
         trained = loop.fit(session, loop.EpochHooks(standard_callbacks(cfg, tmp_path)))
     finally:
         keras.config.set_dtype_policy("float32")
-    return session.model, session.optimizer, trained.history
+    return session.model, session.training.optimizer, trained.history
 
 
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])

@@ -56,13 +56,13 @@ def test_a_model_that_is_no_run_reference_is_one_line(tmp_path):
     result = run_app("runner.visualize", "visualize.model=model.keras", f"hydra.run.dir={tmp_path}",
                      env={"MLFLOW_TRACKING_URI": new_store(tmp_path)})
     assert result.returncode == 2
-    assert result.stderr.strip() == ("error: visualize.model=model.keras: give runs:/<run_id> of a training run, "
-                                     "or leave it unset and set model.weights (imagenet or a file) with model= "
-                                     "and data=")
+    assert result.stderr.strip() == ("error: visualize.model=model.keras: give runs:/<run_id> of a training run "
+                                     "or a model.keras file, or leave it unset and set model.weights (imagenet "
+                                     "or a file) with model= and data=")
 
 
 @pytest.mark.parametrize(("overrides", "said"), [
-    (["visualize.model=runs:/"], "visualize.model=runs:/: give runs:/<run_id> of a training run, "),
+    (["visualize.model=runs:/"], "visualize.model=runs:/: give runs:/<run_id> of a training run or a "),
     (["visualize.model=runs:/abc", "model.weights=imagenet"],
      "visualize.model=runs:/abc and model.weights=imagenet: give one; a run is drawn with its own model"),
     (["model=vgg16"], ("model=vgg16: a training run is drawn with the model and data of its own config; "

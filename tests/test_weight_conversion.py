@@ -1,5 +1,6 @@
 """runner.weights: reading weights files, and placing their tensors on our models as a layout says, or
-failing with one line that names both sides (the source's tensor and shape, our weight and shape)."""
+failing with one line that names both sides (the source's tensor and shape, our weight and shape);
+every check before any tensor is read, then one tensor read and assigned at a time."""
 
 import h5py
 import keras
@@ -14,16 +15,29 @@ from helpers import compose
 from runner.errors import UserError
 from runner.training.model_report import model_spec
 from runner.weights import tensors
-from runner.weights.convert import assign
+from runner.weights.card import WeightsCard
+from runner.weights.convert import assign, head_fits, head_layers
 from runner.weights.layouts import fill
+from runner.weights.load import load_into
+from runner.weights.source import Source
+from runner.weights.tensors import Tensors
 
 VGG11 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]  # torchvision's cfgs["A"]
 VGG13 = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]  # cfgs["B"]
 
 
-def zoo_model(name: str, size: int = 32, *overrides: str) -> keras.Model:
+def zoo_built(name: str, size: int = 32, *overrides: str) -> builders.BuiltModel:
     spec = model_spec(compose(f"model={name}", "data=imagenet", f"model.input_shape=[{size},{size},3]", *overrides))
-    return builders.build_model({key: value for key, value in spec.items() if key in SPEC_KEYS})
+    return builders.build({key: value for key, value in spec.items() if key in SPEC_KEYS})
+
+
+def zoo_model(name: str, size: int = 32, *overrides: str) -> keras.Model:
+    return zoo_built(name, size, *overrides).model
+
+
+def source(path, layout: str) -> Source:
+    return Source(path, WeightsCard(kind="file", reference=str(path), describes=f"the file {path}",
+                                    architecture="", layout=layout, preprocessing=None))
 
 
 def value(model: keras.Model, path: str) -> np.ndarray:
@@ -91,13 +105,65 @@ def test_another_number_of_classes_needs_a_new_head(state):
 def test_new_head_loads_all_but_the_classifier(state):
     model = zoo_model("resnet18", 32, "data.num_classes=10")
     head = value(model, "fc/kernel")
-    loaded = assign(model, state, "torchvision_resnet", new_head=True)
+    assert not head_fits(model, state, "torchvision_resnet", ("fc",))
+    loaded = assign(model, state, "torchvision_resnet", head=head_layers(model, ("fc",)))
     assert loaded.fresh == ["fc/kernel", "fc/bias"] and loaded.left_out == ["fc.weight", "fc.bias"]
     assert len(loaded.loaded) == len(model.weights) - 2
     np.testing.assert_array_equal(value(model, "fc/kernel"), head)
     np.testing.assert_array_equal(value(model, "conv5_block2_2_conv/kernel"),
                                   state["layer4.1.conv2.weight"].transpose(2, 3, 1, 0))
     assert "fc/kernel (512, 10)" in loaded.summary() and "fc.weight (1000, 512)" in loaded.summary()
+
+
+def test_the_head_is_the_layers_of_the_classifier_rows():
+    # GoogLeNet's aux_classifier names its layers after its row (builders/inception.py), as every block does.
+    model = zoo_model("googlenet", 96)
+    aux1 = {"aux1_pool", "aux1_proj_conv", "aux1_proj_relu", "aux1_flatten", "aux1_fc", "aux1_dropout", "aux1_logits"}
+    assert head_layers(model, ("classifier", "aux1")) == {"classifier"} | aux1
+    assert head_layers(zoo_model("vgg11"), ("fc8",)) == {"fc8"}
+
+
+def test_checks_read_no_tensor_and_loading_reads_each_once(state):
+    reads = []
+
+    def read(key):
+        reads.append(key)
+        return state[key]
+
+    shapes = {key: array.shape for key, array in state.items()}
+    model = zoo_model("resnet18")
+    with pytest.raises(UserError, match=r"layer1\.0\.conv1\.weight \(64, 64, 1, 1\) .*does not fit"):
+        assign(model, Tensors({**shapes, "layer1.0.conv1.weight": (64, 64, 1, 1)}, read), "torchvision_resnet")
+    assert head_fits(model, Tensors(shapes, read), "torchvision_resnet", ("fc",)) and not reads
+    loaded = assign(model, Tensors(shapes, read), "torchvision_resnet")
+    assert reads == [placement.source for placement in loaded.placements]
+    assert sorted(reads) == sorted(key for key in state if not key.endswith("num_batches_tracked"))
+
+
+def test_a_file_loads_with_a_new_head_where_its_classes_differ(tmp_path, state):
+    save_file(state, str(tmp_path / "resnet18.safetensors"))
+    built = zoo_built("resnet18", 32, "data.num_classes=10")
+    loaded = load_into(built, source(tmp_path / "resnet18.safetensors", "torchvision_resnet"), ("fc",))
+    # safetensors keeps a file's keys sorted
+    assert loaded.fresh == ["fc/kernel", "fc/bias"] and loaded.left_out == ["fc.bias", "fc.weight"]
+    np.testing.assert_array_equal(value(built.model, "conv1_conv/kernel"), state["conv1.weight"].transpose(2, 3, 1, 0))
+
+
+@pytest.mark.parametrize("name", ["model.keras", "model.weights.h5"])
+def test_a_model_of_ours_loads_by_layer_name(tmp_path, name):
+    trained = zoo_model("lenet")
+    if name.endswith(".keras"):
+        trained.save(tmp_path / name)
+    else:
+        trained.save_weights(tmp_path / name)
+    built = zoo_built("lenet", 32, "data.num_classes=10")
+    loaded = load_into(built, source(tmp_path / name, "ours"), ("output",))
+    assert loaded.fresh == ["output/kernel", "output/bias"] and loaded.left_out == ["output/kernel", "output/bias"]
+    for path in ("c1_conv/kernel", "c5/kernel", "f6/bias"):
+        np.testing.assert_array_equal(value(built.model, path), value(trained, path))
+    (tmp_path / "other.keras").write_bytes(b"not a zip")
+    with pytest.raises(UserError, match=r"weights file .*other\.keras is not a model saved by Keras 3"):
+        load_into(built, source(tmp_path / "other.keras", "ours"), ("output",))
 
 
 def test_batch_norm_epsilon_must_be_the_sources(state):
@@ -169,25 +235,32 @@ def write_h5(path, layers: dict[str, dict[str, np.ndarray]], *, root: str | None
 def test_keras_h5_weights_read_as_layer_and_weight(tmp_path, naming, options):
     kernel, bias = np.ones((3, 3, 3, 8), np.float32), np.arange(8, dtype=np.float32)
     write_h5(tmp_path / "w.h5", {"input_1": {}, "block1_conv1": {naming["W"]: kernel, naming["b"]: bias}}, **options)
-    read = tensors.read(tmp_path / "w.h5")
-    assert sorted(read) == ["block1_conv1/bias", "block1_conv1/kernel"]
-    np.testing.assert_array_equal(read["block1_conv1/bias"], bias)
+    with tensors.opened(tmp_path / "w.h5") as found:
+        assert sorted(found) == ["block1_conv1/bias", "block1_conv1/kernel"]
+        assert found.shape("block1_conv1/kernel") == (3, 3, 3, 8)
+        np.testing.assert_array_equal(found["block1_conv1/bias"], bias)
 
 
 def test_safetensors_read_as_they_are(tmp_path):
     save_file({"conv1.weight": np.ones((2, 3, 1, 1), np.float32)}, str(tmp_path / "w.safetensors"))
-    assert tensors.read(tmp_path / "w.safetensors")["conv1.weight"].shape == (2, 3, 1, 1)
+    with tensors.opened(tmp_path / "w.safetensors") as found:
+        assert found.shape("conv1.weight") == (2, 3, 1, 1)
+        np.testing.assert_array_equal(found["conv1.weight"], np.ones((2, 3, 1, 1), np.float32))
 
 
 def test_files_that_are_not_weights(tmp_path):
+    def read(path):
+        with tensors.opened(path) as found:
+            return dict(found)
+
     with pytest.raises(UserError, match="does not exist"):
-        tensors.read(tmp_path / "missing.safetensors")
+        read(tmp_path / "missing.safetensors")
     (tmp_path / "w.pth").write_bytes(b"")
     with pytest.raises(UserError, match=r"unknown format '\.pth'; valid: \.safetensors, \.h5, \.hdf5"):
-        tensors.read(tmp_path / "w.pth")
+        read(tmp_path / "w.pth")
     h5py.File(tmp_path / "other.h5", "w").close()
     with pytest.raises(UserError, match="not Keras weights"):
-        tensors.read(tmp_path / "other.h5")
+        read(tmp_path / "other.h5")
     (tmp_path / "bad.safetensors").write_bytes(b"not a header")
     with pytest.raises(UserError, match="not a readable safetensors file"):
-        tensors.read(tmp_path / "bad.safetensors")
+        read(tmp_path / "bad.safetensors")

@@ -13,9 +13,9 @@ from helpers import compose, new_store
 from reference_resnet import random_state_dict
 from runner.data import pipeline
 from runner.errors import UserError
+from cards import tiny_card
 from runner.weights import download, published
-from runner.weights.load import preprocessing
-from runner.weights.source import Source
+from runner.weights.card import model_inputs
 
 TINY = ("model.input_shape=[64,64,3]", "data=synthetic", "data.num_classes=3", "data.train_size=8",
         "data.val_size=8", "trainer.batch_size=8", "trainer.epochs=1")
@@ -43,14 +43,14 @@ def one_line_error(result) -> str:
 def test_a_model_without_published_weights_says_so_and_lists_those_with(tmp_path):
     line = one_line_error(runner(tmp_path, "model.weights=imagenet"))
     assert line == ("error: model.weights=imagenet: lenet has no published ImageNet weights; models that do: "
-                    + ", ".join(published.PUBLISHED))
+                    + ", ".join(published.published_weights()))
     assert no_runs(tmp_path)
 
 
 def test_published_weights_offline_fail_in_one_line_before_any_run(tmp_path, monkeypatch):
     # A port nothing listens on: the download is refused at once, as on a machine without network.
-    entry = dataclasses.replace(published.PUBLISHED["vgg16"], url="http://127.0.0.1:9/vgg16_weights.h5")
-    monkeypatch.setitem(published.PUBLISHED, "vgg16", entry)
+    entry = dataclasses.replace(published.published("vgg16"), url="http://127.0.0.1:9/vgg16_weights.h5")
+    monkeypatch.setitem(published.published_weights()["vgg16"], "keras", entry)
     line = one_line_error(runner(tmp_path, "model=vgg16", "model.weights=imagenet", *TINY))
     assert line.startswith("error: cannot download http://127.0.0.1:9/vgg16_weights.h5 (")
     assert line.endswith("download it by hand and pass model.weights=/path/to/vgg16_weights.h5")
@@ -92,16 +92,16 @@ def test_a_torchvision_file_trains_from_its_weights_with_its_preprocessing(tmp_p
     # synthetic's data file sets its own mean and std: they win over torchvision's, the channels stay RGB.
     assert (params["preprocessing.mean"], params["preprocessing.channels"]) == ("[0.5]", "RGB")
     text = open(client.download_artifacts(run.info.run_id, "weights.txt", str(tmp_path))).read()
-    assert "left out of the source (the classifier, new_head): 2" in text  # fc: 1000 classes, not 3
+    assert "left out of the source (the classifier: a new head): 2" in text  # fc: 1000 classes, not 3
 
 
 def test_the_weights_preprocessing_applies_unless_the_data_sets_its_own(tmp_path):
     cfg = compose("model=vgg16", "data=imagenette")
-    source = Source("vgg16.h5", "a file", tmp_path / "vgg16.h5", "keras_applications_vgg", published.CAFFE)
-    assert preprocessing(cfg.data, source) == published.CAFFE
-    assert preprocessing(cfg.data, None) == pipeline.IMAGENET
+    card = published.published("vgg16").card
+    assert model_inputs(cfg.data, card) == published.CAFFE
+    assert model_inputs(cfg.data, None) == pipeline.IMAGENET
     given = compose("data=imagenette", "data.mean=[0.5,0.5,0.5]", "data.std=[0.5,0.5,0.5]").data
-    assert preprocessing(given, source) == pipeline.Preprocessing((0.5,) * 3, (0.5,) * 3, bgr=True)
+    assert model_inputs(given, card) == pipeline.Preprocessing((0.5,) * 3, (0.5,) * 3, bgr=True)
 
 
 def test_caffe_preprocessing_is_bgr_minus_the_mean_pixel():
@@ -111,7 +111,7 @@ def test_caffe_preprocessing_is_bgr_minus_the_mean_pixel():
 
 
 def test_offline_reachability_fails_fast_with_the_by_hand_hint():
-    entry = dataclasses.replace(published.PUBLISHED["vgg19"], url="http://127.0.0.1:9/x/vgg19.h5")
+    entry = dataclasses.replace(published.published("vgg19"), url="http://127.0.0.1:9/x/vgg19.h5")
     with pytest.raises(UserError, match=r"^cannot download http://127.0.0.1:9/x/vgg19.h5 \(.*pass "
                                         r"model.weights=/path/to/vgg19.h5$"):
         download.fetch(entry)
@@ -128,11 +128,11 @@ def test_a_saved_model_normalises_as_its_weights_say_and_reloads_without_custom_
     network = keras.Model(inputs, keras.layers.Dense(3, name="fc")(x), name="tiny")
     images = np.random.default_rng(0).integers(0, 256, (2, 6, 6, 3)).astype(np.uint8)
     for inputs_were in (pipeline.IMAGENET, published.CAFFE):
-        metadata = saved.Metadata(["a", "b", "c"], inputs_were, 256 / 224)
-        saved.save(tmp_path / "model.keras", network, metadata)
+        card = tiny_card(("a", "b", "c"), inputs_were)
+        saved.save(tmp_path / "model.keras", network, card)
         reloaded = keras.saving.load_model(tmp_path / "model.keras")  # no custom_objects
         expected = tf.nn.softmax(network(pipeline.normaliser(inputs_were, 3)(images))).numpy()
         np.testing.assert_allclose(reloaded.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-6)
-        assert saved.read_metadata(tmp_path / "model.keras") == metadata
+        assert saved.read_card(tmp_path / "model.keras") == card
         assert saved.network(reloaded).name == "tiny"
     assert [path.name for path in tmp_path.iterdir()] == ["model.keras"]  # no partial file left

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from tabulate import tabulate
 
 from runner.bench.figures import FIGURES, RATIOS, STAGES, TARGETS, Bench
+from runner.training.session import Session
 
 GIB = 2**30
 
@@ -30,10 +31,10 @@ def machine(strategy: tf.distribute.Strategy) -> dict:
     }
 
 
-def settings(cfg: DictConfig, session) -> str:
+def settings(cfg: DictConfig, session: Session) -> str:
     """What was measured, in one line: the config's model, data and batch, and what `auto` resolved to."""
     height, width, channels = cfg.model.input_shape
-    resolved, strategy = session.resolved, session.strategy
+    resolved, strategy = session.part.resolved, session.strategy
     replicas = strategy.num_replicas_in_sync
     return (f"model={cfg.model.name} {height}x{width}x{channels}, data={cfg.data.name}, augment={cfg.augment.name}, "
             f"batch {cfg.trainer.batch_size}, {resolved.precision}, XLA {'on' if resolved.jit_compile else 'off'}, "

@@ -145,7 +145,7 @@ def step(cfg: DictConfig, session: Session) -> tuple[int, float]:
     steps per call), fed from a few batches held in memory: the model's own rate on this machine."""
     bench = cfg.bench
     train_steps = make_train_steps(session)
-    per_call = session.steps_per_call
+    per_call = session.training.steps_per_call
     held = _in_memory(session.splits.train, bench.memory_batches)
     iterator = iter(session.strategy.experimental_distribute_dataset(held))
 
@@ -177,14 +177,17 @@ def fit(cfg: DictConfig, session: Session, run: Optional[Run], folder: pathlib.P
     None, a run in a throwaway store under `folder`.
 
     The timed epoch's training loop (fit's own epoch_seconds) plus its share of the end-of-epoch
-    hooks (Keras's progress bar included, which ends the callbacks): their time once per real epoch of the configured data (trainer.steps_per_epoch or
-    the whole split), spread over the steps, so a short bench epoch does not count them more
-    often than training does. Validation is left out (one batch is run; it is not training)."""
+    hooks (Keras's progress bar included, which ends the callbacks): their time once per real epoch of
+    the configured data (trainer.steps_per_epoch or the whole split), spread over the steps, so a
+    short bench epoch does not count them more often than training does. Validation is left out (one batch is run; it is not training)."""
     fit_cfg = with_values(cfg, {"trainer.epochs": 2, "trainer.steps_per_epoch": cfg.bench.fit_steps})
     splits = load(fit_cfg)
     splits = dataclasses.replace(splits, val=splits.val.take(1), val_ten_crop=None)
     steps_run = epoch_steps(fit_cfg, splits)
-    short = dataclasses.replace(session, cfg=fit_cfg, splits=splits, steps_per_epoch=steps_run)
+    per_call = max(1, min(session.part.resolved.steps_per_execution, steps_run))
+    short = dataclasses.replace(session, part=dataclasses.replace(session.part, cfg=fit_cfg), splits=splits,
+                                training=dataclasses.replace(session.training, steps_per_epoch=steps_run,
+                                                             steps_per_call=per_call))
     after_validation, after_hooks = _EpochEndClock(), _EpochEndClock()
     checkpoints = folder / "checkpoints"
     try:
@@ -196,7 +199,8 @@ def fit(cfg: DictConfig, session: Session, run: Optional[Run], folder: pathlib.P
     if len(history.get("epoch_seconds", [])) < 2:
         raise NotApplicable("training stopped after its first epoch (trainer.early_stopping_patience?)")
     epoch_end = after_hooks.seconds[1] - after_validation.seconds[1]
-    return steps_run * cfg.trainer.batch_size, history["epoch_seconds"][1] + epoch_end * steps_run / session.steps_per_epoch
+    real_epoch = session.training.steps_per_epoch
+    return steps_run * cfg.trainer.batch_size, history["epoch_seconds"][1] + epoch_end * steps_run / real_epoch
 
 
 class _EpochEndClock(keras.callbacks.Callback):

@@ -30,6 +30,7 @@ class Row:
     top1: Optional[float]
     top5: Optional[float]
     top1_10crop: Optional[float]
+    published_top1: Optional[float]  # runner.evaluate's: what the weights' publisher reports
     epochs: int
     images_per_second: Optional[float]
     wall_seconds: Optional[float]
@@ -107,6 +108,7 @@ def _row(client: mlflow.MlflowClient, child: Run, label: str, objective: str) ->
         top1=metrics.get("eval_top1"),
         top5=metrics.get("eval_top5"),
         top1_10crop=metrics.get("eval_top1_10crop"),
+        published_top1=metrics.get("published_top1"),
         epochs=len(val_top1),
         images_per_second=_steady_throughput([value for _, value in _history(client, child, "images_per_second")]),
         wall_seconds=_wall_seconds(child),

@@ -41,6 +41,7 @@ class Column:
 
 
 TEN_CROP = Column("10-crop top-1", lambda row: row.top1_10crop, _percent)
+PUBLISHED = Column("published top-1", lambda row: row.published_top1, _percent)
 COLUMNS = (
     Column("run", lambda row: row.label, align="left"),
     Column("model", lambda row: row.model, align="left"),
@@ -50,6 +51,7 @@ COLUMNS = (
     Column("top-1", lambda row: row.top1, _percent),
     Column("top-5", lambda row: row.top5, _percent),
     TEN_CROP,
+    PUBLISHED,
     Column("epochs", lambda row: row.epochs),
     Column("images/s", lambda row: row.images_per_second, lambda value: f"{value:,.0f}"),
     Column("wall time", lambda row: row.wall_seconds, _duration, csv_header="wall seconds"),
@@ -58,9 +60,11 @@ COLUMNS = (
 
 
 def columns_for(rows: list[Row]) -> list[Column]:
-    """Every column, the 10-crop one only when some run was evaluated on ten crops."""
-    ten_crop = any(row.top1_10crop is not None for row in rows)
-    return [column for column in COLUMNS if column is not TEN_CROP or ten_crop]
+    """Every column; the 10-crop and the published one only when some run has them (runs evaluated on
+    ten crops; runner.evaluate's runs of weights whose card has their publisher's figures)."""
+    optional = {TEN_CROP: lambda row: row.top1_10crop, PUBLISHED: lambda row: row.published_top1}
+    shown = {column for column, value in optional.items() if any(value(row) is not None for row in rows)}
+    return [column for column in COLUMNS if column not in optional or column in shown]
 
 
 def _ranking(parent: Run, rows: list[Row]) -> str:

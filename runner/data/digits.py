@@ -26,7 +26,8 @@ def split(val_fraction: float):
     return (images[train], labels[train]), (images[val], labels[val])
 
 
-def from_config(cfg) -> source.Source:
+def from_config(cfg, training: bool = True) -> source.Source:
+    # In memory and cheap to make: `training` false changes nothing here (splits.load sets train aside).
     channels = cfg.model.input_shape[2]
     train, val = split(cfg.data.val_fraction)
     # Gray digits for an RGB model: the same value in every channel.

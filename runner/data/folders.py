@@ -24,18 +24,20 @@ LAYOUT = "<root>/train/<class>/<image> and <root>/val/<class>/<image>"
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".gif"})
 
 
-def from_config(cfg) -> source.Source:
+def from_config(cfg, training: bool = True) -> source.Source:
     """data=folder and data=imagenet: the tree at data.root."""
     if cfg.data.root is None:
         raise UserError(f"data.root is not set; pass data.root=/path/to/dataset, the folder holding {LAYOUT}")
-    return tree(Path(cfg.data.root).expanduser(), cfg)
+    return tree(Path(cfg.data.root).expanduser(), cfg, training=training)
 
 
-def tree(root: Path, cfg, class_name=str) -> source.Source:
-    """Class folders of root/train in sorted order are labels 0, 1, ...; `class_name(folder)` names them."""
+def tree(root: Path, cfg, class_name=str, training: bool = True) -> source.Source:
+    """Class folders of root/train in sorted order are labels 0, 1, ...; `class_name(folder)` names them.
+    Without `training` the training images are neither listed nor checked, and a tree of val/ alone
+    (how ImageNet's validation set is often kept) takes its classes from val/'s folders."""
     if not root.is_dir():
         raise UserError(f"data.root={root} is not a folder; expected {LAYOUT}")
-    classes = _class_folders(root, "train")
+    classes = _class_folders(root, "train" if training or (root / "train").is_dir() else "val")
     _check_num_classes(cfg.data, len(classes), root)
     unknown = sorted(set(_class_folders(root, "val")) - set(classes))
     if unknown:
@@ -44,13 +46,14 @@ def tree(root: Path, cfg, class_name=str) -> source.Source:
     channels = cfg.model.input_shape[2]
     if channels not in (1, 3):
         raise UserError(f"model.input_shape: image files give 1 or 3 channels, not {channels}")
-    train, val = _images(root, "train", classes), _images(root, "val", classes)
+    train = _images(root, "train", classes) if training else {}
+    val = _images(root, "val", classes)
     skipped = {path: why for path, why in ((path, _broken_link(path)) for path in [*train, *val]) if why}
     if cfg.data.check_files:
         skipped |= unreadable.find([path for path in [*train, *val] if path not in skipped])
     _warn(skipped, root)
     return source.Source(
-        train=source.files(*_labelled(train, skipped, root), channels),
+        train=source.files(*_labelled(train, skipped, root), channels) if training else None,
         val=source.files(*_labelled(val, skipped, root), channels),
         class_names=[class_name(folder) for folder in classes],
         skipped=skipped,

@@ -39,12 +39,12 @@ CLASS_NAMES = {
 }
 
 
-def from_config(cfg) -> source.Source:
+def from_config(cfg, training: bool = True) -> source.Source:
     archive = _archive(cfg.data.variant)
     root = Path(cfg.data.root).expanduser() if cfg.data.root else default_root(archive)
     if not (root.is_dir() and any(root.iterdir())):
         fetch(archive, root)
-    return folders.tree(root, cfg, class_name=lambda wnid: CLASS_NAMES.get(wnid, wnid))
+    return folders.tree(root, cfg, class_name=lambda wnid: CLASS_NAMES.get(wnid, wnid), training=training)
 
 
 def default_root(archive: Archive) -> Path:

@@ -20,7 +20,7 @@ class Examples:
 
 @dataclasses.dataclass
 class Source:
-    train: Examples
+    train: Examples | None  # None: not asked for (runner.data.splits.load without train)
     val: Examples
     class_names: list[str]
     skipped: dict[str, str] = dataclasses.field(default_factory=dict)  # {file: why it cannot be decoded}

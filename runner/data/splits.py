@@ -1,6 +1,7 @@
 """The splits of a config: its source's examples, cropped, batched and ready for the steps."""
 
 import dataclasses
+from collections.abc import Collection
 from typing import Callable, Optional
 
 import tensorflow as tf
@@ -18,13 +19,14 @@ SOURCES = Choices("data.name", "dataset", {
     "folder": folders.from_config,
     "synthetic": synthetic.from_config,
 })
+ALL_SPLITS = ("train", "val")
 
 
 @dataclasses.dataclass
 class Splits:
     # (images uint8 [B, H, W, C], labels int32 [B]); one epoch per iteration, reshuffled each time,
-    # only full batches.
-    train: tf.data.Dataset
+    # only full batches. None when only val was asked for (evaluation, figures).
+    train: tf.data.Dataset | None
     val: tf.data.Dataset  # centre crops, every example once, the last batch possibly smaller
     val_ten_crop: tf.data.Dataset | None  # eval.ten_crop: (images [B, 10, H, W, C], labels [B])
     class_names: list[str]
@@ -37,23 +39,25 @@ class Splits:
 
 
 def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
-         preprocessing: Optional[pipeline.Preprocessing] = None, training: bool = True) -> Splits:
+         preprocessing: Optional[pipeline.Preprocessing] = None, splits: Collection[str] = ALL_SPLITS) -> Splits:
     """The splits of cfg.data, shaped for cfg.model.input_shape, in batches of cfg.trainer.batch_size
     (global), augmented by cfg.augment and evaluated as cfg.eval says. With a `shard` (multi_worker),
     this worker's share of both splits, in batches of shard.batch_size (per replica). They normalise
     as `preprocessing` says (the weights' and the data's, resolved by runner.weights), else as
-    data.mean and data.std, else with ImageNet's statistics. Without `training` (evaluation, figures)
-    the training split may hold fewer images than a batch."""
+    data.mean and data.std, else with ImageNet's statistics. `splits` without train (evaluation,
+    figures): the training images are neither listed nor decoded, and a folder may hold val/ alone."""
     augment.check_ratio("augment.resize_ratio", cfg.augment.resize_ratio)
     augment.check_ratio("eval.resize_ratio", cfg.eval.resize_ratio)
     height, width, channels = cfg.model.input_shape
     size, batch_size = (height, width), cfg.trainer.batch_size
-    source = SOURCES.of(cfg.data.name)(cfg)
-    steps_per_epoch = source.train.count // batch_size
+    training = "train" in splits
+    source = SOURCES.of(cfg.data.name)(cfg, training)
+    train_count = source.train.count if training else 0
+    steps_per_epoch = train_count // batch_size
     if shard:
         # The smallest shard decides: every worker must run every step (its collectives wait for all).
-        steps_per_epoch = (source.train.count // shard.count) // (shard.batch_size * shard.replicas)
-        source = dataclasses.replace(source, train=source_module.sharded(source.train, shard),
+        steps_per_epoch = (train_count // shard.count) // (shard.batch_size * shard.replicas)
+        source = dataclasses.replace(source, train=source_module.sharded(source.train, shard) if training else None,
                                      val=source_module.sharded(source.val, shard))
         batch_size = shard.batch_size
     if training and source.train.count < batch_size:
@@ -66,7 +70,7 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
         source.train, augment.training(cfg.augment, size), batch_size=batch_size, seed=cfg.trainer.seed,
         shuffle_buffer=cfg.data.shuffle_buffer,
         cache_view=augment.resized(size, cfg.augment.resize_ratio) if cache else None,
-        cache_file=cache_files.cache_file(folder, "train"))
+        cache_file=cache_files.cache_file(folder, "train")) if training else None
     # One cache serves the centre crops and the ten crops.
     val = (pipeline.cached(source.val, augment.resized(size, cfg.eval.resize_ratio),
                            filename=cache_files.cache_file(folder, "val")) if cache else source.val)
@@ -77,7 +81,7 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
                       if cfg.eval.ten_crop else None),
         class_names=source.class_names,
         class_ids=source.class_folders or source.class_names,
-        train_examples=source.train.count,
+        train_examples=source.train.count if training else 0,
         val_examples=source.val.count,
         steps_per_epoch=steps_per_epoch,
         skipped_files=source.skipped,

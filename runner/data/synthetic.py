@@ -9,7 +9,8 @@ from runner.data import pixels, source
 NOISE_STD = 0.1  # small next to the gap between class colours, so a few steps reduce the loss
 
 
-def from_config(cfg) -> source.Source:
+def from_config(cfg, training: bool = True) -> source.Source:
+    # In memory and cheap to make: `training` false changes nothing here (splits.load sets train aside).
     shape = tuple(cfg.model.input_shape)
     num_classes, seed = cfg.data.num_classes, cfg.trainer.seed
     return source.Source(

@@ -1,5 +1,9 @@
 """Evaluate `model.weights` on `data`'s validation split and record it as an MLflow run of its own
-(tag runner.role=evaluate: it holds no model), with the metrics a training run ends with."""
+(tag runner.role=evaluate: it holds no model), with the metrics a training run ends with, and the
+publisher's own figures beside them when the weights' card has them.
+
+It sets up only what scoring needs: the model with its weights and the validation split; no
+optimizer, and not one training image listed or decoded (a folder may hold val/ alone)."""
 
 import dataclasses
 
@@ -12,9 +16,10 @@ from runner.tracking.server import check_store
 from runner.training.checks import check_trainer
 from runner.training.evaluation import FinalEvaluation, final_evaluation
 from runner.training.record import record_evaluation, record_weights
-from runner.training.session import Session, prepare
-from runner.weights.published import IMAGENET_CLASSES, imagenet_synsets
-from runner.weights.source import imagenet_head, predicts_imagenet
+from runner.training.session import ModelPart, Session, load_splits, prepare_model
+from runner.weights.card import WeightsCard
+
+ROLE = "evaluate"  # the runner.role tag of an evaluation's run
 
 
 def evaluate_weights(cfg: DictConfig) -> float:
@@ -23,42 +28,55 @@ def evaluate_weights(cfg: DictConfig) -> float:
     check_store(cfg)  # a tracking server that does not answer: one line in seconds, before the evaluation
     if not cfg.model.weights:
         raise UserError("model.weights is not set: give imagenet, runs:/<run_id> or a weights file to evaluate")
-    # ImageNet's classifier on a dataset of fewer classes: built with 1000, scored on the data's.
-    restrict = predicts_imagenet(str(cfg.model.weights)) and cfg.data.num_classes != IMAGENET_CLASSES
-    session = prepare(imagenet_head(cfg) if restrict else cfg, training=False)
-    if restrict:
-        session = _restricted_to_data_classes(session)
+    part = prepare_model(cfg, training=False, classes_from_weights=True)
+    splits = load_splits(part, ("val",))
+    session = Session(_scored_on_data_classes(part, splits.class_ids), splits)
     final = final_evaluation(session, None)
-    _record(cfg, session, final)
+    _record(cfg, session, final, published_metrics(part.card), comparable=session.part is part)
     name = cfg.sweep.objective.value
     return final.metrics.get(name, final.metrics["eval_top1"])
 
 
-def _restricted_to_data_classes(session: Session) -> Session:
-    """The session with a model whose logits are the 1000 ImageNet classes' restricted to the data's
-    classes, each a WordNet id (Imagenette's folders), in the data's label order."""
-    synsets = imagenet_synsets()
-    unknown = [name for name in session.splits.class_ids if name not in synsets]
+def _scored_on_data_classes(part: ModelPart, data_ids: list[str]) -> ModelPart:
+    """The part as it is when the weights predict the data's classes; else with a model whose logits
+    are those of the data's classes alone, in the data's label order (ImageNet weights on Imagenette's
+    synset folders: scored on ten of the thousand, no new head)."""
+    card = part.card
+    if card is None or card.ids is None or card.num_classes == len(data_ids):
+        return part
+    unknown = [name for name in data_ids if name not in card.ids]
     if unknown:
-        raise UserError(f"model.weights={session.cfg.model.weights} predicts ImageNet's {IMAGENET_CLASSES} "
-                        f"classes, and data's classes are not all ImageNet synsets ({unknown[0]!r} is not, "
-                        f"e.g. n01440764 is): fine-tune first (python -m runner model.weights=...), then "
-                        "evaluate that run")
-    indices = [synsets.index(name) for name in session.splits.class_ids]
-    model = session.model
-    with session.strategy.scope():
-        logits = model.outputs[0]
-        restricted = keras.Model(model.inputs, keras.ops.take(logits, indices, axis=-1), name=model.name)
-    return dataclasses.replace(session, built=dataclasses.replace(session.built, model=restricted))
+        raise UserError(f"model.weights={card.reference} predicts {card.num_classes} classes and data's "
+                        f"{len(data_ids)} are not all among them ({unknown[0]!r} is not; {card.ids[0]!r} is): "
+                        "fine-tune first (python -m runner model.weights=...), then evaluate that run")
+    indices = [card.ids.index(name) for name in data_ids]
+    model = part.model
+    with part.strategy.scope():
+        restricted = keras.Model(model.inputs, keras.ops.take(model.outputs[0], indices, axis=-1), name=model.name)
+    return dataclasses.replace(part, built=dataclasses.replace(part.built, model=restricted))
 
 
-def _record(cfg: DictConfig, session: Session, final: FinalEvaluation) -> None:
+def published_metrics(card: WeightsCard | None) -> dict[str, float]:
+    """The publisher's top-1 and top-5 as fractions, the units of eval_top1."""
+    if card is None or card.metrics is None:
+        return {}
+    return {"published_top1": card.metrics.top1 / 100, "published_top5": card.metrics.top5 / 100}
+
+
+def _record(cfg: DictConfig, session: Session, final: FinalEvaluation, published: dict[str, float],
+            comparable: bool) -> None:
+    """The run, and what it printed. `comparable`: every class of the weights scored, so the difference
+    from the publisher's figures means something (it does on their data: ImageNet's validation set)."""
     with Run(cfg) as run:
-        run.set_tags({"runner.role": "evaluate"})
-        run.log_params(session.recorded_params())
-        run.log_metrics(final.metrics, step=0)
-        record_weights(run, session)
+        run.set_tags({"runner.role": ROLE})
+        run.log_params(session.part.recorded_params())
+        run.log_metrics({**final.metrics, **published}, step=0)
+        record_weights(run, session.part)
         record_evaluation(run, session, final.centre)
     shown = ", ".join(f"{key} {value:.4f}" for key, value in final.metrics.items())
-    print(f"\n{shown}\nMLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")
-
+    print(f"\n{shown}")
+    for key in ("top1", "top5") if published else ():
+        ours, theirs = final.metrics[f"eval_{key}"], published[f"published_{key}"]
+        print(f"{key}: {ours:.4f} here, {theirs:.4f} published ({session.part.card.metrics.measured_on}): "
+              + (f"{ours - theirs:+.4f}" if comparable else "not comparable, only the data's classes were scored"))
+    print(f"MLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")

@@ -1,6 +1,7 @@
 """`python -m runner.export export.model=M export.format=saved_model|onnx|tflite export.output=DIR`.
 
-M is `runs:/<run_id>` or a model.keras file: the stand-alone model (0-255 images in, probabilities
+M is `runs:/<run_id>` or a model.keras file, or instead `model=<name> model.weights=<imagenet | file |
+runs:/<run_id>>`: the stand-alone model (0-255 images in, probabilities
 out; GoogLeNet's auxiliary heads, which only training uses, are not part of it). DIR receives
 saved_model/, model.onnx or model.tflite, through Keras's own `model.export` where it serves (the
 SavedModel and ONNX) and TensorFlow's converter for TFLite. Each export is run on the spot on a few

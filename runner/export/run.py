@@ -1,5 +1,6 @@
-"""Export of a stand-alone model (runner/weights/saved.py) to SavedModel, ONNX or TFLite, each
-written beside its folder, run on a few images against Keras, and only then moved into place."""
+"""Export of a stand-alone model (runner/training/stand_alone.py: a run's, a file's, or published
+weights) to SavedModel, ONNX or TFLite, each written beside its folder, run on a few images against
+Keras, and only then moved into place."""
 
 import pathlib
 import shutil
@@ -14,7 +15,7 @@ import builders  # noqa: F401  (registers its layers, LRN and the padded pools, 
 from runner.bounds import check_bounds
 from runner.errors import UserError
 from runner.schema import ExportConfig
-from runner.tracking import artifacts
+from runner.training.stand_alone import stand_alone
 from runner.weights import saved
 
 SEED = 0  # the check's images: the same on every export
@@ -25,8 +26,7 @@ def export(cfg: DictConfig, run_dir: pathlib.Path) -> tuple[pathlib.Path, float]
     the largest difference of a probability from the Keras model on the check images."""
     options = cfg.export
     check_bounds(options, ExportConfig, "export")
-    with tempfile.TemporaryDirectory(prefix="export-") as downloads:
-        model = saved.float32_copy(keras.saving.load_model(artifacts.model_reference(cfg, "export.model", downloads)))
+    model = saved.float32_copy(stand_alone(cfg, "export.model").model)
     writer, runner, name = FORMATS[options.format.value]
     folder = pathlib.Path(options.output or run_dir)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
-"""Prediction: a saved stand-alone model (runner/weights/saved.py) on image files, read as its run's
-evaluation read its validation images (the same decoding, resize and centre crop, in tf.data)."""
+"""Prediction: a stand-alone model (runner/training/stand_alone.py: a run's, a file's, or published
+weights) on image files, read as an evaluation reads its validation images (the same decoding, resize
+and centre crop, in tf.data), the crop as the weights' card states it."""
 
 import csv
 import dataclasses
@@ -7,7 +8,6 @@ import glob
 import logging
 import os
 import pathlib
-import tempfile
 
 import keras
 import numpy as np
@@ -20,8 +20,7 @@ from runner.data import augment, pipeline, source, unreadable
 from runner.data.folders import IMAGE_SUFFIXES
 from runner.errors import UserError
 from runner.schema import PredictConfig
-from runner.tracking import artifacts
-from runner.weights import saved
+from runner.training.stand_alone import stand_alone
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +36,21 @@ def predict(cfg: DictConfig) -> Predictions:
     options = cfg.predict
     check_bounds(options, PredictConfig, "predict")
     files = image_files(options.images)
-    with tempfile.TemporaryDirectory(prefix="predict-") as downloads:
-        path = artifacts.model_reference(cfg, "predict.model", downloads)
-        model = keras.saving.load_model(path, compile=False)
-        metadata = saved.read_metadata(path)
-    if metadata is None:
-        raise UserError(f"predict.model={options.model}: {path.name} was saved before models carried their "
-                        "class names and preprocessing; train it again to predict with it")
+    chosen = stand_alone(cfg, "predict.model")
+    card = chosen.card
+    if card is None or card.class_names is None:
+        given = f"predict.model={options.model}" if options.model else f"model.weights={cfg.model.weights}"
+        raise UserError(f"{given}: the model does not name its classes (saved before models carried them, or "
+                        "weights without a card); train it again, or give weights that name them")
     skipped = unreadable.find(files)
     if skipped:
         log.warning("skipping %d unreadable image files: %s", len(skipped),
                     "; ".join(f"{file} ({why})" for file, why in sorted(skipped.items())))
     readable = [file for file in files if file not in skipped]
-    probabilities = _probabilities(model, readable, metadata.resize_ratio, options.batch_size)
+    resize_ratio = card.resize_ratio or cfg.eval.resize_ratio
+    probabilities = _probabilities(chosen.model, readable, resize_ratio, options.batch_size)
     ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, : options.top_k]
-    top = [[(metadata.class_names[index], float(row[index])) for index in order]
+    top = [[(card.class_names[index], float(row[index])) for index in order]
            for row, order in zip(probabilities, ranked)]
     return Predictions(readable, top, skipped)
 

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from runner.training import steps
+from runner.training.session import Session
 from runner.training.strategy import distributed
 
 
@@ -36,7 +37,7 @@ class FinalEvaluation:
     centre: Evaluation  # the centre-crop pass the metrics and the confusion matrix come from
 
 
-def evaluate(session, dataset: tf.data.Dataset, eval_step) -> Evaluation:
+def evaluate(session: Session, dataset: tf.data.Dataset, eval_step) -> Evaluation:
     totals = {key: 0.0 for key in steps.SUMS}
     labels, predicted, confidence = [], [], []
     for images, batch_labels in distributed(session.strategy, dataset):
@@ -50,7 +51,7 @@ def evaluate(session, dataset: tf.data.Dataset, eval_step) -> Evaluation:
                       np.concatenate(confidence))
 
 
-def final_evaluation(session, last_epoch: Optional[Evaluation]) -> FinalEvaluation:
+def final_evaluation(session: Session, last_epoch: Optional[Evaluation]) -> FinalEvaluation:
     """eval_top1/eval_top5 on centre crops (the last epoch's pass when there was one: a run resumed
     after its last epoch evaluates again), and with eval.ten_crop the ten-crop metrics."""
     splits = session.splits
@@ -65,7 +66,7 @@ def final_evaluation(session, last_epoch: Optional[Evaluation]) -> FinalEvaluati
 MISTAKES_SHOWN = 16  # mistakes.png: the most confident wrong predictions, 4 x 4
 
 
-def mistakes(session, centre: Evaluation) -> tuple[np.ndarray, list[str]]:
+def mistakes(session: Session, centre: Evaluation) -> tuple[np.ndarray, list[str]]:
     """The images (uint8, as the pipeline reads them) of the most confident wrong predictions of the
     centre-crop pass, and a title for each: true and predicted class, and the confidence. The pass
     over the validation images stops at the last one needed, and decodes only."""

@@ -20,6 +20,7 @@ from runner.training.evaluation import Evaluation, evaluate
 from runner.training.freeze import freeze, thaws_at
 from runner.training.optim import current_learning_rate
 from runner.training.resume import Start
+from runner.training.session import Session
 from runner.training.stops import DeferredStops, stop_if_requested
 from runner.training.strategy import distributed
 
@@ -66,21 +67,21 @@ class Trained:
     last_evaluation: Optional[Evaluation]  # the last epoch's centre-crop pass; None when no epoch ran
 
 
-def fit(session, hooks: EpochHooks) -> Trained:
+def fit(session: Session, hooks: EpochHooks) -> Trained:
     """Train from where the resume point starts (without one: epoch 0) up to trainer.epochs, or until
     early stopping or a stop request (SIGTERM, Ctrl-C: at the next step boundary, runner/training/stops.py)."""
     with DeferredStops():
         return _fit(session, hooks, hooks.resume_point.start if hooks.resume_point else Start())
 
 
-def _fit(session, hooks: EpochHooks, start: Start) -> Trained:
+def _fit(session: Session, hooks: EpochHooks, start: Start) -> Trained:
     cfg, model = session.cfg, session.model
-    session.frozen = freeze(session.built, cfg, start.epoch)  # a resumed run may be past the thaw
+    freeze(session.part.built, cfg, start.epoch)  # a resumed run may be past the thaw
     train_steps, average_statistics = _training_functions(session)
     eval_step = steps.make_eval_step(session)
     callback_list = keras.callbacks.CallbackList(hooks.callbacks, add_progbar=True, model=model, verbose=1,
-                                                 epochs=cfg.trainer.epochs, steps=session.steps_per_epoch)
-    model.optimizer = session.optimizer  # what ReduceLROnPlateau and checkpoints reach for
+                                                 epochs=cfg.trainer.epochs, steps=session.training.steps_per_epoch)
+    model.optimizer = session.training.optimizer  # what ReduceLROnPlateau and checkpoints reach for
     model.stop_training = False
     history = {key: list(values) for key, values in start.history.items()}
     _replay_epoch_seeds(session, start.epoch)
@@ -92,24 +93,24 @@ def _fit(session, hooks: EpochHooks, start: Start) -> Trained:
         if model.stop_training:  # early stopping, or a resumed run that had stopped before its kill
             break
         if thaws_at(cfg, epoch):  # the frozen rows train from here: the steps see other variables
-            session.frozen = freeze(session.built, cfg, epoch)
+            freeze(session.part.built, cfg, epoch)
             train_steps, average_statistics = _training_functions(session)
         callback_list.on_epoch_begin(epoch)
-        lr = current_learning_rate(session.optimizer)  # the rate the epoch starts with
+        lr = current_learning_rate(session.training.optimizer)  # the rate the epoch starts with
         logs, seconds = _train_epoch(session, train_steps, callback_list, epoch)
         if average_statistics:
             average_statistics()
         last = evaluate(session, session.splits.val, eval_step)
         logs.update({f"val_{key}": value for key, value in last.metrics.items()})
         logs.update(lr=lr, epoch_seconds=seconds,
-                    images_per_second=session.steps_per_epoch * cfg.trainer.batch_size / seconds)
+                    images_per_second=session.training.steps_per_epoch * cfg.trainer.batch_size / seconds)
         _end_epoch(hooks, callback_list, model, epoch, logs, history)
         stop_if_requested()  # after the epoch's resume point and record: nothing of it is lost
     callback_list.on_train_end()
     return Trained(history, last)
 
 
-def _training_functions(session):
+def _training_functions(session: Session):
     """The training steps and, with several replicas, the average of the batch-norm statistics: both
     capture the model's (non-)trainable variables when they are made."""
     model, strategy = session.model, session.strategy
@@ -127,20 +128,20 @@ def _end_epoch(hooks: EpochHooks, callback_list, model, epoch: int, logs: dict, 
         hooks.recorder.log_epoch(epoch, logs)
 
 
-def _replay_epoch_seeds(session, epochs_done: int) -> None:
+def _replay_epoch_seeds(session: Session, epochs_done: int) -> None:
     """Each new iterator over the training set draws the next epoch's shuffle and crop seeds; a
     resumed run draws those of the epochs it has done, so its next epoch sees what it would have."""
     for _ in range(epochs_done):
         iter(distributed(session.strategy, session.splits.train))
 
 
-def _train_epoch(session, train_steps, callback_list, epoch: int) -> tuple[dict, float]:
+def _train_epoch(session: Session, train_steps, callback_list, epoch: int) -> tuple[dict, float]:
     iterator = iter(distributed(session.strategy, session.splits.train))
     totals = {key: 0.0 for key in steps.SUMS}
     start = time.perf_counter()
     step = 0
-    while step < session.steps_per_epoch:
-        count = min(session.steps_per_call, session.steps_per_epoch - step)
+    while step < session.training.steps_per_epoch:
+        count = min(session.training.steps_per_call, session.training.steps_per_epoch - step)
         callback_list.on_train_batch_begin(step)
         for key, value in train_steps(iterator, tf.constant(count)).items():
             totals[key] += float(value)

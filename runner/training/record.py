@@ -11,10 +11,13 @@ from runner.training import resume
 from runner.training.evaluation import Evaluation, FinalEvaluation, mistakes
 from runner.training.loop import Trained
 from runner.training.model_report import render
+from runner.training.session import ModelPart, Session
 from runner.weights import saved
+from runner.weights.card import Provenance, WeightsCard
+from runner.weights.source import OURS, RUNS_PREFIX
 
 
-def recorder(session, start: resume.Start) -> Run | NotRecorded:
+def recorder(session: Session, start: resume.Start) -> Run | NotRecorded:
     """Under multi_worker every worker trains and evaluates (their collectives wait for each other);
     only the chief records: one MLflow run, whose files the others write to their own folders."""
     if not session.worker.chief:
@@ -61,7 +64,7 @@ def _logged_points(client, run_id: str) -> set[tuple[str, int]]:
     return {(key, metric.step) for key in keys for metric in client.get_metric_history(run_id, key)}
 
 
-def record_start(run: Run | NotRecorded, session, start: resume.Start) -> None:
+def record_start(run: Run | NotRecorded, session: Session, start: resume.Start) -> None:
     """A new run's settings, size and architecture; a resumed run's epochs that its record lost."""
     if start.resumed:
         if session.worker.chief:
@@ -69,13 +72,14 @@ def record_start(run: Run | NotRecorded, session, start: resume.Start) -> None:
                 run.log_metrics(logs, step=epoch)
             print(f"resuming MLflow run {run.run_id} after epoch {start.epoch}")
     else:
-        run.log_params(session.recorded_params())
+        run.log_params(session.part.recorded_params())
         # As metrics, so the dashboard can sort and chart runs by size and cost.
         skipped = session.splits.skipped_files
-        run.log_metrics({"parameters": session.report.total_params, "gmacs": session.report.inference_macs / 1e9,
+        size = session.part.report
+        run.log_metrics({"parameters": size.total_params, "gmacs": size.inference_macs / 1e9,
                          "data_skipped_files": len(skipped)}, step=0)
-        run.log_text(render(session.report, "markdown"), "architecture.md")
-        record_weights(run, session)
+        run.log_text(render(session.part.report, "markdown"), "architecture.md")
+        record_weights(run, session.part)
         if skipped:
             run.log_text(unreadable.as_tsv(skipped), "skipped_files.txt")
     # The folder too: only a run of this very folder can have been abandoned by its lock's last holder.
@@ -86,15 +90,14 @@ def record_start(run: Run | NotRecorded, session, start: resume.Start) -> None:
             print(f"ended abandoned MLflow run {superseded} as KILLED, superseded by this run")
 
 
-def record_end(run: Run | NotRecorded, session, trained: Trained, final: FinalEvaluation,
+def record_end(run: Run | NotRecorded, session: Session, trained: Trained, final: FinalEvaluation,
                run_dir: pathlib.Path) -> None:
     """The final metrics, the curves and confusion matrix, and the saved model."""
     run.log_metrics(final.metrics, step=len(trained.history["loss"]))
     run.log_curves(trained.history)
     record_evaluation(run, session, final.centre)
     model_path = run_dir / "model.keras"
-    metadata = saved.Metadata(session.splits.class_names, session.preprocessing, session.cfg.eval.resize_ratio)
-    model = saved.save(model_path, session.model, metadata)  # stands alone: 0-255 images in, probabilities out
+    model = saved.save(model_path, session.model, saved_card(session, run.run_id))  # 0-255 images in, probabilities out
     tracking = session.cfg.tracking
     if tracking.log_model or tracking.register_model:
         run.log_artifact(model_path)
@@ -102,13 +105,26 @@ def record_end(run: Run | NotRecorded, session, trained: Trained, final: FinalEv
     _print_summary(final.metrics, trained.history, run, model_path)
 
 
-def record_weights(run: Run | NotRecorded, session) -> None:
-    """With model.weights: where they came from and what of them landed where (weights.txt)."""
-    if session.loaded:
-        run.log_text(f"{session.weights.describes}\n{session.loaded.summary()}", "weights.txt")
+def saved_card(session: Session, run_id: str | None) -> WeightsCard:
+    """The card of the model a run saves: what it takes, what it predicts, how it was made; the
+    licence of the weights it started from, which binds what was trained from them."""
+    part, splits = session.part, session.splits
+    reference = f"{RUNS_PREFIX}{run_id}" if run_id else ""
+    return WeightsCard(kind="run", reference=reference, describes=f"run {run_id}", architecture=part.cfg.model.name,
+                       layout=OURS, preprocessing=part.preprocessing, resize_ratio=part.cfg.eval.resize_ratio,
+                       class_names=tuple(splits.class_names),
+                       class_ids=tuple(splits.class_ids) if splits.class_ids != splits.class_names else None,
+                       classifier=part.classifier, licence=part.card.licence if part.card else None,
+                       provenance=Provenance.now(run_id))
 
 
-def record_evaluation(run: Run | NotRecorded, session, centre: Evaluation) -> None:
+def record_weights(run: Run | NotRecorded, part: ModelPart) -> None:
+    """With model.weights: their card, and what of them landed where (weights.txt)."""
+    if part.loaded:
+        run.log_text(f"{part.card.text()}\n{part.loaded.summary()}", "weights.txt")
+
+
+def record_evaluation(run: Run | NotRecorded, session: Session, centre: Evaluation) -> None:
     """A centre-crop pass's confusion matrix, per-class figures and most confident mistakes."""
     run.log_confusion_matrix(centre.labels, centre.predicted, session.splits.class_names)
     if session.worker.chief:  # the others record nothing: spare them the pass over the images

@@ -8,38 +8,13 @@ batches and `normalise` them first (runner.data.splits.Splits.normalise): on the
 graph, instead of on the host's few cores.
 """
 
-import dataclasses
-
 import keras
 import tensorflow as tf
 
+from runner.training.objective import Objective
+from runner.training.session import Session
+
 SUMS = ("loss", "top1", "top5", "count")
-
-
-@dataclasses.dataclass
-class Objective:
-    num_classes: int
-    label_smoothing: float
-    aux_loss_weight: float | None
-    weight_decay: float = 0.0  # coefficient of the L2 term, whose gradient is weight_decay * w
-
-    def l2_penalty(self, variables):
-        squares = tf.add_n([tf.reduce_sum(tf.square(tf.cast(v.value, tf.float32))) for v in variables])
-        # Each replica adds its share: the all-reduced gradient holds the term once.
-        return tf.nn.scale_regularization_loss(0.5 * self.weight_decay * squares)
-
-    def per_example_loss(self, labels, outputs):
-        """Cross-entropy of the main logits, plus GoogLeNet's auxiliary heads at their weight."""
-        main, *aux = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        loss = self.cross_entropy(labels, main)
-        for side in aux:
-            loss += (self.aux_loss_weight or 0.0) * self.cross_entropy(labels, side)
-        return loss
-
-    def cross_entropy(self, labels, logits):
-        targets = tf.one_hot(labels, self.num_classes)
-        return keras.losses.categorical_crossentropy(
-            targets, tf.cast(logits, tf.float32), from_logits=True, label_smoothing=self.label_smoothing)
 
 
 def averages(totals) -> dict[str, float]:
@@ -62,10 +37,11 @@ def sums(loss, labels, scores):
             "top5": correct(labels, scores, 5), "count": tf.cast(tf.size(labels), tf.float32)}
 
 
-def make_train_steps(session):
+def make_train_steps(session: Session):
     """A function running `count` training steps (trainer.steps_per_execution) on a distributed iterator
     of the session's strategy (runner/training/session.py)."""
-    model, optimizer, objective, strategy = session.model, session.optimizer, session.objective, session.strategy
+    model, strategy = session.model, session.strategy
+    optimizer, objective = session.training.optimizer, session.training.objective
     global_batch_size, normalise = session.cfg.trainer.batch_size, session.splits.normalise
 
     def replica_step(images, labels):
@@ -81,7 +57,7 @@ def make_train_steps(session):
         optimizer.apply(gradients, model.trainable_variables)
         return sums(per_example, labels, main_output(outputs))
 
-    xla = session.resolved.jit_compile
+    xla = session.part.resolved.jit_compile
     step = tf.function(replica_step, jit_compile=xla) if xla else replica_step
 
     @tf.function
@@ -110,9 +86,12 @@ def make_statistics_average(model, strategy):
     return average
 
 
-def make_eval_step(session, ten_crop=False):
-    """One evaluation batch: sums, plus the predicted and true labels for the confusion matrix."""
-    model, objective, strategy, normalise = session.model, session.objective, session.strategy, session.splits.normalise
+def make_eval_step(session: Session, ten_crop: bool = False):
+    """One evaluation batch: sums, plus the predicted and true labels for the confusion matrix. Its
+    loss is the training objective's cross-entropy (label smoothing included), which needs no training part."""
+    model, strategy, normalise = session.model, session.strategy, session.splits.normalise
+    trainer = session.cfg.trainer
+    objective = Objective(session.cfg.data.num_classes, trainer.label_smoothing, aux_loss_weight=None)
 
     def replica_step(images, labels):
         images = normalise(images)

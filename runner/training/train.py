@@ -11,7 +11,7 @@ from runner.training.checks import check_trainer
 from runner.training.evaluation import final_evaluation, sweep_objective
 from runner.training.loop import EpochHooks, fit
 from runner.training.record import record_end, record_start, recorder
-from runner.training.session import prepare
+from runner.training.session import Session, prepare
 from runner.training.stops import DeferredStops, stop_if_requested
 from runner.training.strategy import lost_workers_reported
 
@@ -26,13 +26,13 @@ def train(cfg: DictConfig, output_dir: pathlib.Path) -> float:
         return _train(session, folder, output_dir)
 
 
-def _train(session, folder: pathlib.Path, output_dir: pathlib.Path) -> float:
+def _train(session: Session, folder: pathlib.Path, output_dir: pathlib.Path) -> float:
     cfg = session.cfg
     with lost_workers_reported(session.strategy):  # a worker's mistake here leaves the others waiting
         start = resume.locate(cfg, session.strategy, session.worker, output_dir, folder)
     with DeferredStops(), recorder(session, start) as run:
         record_start(run, session, start)
-        point = resume.ResumePoint(start, session.model, session.optimizer, run.run_id)
+        point = resume.ResumePoint(start, session.model, session.training.optimizer, run.run_id)
         hooks = EpochHooks(standard_callbacks(cfg, start.run_dir), resume_point=point, recorder=run)
         with lost_workers_reported(session.strategy):
             trained = fit(session, hooks)

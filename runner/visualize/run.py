@@ -1,13 +1,15 @@
 """One visualisation: a model and validation images in; figures out, logged in MLflow.
 
 Two sources of a model: a training run (visualize.model=runs:/<id>, else the latest finished one),
-whose config says its data and whose run receives the figures; or weights (model.weights=imagenet
-or a file) on the composed model= and data=, recorded as a new run of their own.
+whose config says its data and whose run receives the figures; or weights (model.weights=imagenet,
+a file, or visualize.model=<a model.keras file>) on the composed model= and data=, recorded as a new
+run of their own. Either way only the validation split is read.
 """
 
 import dataclasses
 import pathlib
 import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 
 import keras
@@ -18,17 +20,17 @@ from runner.bounds import check_bounds
 from runner.errors import UserError
 from runner.data.splits import Splits, load
 from runner.schema import VisualizeConfig
-from runner.tracking.artifacts import RUNS_PREFIX, model_file, run_config, run_id_of
+from runner.tracking.artifacts import RUNS_PREFIX, run_config, run_id_of
 from runner.tracking.run import Run
 from runner.tracking.server import check_store
 from runner.tracking.store import store_uri
 from runner.training.model_report import model_spec
 from runner.training.record import record_weights
-from runner.training.session import prepare
+from runner.training.session import load_splits, prepare_model
 from runner.visualize.render import Options, chosen_rows, visualize
 from runner.visualize.source import find_run, log_figures, open_store
 from runner.weights import saved
-from runner.weights.source import imagenet_head, predicts_imagenet, run_preprocessing
+from runner.weights.source import run_model
 
 ARTIFACT_FOLDER = "visualize"
 ROLE = "visualize"  # the runner.role tag of a run that records weights' figures
@@ -50,6 +52,8 @@ def visualize_model(cfg: DictConfig, folder: pathlib.Path, overrides: Sequence[s
     `overrides`: the command line's (Hydra's task overrides), which must not set model= or data= for
     a training run, whose config says both."""
     check_bounds(cfg.visualize, VisualizeConfig, "visualize")
+    if cfg.visualize.model and not cfg.visualize.model.startswith(RUNS_PREFIX):
+        cfg = _file_as_weights(cfg)
     if cfg.visualize.model and cfg.model.weights:
         raise UserError(f"visualize.model={cfg.visualize.model} and model.weights={cfg.model.weights}: give one; "
                         "a run is drawn with its own model and data, weights on model= and data=")
@@ -68,11 +72,12 @@ def _of_training_run(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     run = find_run(client, run_id)
     train_cfg = run_config(client, run)
     with tempfile.TemporaryDirectory(prefix="visualize-") as downloads:
-        model = saved.network(keras.saving.load_model(model_file(client, run, downloads), compile=False))
+        source = run_model(client, run, pathlib.Path(downloads))
+        model = saved.network(saved.load(source.path, "visualize.model"))
     spec = model_spec(train_cfg)
     chosen_rows(model, spec, Options.of(cfg.visualize))  # a wrong row name fails now, not after the data's file check
     train_cfg.data.cache = False  # one pass over the validation images
-    splits = load(train_cfg, preprocessing=run_preprocessing(client, run))  # the weights' (model.weights), too
+    splits = load(train_cfg, preprocessing=source.card.preprocessing, splits=("val",))
     paths, notes = _drawn(model, spec, splits, cfg.visualize, folder)
     log_figures(client, run.info.run_id, paths)
     return Visualization(run.info.run_id, paths, notes)
@@ -84,13 +89,14 @@ def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     cfg = cfg.copy()
     cfg.data.cache = False
     cfg.trainer.batch_size = cfg.visualize.batch_size
-    # The published classifier has ImageNet's 1000 classes whatever data= holds: the figures need none of it.
-    session = prepare(imagenet_head(cfg) if predicts_imagenet(str(cfg.model.weights)) else cfg, training=False)
-    paths, notes = _drawn(session.model, model_spec(session.cfg), session.splits, cfg.visualize, folder)
+    # The weights' own classifier (ImageNet's 1000 classes, say), whatever data= holds: the figures need none of it.
+    part = prepare_model(cfg, training=False, classes_from_weights=True)
+    splits = load_splits(part, ("val",))
+    paths, notes = _drawn(part.model, model_spec(part.cfg), splits, cfg.visualize, folder)
     with Run(cfg) as run:
         run.set_tags({"runner.role": ROLE})
-        run.log_params(session.recorded_params())
-        record_weights(run, session)
+        run.log_params(part.recorded_params())
+        record_weights(run, part)
         for path in paths:
             run.log_artifact(path, ARTIFACT_FOLDER)
     return Visualization(run.run_id, paths, notes)
@@ -104,6 +110,21 @@ def _drawn(model: keras.Model, spec: Mapping, splits: Splits, options: DictConfi
     return visualize(model, spec, batches, splits.class_names, splits.normalise, Options.of(options), folder)
 
 
+def _file_as_weights(cfg: DictConfig) -> DictConfig:
+    """visualize.model=<a model.keras file>: its weights on model= and data=, as model.weights=<file>;
+    the file's card says which architecture it holds, which model= must be."""
+    path = pathlib.Path(cfg.visualize.model).expanduser()
+    if cfg.model.weights or not path.is_file():
+        return cfg  # both given (one line below), or a malformed reference (one line, before the store)
+    card = saved.read_card(path) if zipfile.is_zipfile(path) else None
+    if card and card.architecture and card.architecture != cfg.model.name:
+        raise UserError(f"visualize.model={path} holds {card.architecture}, not model={cfg.model.name}: "
+                        f"add model={card.architecture} (and its data=)")
+    cfg = cfg.copy()
+    cfg.model.weights, cfg.visualize.model = str(path), None
+    return cfg
+
+
 def _group(override: str) -> str:
     """The config group or node an override sets: "model" for model=vgg16, +model.freeze=x or ~data.root."""
     return override.split("=", 1)[0].lstrip("+~").split(".", 1)[0]
@@ -114,6 +135,6 @@ def _run_id(reference: str | None) -> str | None:
         return None
     run_id = run_id_of(reference)
     if not reference.startswith(RUNS_PREFIX) or not run_id:
-        raise UserError(f"visualize.model={reference}: give runs:/<run_id> of a training run, or leave it unset "
-                        "and set model.weights (imagenet or a file) with model= and data=")
+        raise UserError(f"visualize.model={reference}: give runs:/<run_id> of a training run or a model.keras "
+                        "file, or leave it unset and set model.weights (imagenet or a file) with model= and data=")
     return run_id

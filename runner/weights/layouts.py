@@ -121,7 +121,7 @@ TORCHVISION_VGG = Layout(
     ),
 )
 
-# keras.applications.vgg16 / vgg19 (block{b}_conv{i}, fc1, fc2, predictions), as tensors.read keys
+# keras.applications.vgg16 / vgg19 (block{b}_conv{i}, fc1, fc2, predictions), as tensors.opened keys
 # their HDF5 files: `<layer>/kernel`, `<layer>/bias`.
 KERAS_APPLICATIONS_VGG = Layout(
     name="keras_applications_vgg",

@@ -1,60 +1,39 @@
-"""Starting weights on a built model (`model.weights`), and the preprocessing the run then uses.
+"""Starting weights on a built model (`model.weights`).
 
-When data.num_classes differs from the source's classes, everything but the classifier (the last
-row, and GoogLeNet's auxiliary classifiers) is loaded, and the classifier starts afresh: the new
-head of fine-tuning. What was loaded and what was not is the run's weights.txt.
+When the source's classifier does not fit ours (data.num_classes differs from the weights' classes),
+everything but the classifier rows (the weights' card names them: the last row, and GoogLeNet's
+auxiliary classifiers) is loaded, and those rows start afresh: the new head of fine-tuning. What was
+loaded and what was not is the run's weights.txt. The file is read one tensor at a time as it is
+assigned (runner/weights/convert.py), so a load holds at most a tensor and its converted form beside
+the model, not a copy of the file.
 """
 
+import contextlib
 import logging
-
-import numpy as np
-from omegaconf import DictConfig
+from collections.abc import Sequence
 
 from builders.rows import BuiltModel
-from runner.data.pipeline import IMAGENET, Preprocessing
-from runner.data.splits import data_preprocessing
 from runner.weights import convert, ours, tensors
 from runner.weights.source import OURS, Source
 
 log = logging.getLogger(__name__)
 
 
-def load_into(built: BuiltModel, source: Source, num_classes: int) -> convert.Loaded:
-    """Sets the source's weights on `built` in place (all checked first) and says what it did."""
-    if source.layout == OURS:
-        found = _named_by_our_layers(built, ours.read(source.path))
-    else:
-        found = tensors.read(source.path)
-    new_head = not convert.head_fits(built.model, found, source.layout)
-    if new_head:
-        log.info("model.weights: a new classifier for %d classes", num_classes)
-    return convert.assign(built.model, found, source.layout, new_head=new_head)
+def load_into(built: BuiltModel, source: Source, classifier: Sequence[str]) -> convert.Loaded:
+    """Sets the source's weights on `built` in place (all checked first) and says what it did.
+    `classifier`: our rows that predict the classes, left fresh when the source's do not fit them."""
+    layout = source.card.layout
+    with _opened(built, source) as found:
+        fits = convert.head_fits(built.model, found, layout, classifier)
+        if not fits:
+            log.info("model.weights: the source's classifier does not fit rows %s: they start afresh",
+                     ", ".join(classifier))
+        head = set() if fits else convert.head_layers(built.model, classifier)
+        return convert.assign(built.model, found, layout, head=head)
 
 
-def preprocessing(data: DictConfig, source: Source | None) -> Preprocessing:
-    """The source's preprocessing, unless data.mean or data.std are set: they win, with a warning
-    where they disagree with what the weights were trained with."""
-    theirs = source.preprocessing if source else None
-    if data.mean is None and data.std is None:
-        return theirs or IMAGENET
-    given = data_preprocessing(data)
-    if theirs and (given.mean, given.std) != (theirs.mean, theirs.std):
-        log.warning("data.mean %s and data.std %s differ from what model.weights=%s were trained with "
-                    "(mean %s, std %s): using data's", list(given.mean), list(given.std), source.reference,
-                    list(theirs.mean), list(theirs.std))
-    return Preprocessing(given.mean, given.std, bgr=bool(theirs and theirs.bgr))
-
-
-def _named_by_our_layers(built: BuiltModel, layers: dict[str, list[np.ndarray]]) -> dict[str, np.ndarray]:
-    """Our saved layers' variables as `<layer>/<weight>`, named as the same layer of `built` names
-    them; a layer `built` lacks keeps its indices (`<layer>/0`), which no weight receives."""
-    model_layers = {layer.name: layer for layer in built.model.layers}
-    named = {}
-    for layer_name, arrays in layers.items():
-        layer = model_layers.get(layer_name)
-        weights = layer.weights if layer is not None and len(layer.weights) == len(arrays) else None
-        for index, array in enumerate(arrays):
-            weight = weights[index].path.split("/")[-1] if weights else str(index)
-            named[f"{layer_name}/{weight}"] = array
-    return named
-
+def _opened(built: BuiltModel, source: Source) -> contextlib.AbstractContextManager[tensors.Tensors]:
+    """The source's tensors, read when assigned: a file of ours by our layers' names, another as it is."""
+    if source.card.layout == OURS:
+        return ours.opened(source.path, built.model)
+    return tensors.opened(source.path)

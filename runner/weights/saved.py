@@ -1,7 +1,8 @@
 """The model a run saves (`model.keras`), which stands alone: it takes images as they come, pixel
 values 0-255 (uint8 or float, RGB or gray) at the network's input size, normalises them itself as
-the run did, and returns class probabilities. Its class names and preprocessing travel inside the
-same file, as `classes.json` beside Keras's own members of the .keras zip.
+the run did, and returns class probabilities. Its card (runner/weights/card.py: class names,
+preprocessing, crop, classifier rows, provenance) travels inside the same file, as `card.json` beside
+Keras's own members of the .keras zip; files saved before cards hold `classes.json`, read as a card.
 
 Built from Keras's own layers only (Rescaling, a fixed 1x1 convolution for Caffe's BGR order,
 Softmax), around the network as a nested model: `network()` gives the network back, for
@@ -9,7 +10,6 @@ what reads its rows (visualize) or its weights (runner/weights/ours.py). Trainin
 compiled step and saves this wrapper only at the end, so nothing is normalised twice.
 """
 
-import dataclasses
 import json
 import pathlib
 import zipfile
@@ -19,29 +19,27 @@ import numpy as np
 from keras import layers
 
 from runner import disk
+from runner.errors import UserError
+from runner.messages import first_line
 from runner.data.pipeline import Preprocessing, per_channel
+from runner.weights.card import WeightsCard
 
-METADATA = "classes.json"
+CARD = "card.json"
+OLD_METADATA = "classes.json"  # what files saved before cards hold: class names, preprocessing, crop
+KERAS_MEMBERS = ("config.json", "model.weights.h5")  # what keras.saving.save_model writes into the zip
 PREFIX = "preprocess_"  # the wrapper's own layers; a network row never starts so
 
 
-@dataclasses.dataclass(frozen=True)
-class Metadata:
-    class_names: list[str]
-    preprocessing: Preprocessing
-    resize_ratio: float  # the evaluation's shorter side / crop (eval.resize_ratio): how to crop an image
-
-
-def standalone(network: keras.Model, metadata: Metadata) -> keras.Model:
+def standalone(network: keras.Model, preprocessing: Preprocessing) -> keras.Model:
     """`network` (logits, maybe with side outputs) behind its preprocessing, with probabilities out."""
     height, width, channels = network.input_shape[1:]
-    mean, std = per_channel(metadata.preprocessing, channels)
+    mean, std = per_channel(preprocessing, channels)
     image = keras.Input((height, width, channels), name="image")
     # (x / 255 - mean) / std as one affine map per channel, in float32 whatever the training's dtype
     # policy; constants, not variables, so exporters fold them (tf2onnx trips on Normalization's).
     x = layers.Rescaling(scale=(1 / (255 * std)).tolist(), offset=(-mean / std).tolist(), name=f"{PREFIX}normalise",
                          dtype="float32")(image)
-    if metadata.preprocessing.bgr and channels == 3:
+    if preprocessing.bgr and channels == 3:
         x = _reversed_channels(x)
     outputs = network(x)
     logits = outputs[0] if isinstance(outputs, (list, tuple)) else outputs  # auxiliary heads: training only
@@ -49,32 +47,58 @@ def standalone(network: keras.Model, metadata: Metadata) -> keras.Model:
     return keras.Model(image, probabilities, name=f"{network.name}_standalone")
 
 
-def save(path: pathlib.Path, network: keras.Model, metadata: Metadata) -> keras.Model:
-    """The stand-alone model at `path`, whole or not at all (written beside it, then renamed); returns it."""
+def save(path: pathlib.Path, network: keras.Model, card: WeightsCard) -> keras.Model:
+    """The stand-alone model at `path` with its card, whole or not at all (written beside it, then
+    renamed); returns it."""
     # The training loop hands Keras's callbacks the optimizer through the network: not the model's to keep.
     optimizer, network.optimizer = getattr(network, "optimizer", None), None
     try:
-        model = standalone(network, metadata)
+        model = standalone(network, card.preprocessing)
         with disk.written_whole(path) as partial:
             model.save(partial)
             with zipfile.ZipFile(partial, "a") as archive:
-                archive.writestr(METADATA, json.dumps({
-                    "class_names": metadata.class_names, "resize_ratio": metadata.resize_ratio,
-                    "preprocessing": dataclasses.asdict(metadata.preprocessing)}, indent=1))
+                archive.writestr(CARD, card.to_json())
     finally:
         network.optimizer = optimizer
     return model
 
 
-def read_metadata(path: pathlib.Path) -> Metadata | None:
-    """The class names and preprocessing saved with a model; None for a file without them."""
+VALID = "give runs:/<run_id> or a model.keras file a run saved"
+
+
+def load(path: pathlib.Path, key: str) -> keras.Model:
+    """The model saved at `path` (given as config `key`), or one line saying what the file is instead."""
+    check_archive(path, key)
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # a damaged member: zlib's, h5py's, Keras's own errors, which vary
+        why = first_line(str(error)) or type(error).__name__
+        raise UserError(f"{key}: {path} is a damaged Keras model file ({why}): {VALID}") from None
+
+
+def check_archive(path: pathlib.Path, key: str) -> None:
+    """The cheap checks, before any expensive read: a .keras file is a zip archive holding Keras's
+    config.json and model.weights.h5; a truncated one has lost its zip directory, which sits at the end."""
+    if not zipfile.is_zipfile(path):
+        raise UserError(f"{key}: {path} is not a Keras model file (a .keras file is a zip archive; this is "
+                        f"not one, or it was cut short): {VALID}")
     with zipfile.ZipFile(path) as archive:
-        if METADATA not in archive.namelist():
+        missing = [name for name in KERAS_MEMBERS if name not in archive.namelist()]
+    if missing:
+        raise UserError(f"{key}: {path} is a zip archive but not a Keras model (no {', '.join(missing)}): {VALID}")
+
+
+def read_card(path: pathlib.Path) -> WeightsCard | None:
+    """The card saved with a model (an older file's classes.json as one); None for a file without either."""
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        if CARD in names:
+            return WeightsCard.from_json(archive.read(CARD).decode())
+        if OLD_METADATA not in names:
             return None
-        data = json.loads(archive.read(METADATA))
-    preprocessing = data["preprocessing"]
-    return Metadata(data["class_names"], Preprocessing(tuple(preprocessing["mean"]), tuple(preprocessing["std"]),
-                                                       preprocessing["bgr"]), data["resize_ratio"])
+        data = json.loads(archive.read(OLD_METADATA))
+    return WeightsCard.from_dict({"kind": "file", "reference": str(path), "describes": f"the file {path}",
+                                  "architecture": "", "layout": "ours", **data})
 
 
 def network(model: keras.Model) -> keras.Model:

@@ -1,5 +1,5 @@
-"""What `model.weights` names: the published ImageNet weights (`imagenet`), a file, or a previous run
-(`runs:/<run_id>`, MLflow's form), resolved to a local file, its layout and what its inputs were."""
+"""What `model.weights` names: published weights (`imagenet`, `imagenet:<tag>`), a file, or a previous
+run (`runs:/<run_id>`, MLflow's form), resolved to a local file and its card (runner/weights/card.py)."""
 
 import dataclasses
 import json
@@ -9,17 +9,20 @@ import tempfile
 
 from omegaconf import DictConfig, OmegaConf
 
+from builders.rows import BuiltModel
 from runner.data.pipeline import IMAGENET, Preprocessing
 from runner.data.splits import data_preprocessing
 from runner.errors import UserError
 from runner.tracking import artifacts
-from runner.weights import download, layouts, ours
-from runner.weights.published import CAFFE, IMAGENET_CLASSES, published
+from runner.weights import download, layouts, ours, saved
+from runner.weights.card import WeightsCard
+from runner.weights.published import CAFFE, CLASSIFIER, imagenet_lemmas, imagenet_synsets, is_published, published
 
 OURS = layouts.OURS.name  # a model this project saved: read by layer name (runner/weights/ours.py)
 RUNS_PREFIX = artifacts.RUNS_PREFIX
 CLASSES = "${data.num_classes}"  # how the zoo's classifier rows take their size
-# Files of another ecosystem, by suffix and model family (the name's letters: resnet50 -> resnet).
+# Files of another ecosystem, by suffix and model family (the name's letters: resnet50 -> resnet);
+# each holds an ImageNet-1k classifier.
 FOREIGN_LAYOUTS = {
     ".safetensors": ({"resnet": "torchvision_resnet", "vgg": "torchvision_vgg"}, IMAGENET),
     ".h5": ({"vgg": "keras_applications_vgg"}, CAFFE),
@@ -28,15 +31,8 @@ FOREIGN_LAYOUTS = {
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-    reference: str  # model.weights as given
-    describes: str  # for people: where the weights come from
-    path: pathlib.Path
-    layout: str  # a table of runner/weights/layouts.py, or OURS
-    preprocessing: Preprocessing | None  # what its inputs were; None: not known (the data's)
-
-    def as_params(self) -> dict[str, object]:
-        return {"weights.source": self.reference, "weights.describes": self.describes,
-                "weights.layout": self.layout, "weights.file": str(self.path)}
+    path: pathlib.Path  # the tensors on this machine
+    card: WeightsCard
 
 
 def locate(cfg: DictConfig, downloads: pathlib.Path) -> Source | None:
@@ -45,30 +41,34 @@ def locate(cfg: DictConfig, downloads: pathlib.Path) -> Source | None:
     reference = cfg.model.weights
     if not reference:
         return None
-    if reference == "imagenet":
-        entry = published(cfg.model.name)
-        return Source(reference, f"published ImageNet-1k weights of {cfg.model.name} ({entry.address})",
-                      download.fetch(entry), entry.layout, entry.preprocessing)
+    if is_published(reference):
+        entry = published(cfg.model.name, reference)
+        return Source(download.fetch(entry), entry.card)
     if reference.startswith(RUNS_PREFIX):
         return _from_run(cfg, reference, downloads)
     return _from_file(cfg, reference)
 
 
-def imagenet_head(cfg: DictConfig) -> DictConfig:
-    """cfg with every classifier row (units: ${data.num_classes}) at ImageNet's 1000 classes: what
-    published weights' classifier is, whatever data= holds."""
+def with_classes(cfg: DictConfig, count: int) -> DictConfig:
+    """cfg with every classifier row (units: ${data.num_classes}) at `count` classes: the weights'
+    own classifier, whatever data= holds."""
     copy = cfg.copy()
-    rows = OmegaConf.to_container(copy.model.blocks, resolve=False)
-    for index, row in enumerate(rows):
-        if isinstance(row, dict) and row.get("units") == CLASSES:
-            copy.model.blocks[index].units = IMAGENET_CLASSES
+    for index in _classifier_indices(copy):
+        copy.model.blocks[index].units = count
     return copy
 
 
-def predicts_imagenet(reference: str) -> bool:
-    """Whether weights `reference` carry ImageNet's 1000-way classifier: published, or a file of
-    another ecosystem (a run's, or a file of ours, has the classes it was trained on)."""
-    return not reference.startswith(RUNS_PREFIX) and not ours.is_ours(pathlib.Path(reference))
+def classifier_rows(cfg: DictConfig, built: BuiltModel) -> tuple[str, ...]:
+    """The names of the rows that predict the classes (units: ${data.num_classes} in the model's file):
+    the last first, then the auxiliary heads."""
+    paths = {f"model.blocks[{index}]" for index in _classifier_indices(cfg)}
+    names = [row.application.name for row in built.rows if row.application.path in paths]
+    return tuple(names[-1:]) + tuple(names[:-1])
+
+
+def _classifier_indices(cfg: DictConfig) -> list[int]:
+    rows = OmegaConf.to_container(cfg.model.blocks, resolve=False)
+    return [index for index, row in enumerate(rows) if isinstance(row, dict) and row.get("units") == CLASSES]
 
 
 def _from_file(cfg: DictConfig, reference: str) -> Source:
@@ -76,25 +76,55 @@ def _from_file(cfg: DictConfig, reference: str) -> Source:
     if not path.is_file():
         raise UserError(f"model.weights={reference}: no such file; give imagenet, runs:/<run_id>, or a "
                         f".keras, .weights.h5, .h5 or .safetensors file")
+    describes = f"the file {path}"
     if ours.is_ours(path):
-        return Source(reference, f"the file {path}", path, OURS, None)
+        saved_card = None  # a .weights.h5 holds weights alone
+        if path.suffix == ".keras":
+            saved.check_archive(path, "model.weights")
+            saved_card = saved.read_card(path)
+        return Source(path, _as_reached(saved_card, "file", reference, describes, cfg.model.name))
     family = re.match(r"[a-z]*", cfg.model.name)[0]
     by_family, preprocessing = FOREIGN_LAYOUTS.get(path.suffix, ({}, None))
     if family not in by_family:
         known = "; ".join(f"{suffix}: {', '.join(families)}" for suffix, (families, _) in FOREIGN_LAYOUTS.items())
         raise UserError(f"model.weights={reference}: no conversion from a {path.suffix or 'suffix-less'} file "
                         f"to {cfg.model.name}; families with one, by suffix: {known}")
-    return Source(reference, f"the file {path}", path, by_family[family], preprocessing)
+    layout = by_family[family]
+    return Source(path, WeightsCard(kind="file", reference=reference, describes=describes,
+                                    architecture=cfg.model.name, layout=layout, preprocessing=preprocessing,
+                                    class_names=imagenet_lemmas(), class_ids=imagenet_synsets(),
+                                    classifier=CLASSIFIER[layout]))
 
 
 def _from_run(cfg: DictConfig, reference: str, downloads: pathlib.Path) -> Source:
-    client, run = artifacts.referenced_run(cfg, "model.weights", reference)
+    return run_model(*artifacts.referenced_run(cfg, "model.weights", reference), downloads)
+
+
+def run_model(client, run, downloads: pathlib.Path) -> Source:
+    """A training run's model.keras, fetched into `downloads`, with its card (a run saved before cards:
+    what its params recorded)."""
     path = artifacts.model_file(client, run, tempfile.mkdtemp(prefix="weights-", dir=downloads))
-    return Source(reference, f"run {run.info.run_id} ({run.info.run_name})", path, OURS,
-                  run_preprocessing(client, run))
+    card = saved.read_card(path) or _recorded_card(client, run)
+    return Source(path, _as_reached(card, "run", f"{RUNS_PREFIX}{run.info.run_id}",
+                                    f"run {run.info.run_id} ({run.info.run_name})", card.architecture))
 
 
-def run_preprocessing(client, run) -> Preprocessing:
+def _as_reached(card: WeightsCard | None, kind: str, reference: str, describes: str, model: str) -> WeightsCard:
+    """A saved model's card (or none: a .weights.h5, a file saved before cards) as this reference reached it."""
+    if card is None:
+        return WeightsCard(kind=kind, reference=reference, describes=describes, architecture=model, layout=OURS,
+                           preprocessing=None)
+    return dataclasses.replace(card, kind=kind, reference=reference, describes=describes, layout=OURS)
+
+
+def _recorded_card(client, run) -> WeightsCard:
+    """A run saved before models held their card: what its params recorded of its inputs."""
+    return WeightsCard(kind="run", reference="", describes="", architecture=run.data.params.get("model.name", ""),
+                       layout=OURS, preprocessing=_recorded_preprocessing(client, run))
+
+
+
+def _recorded_preprocessing(client, run) -> Preprocessing:
     """What the run's model takes: its recorded preprocessing, or (runs before it was recorded) its data.*."""
     params = run.data.params
     if "preprocessing.mean" in params:

@@ -1,4 +1,8 @@
-"""Weights files as {source name: numpy array}, in the source's own names and layouts.
+"""Weights files as {source name: numpy array}, in the source's own names and layouts, read lazily.
+
+`opened(path)` yields, while its block runs, a read-only mapping whose values are read from the file
+only when asked for, one at a time, and which tells a tensor's shape without reading it
+(`Tensors.shape`): a load holds one tensor of the file at a time, not the whole file beside the model.
 
 * `.safetensors` (the Hugging Face hub's format, e.g. timm/resnet50.tv_in1k): the state dict's keys
   as they are (`layer1.0.conv1.weight`), read with safetensors' numpy API (no torch).
@@ -10,12 +14,14 @@
   (the published VGG files) and Keras 2's `block1_conv1/kernel:0` both become `block1_conv1/kernel`.
 """
 
+import contextlib
 import pathlib
 import re
+from collections.abc import Callable, Iterator, Mapping
 
 import h5py
 import numpy as np
-from safetensors.numpy import load_file
+from safetensors import safe_open
 
 from runner.errors import UserError
 
@@ -24,44 +30,105 @@ _KERAS1_WEIGHTS = {"W": "kernel", "b": "bias"}
 _INDEX_SUFFIX = re.compile(r"(_\d+)?(:\d+)?$")  # TensorFlow's `_1:0` uniquifier and output index
 
 
-def read(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+class Tensors(Mapping[str, np.ndarray]):
+    """A source's tensors by name: each read from its file when looked up, its shape known without
+    reading it. Iterating over keys reads nothing; `values()` and `items()` read every tensor."""
+
+    def __init__(self, shapes: Mapping[str, tuple[int, ...]], read: Callable[[str], np.ndarray]):
+        self._shapes = dict(shapes)
+        self._read = read
+
+    @classmethod
+    def in_memory(cls, arrays: Mapping[str, np.ndarray]) -> "Tensors":
+        return cls({key: tuple(array.shape) for key, array in arrays.items()}, arrays.__getitem__)
+
+    @classmethod
+    def of_datasets(cls, datasets: Mapping[str, h5py.Dataset]) -> "Tensors":
+        """HDF5 datasets of a file that stays open while the tensors are read."""
+        return cls({key: dataset.shape for key, dataset in datasets.items()},
+                   lambda key: np.asarray(datasets[key]))
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return self._shapes[key]
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in self._shapes:
+            raise KeyError(key)
+        return self._read(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._shapes  # Mapping's own would read the tensor to find out
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shapes)
+
+    def __len__(self) -> int:
+        return len(self._shapes)
+
+
+def as_tensors(arrays: Mapping[str, np.ndarray]) -> Tensors:
+    """`arrays` as Tensors: a file's as they are, arrays already in memory wrapped."""
+    return arrays if isinstance(arrays, Tensors) else Tensors.in_memory(arrays)
+
+
+@contextlib.contextmanager
+def opened(path: str | pathlib.Path) -> Iterator[Tensors]:
+    """The file's tensors, readable while the block runs."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist")
-    readers = {".safetensors": _read_safetensors, ".h5": _read_keras_h5, ".hdf5": _read_keras_h5}
+    readers = {".safetensors": _opened_safetensors, ".h5": _opened_keras_h5, ".hdf5": _opened_keras_h5}
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise UserError(f"weights file {path}: unknown format {path.suffix!r}; "
                         f"valid: {', '.join(readers)}")
-    return reader(path)
+    with reader(path) as found:
+        yield found
 
 
-def _read_safetensors(path: pathlib.Path) -> dict[str, np.ndarray]:
+@contextlib.contextmanager
+def _opened_safetensors(path: pathlib.Path) -> Iterator[Tensors]:
     try:
-        return load_file(str(path))
+        with safe_open(str(path), framework="numpy") as handle:  # get_slice reads the header's entry alone
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
     except Exception as error:  # safetensors raises its own SafetensorError, or OSError
         raise UserError(f"weights file {path} is not a readable safetensors file: {error}") from None
+    yield Tensors(shapes, lambda key: _safetensors_tensor(path, key))
 
 
-def _read_keras_h5(path: pathlib.Path) -> dict[str, np.ndarray]:
+def _safetensors_tensor(path: pathlib.Path, key: str) -> np.ndarray:
+    """One tensor, copied out of the file opened for it alone: safetensors maps the file into memory,
+    and every page a mapping has read stays resident in this process until the mapping closes, so one
+    mapping for the whole load would end it holding the file as well. Opening costs about a
+    millisecond (the header is parsed again): under a second for ResNet-152's 777 tensors."""
+    with safe_open(str(path), framework="numpy") as handle:
+        return handle.get_tensor(key)
+
+
+@contextlib.contextmanager
+def _opened_keras_h5(path: pathlib.Path) -> Iterator[Tensors]:
     try:
         handle = h5py.File(path, "r")
     except OSError as error:
         raise UserError(f"weights file {path} is not a readable HDF5 file: {error}") from None
     with handle:
-        group = handle["model_weights"] if "model_weights" in handle else handle
-        layer_names = _attribute_list(group, "layer_names")
-        if not layer_names:
-            raise UserError(f"weights file {path} is HDF5 but not Keras weights: "
-                            "its root has no attribute layer_names")
-        tensors = {}
-        for layer in layer_names:
-            for weight_name in _attribute_list(group[layer], "weight_names"):
-                key = f"{layer}/{_weight(layer, weight_name)}"
-                if key in tensors:
-                    raise UserError(f"weights file {path}: two weights of layer {layer} are both named {key}")
-                tensors[key] = np.asarray(group[layer][weight_name])
-        return tensors
+        yield Tensors.of_datasets(_keras_datasets(path, handle))
+
+
+def _keras_datasets(path: pathlib.Path, handle: h5py.File) -> dict[str, h5py.Dataset]:
+    group = handle["model_weights"] if "model_weights" in handle else handle
+    layer_names = _attribute_list(group, "layer_names")
+    if not layer_names:
+        raise UserError(f"weights file {path} is HDF5 but not Keras weights: "
+                        "its root has no attribute layer_names")
+    datasets = {}
+    for layer in layer_names:
+        for weight_name in _attribute_list(group[layer], "weight_names"):
+            key = f"{layer}/{_weight(layer, weight_name)}"
+            if key in datasets:
+                raise UserError(f"weights file {path}: two weights of layer {layer} are both named {key}")
+            datasets[key] = group[layer][weight_name]
+    return datasets
 
 
 def _attribute_list(group: h5py.Group, name: str) -> list[str]:
