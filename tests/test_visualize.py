@@ -272,6 +272,26 @@ def test_the_command_draws_the_latest_run_and_logs_the_figures_on_it(trained, tm
 
 
 @pytest.mark.slow
+def test_a_model_file_is_drawn_as_its_weights_on_the_model_its_card_names(trained, tmp_path):
+    uri, run_id, root = trained
+    file = root / "run" / "model.keras"
+    with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
+        cfg = hydra.compose("visualize", overrides=[f"tracking.uri={uri}", f"visualize.model={file}",
+                                                    "visualize.rows=[c1]", "visualize.top_row=c1",
+                                                    "visualize.max_images=40"])
+    result = visualize_model(cfg, tmp_path / "out")
+    assert result.run_id != run_id  # weights' figures: a run of their own
+    client = mlflow.MlflowClient(uri)
+    drawn = client.get_run(result.run_id)
+    assert (drawn.data.tags["runner.role"], drawn.data.params["weights.kind"]) == ("visualize", "file")
+    assert drawn.data.params["weights.source"] == str(file)
+    wrong_model = cfg.copy()
+    wrong_model.model.name = "vgg16"
+    with pytest.raises(UserError, match=f"^visualize.model={file} holds lenet, not model=vgg16: add model=lenet"):
+        visualize_model(wrong_model, tmp_path / "refused")
+
+
+@pytest.mark.slow
 def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
     uri, run_id, _ = trained
     with hydra.initialize_config_dir(str(CONF), version_base="1.3"):

@@ -179,7 +179,8 @@ def fit(cfg: DictConfig, session: Session, run: Optional[Run], folder: pathlib.P
     The timed epoch's training loop (fit's own epoch_seconds) plus its share of the end-of-epoch
     hooks (Keras's progress bar included, which ends the callbacks): their time once per real epoch of
     the configured data (trainer.steps_per_epoch or the whole split), spread over the steps, so a
-    short bench epoch does not count them more often than training does. Validation is left out (one batch is run; it is not training)."""
+    short bench epoch does not count them more often than training does. Validation is left out (one
+    batch is run; it is not training)."""
     fit_cfg = with_values(cfg, {"trainer.epochs": 2, "trainer.steps_per_epoch": cfg.bench.fit_steps})
     splits = load(fit_cfg)
     splits = dataclasses.replace(splits, val=splits.val.take(1), val_ten_crop=None)

@@ -25,7 +25,7 @@ from runner.bench.memory import MIB, PeakRss
 from runner.logs import import_tensorflow_quietly
 
 LAYOUTS = ("keras_applications_vgg", "torchvision_vgg")
-IMAGENET_CLASSES = 1000  # runner.weights.published's, not imported here: it imports TensorFlow before it is quiet
+IMAGENET_CLASSES = 1000  # ImageNet-1k's, the published classifiers'
 # VGG-16, the paper's configuration D: (filters, convolutions) of each block, then the dense layers.
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 LAST_MAP = (7, 7, 512)  # (H, W, C) before the flatten, at 224x224

@@ -28,7 +28,12 @@ def evaluate_weights(cfg: DictConfig) -> float:
     check_store(cfg)  # a tracking server that does not answer: one line in seconds, before the evaluation
     if not cfg.model.weights:
         raise UserError("model.weights is not set: give imagenet, runs:/<run_id> or a weights file to evaluate")
-    part = prepare_model(cfg, training=False, classes_from_weights=True)
+    part = prepare_model(cfg, for_training=False, classes_from_weights=True)
+    if part.loaded.left_out:
+        raise UserError(f"model.weights={cfg.model.weights}: their classifier does not fit data's "
+                        f"{cfg.data.num_classes} classes, and they do not say which classes they predict, so "
+                        "a new head would be scored at random: fine-tune first (python -m runner "
+                        "model.weights=...), then evaluate that run")
     splits = load_splits(part, ("val",))
     session = Session(_scored_on_data_classes(part, splits.class_ids), splits)
     final = final_evaluation(session, None)
@@ -38,11 +43,11 @@ def evaluate_weights(cfg: DictConfig) -> float:
 
 
 def _scored_on_data_classes(part: ModelPart, data_ids: list[str]) -> ModelPart:
-    """The part as it is when the weights predict the data's classes; else with a model whose logits
-    are those of the data's classes alone, in the data's label order (ImageNet weights on Imagenette's
-    synset folders: scored on ten of the thousand, no new head)."""
+    """The part as it is when the weights predict the data's classes, in its order; else with a model
+    whose logits are those of the data's classes alone, in the data's label order (ImageNet weights on
+    Imagenette's synset folders: scored on ten of the thousand, no new head)."""
     card = part.card
-    if card is None or card.ids is None or card.num_classes == len(data_ids):
+    if card is None or card.ids is None or card.ids == tuple(data_ids):
         return part
     unknown = [name for name in data_ids if name not in card.ids]
     if unknown:

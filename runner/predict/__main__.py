@@ -3,9 +3,10 @@
 M is `runs:/<run_id>` (the run's model.keras, as MLflow names a run's files) or a model.keras file;
 instead of M, `model=<name> model.weights=<imagenet | file | runs:/<run_id>>` (the weights' card names
 the classes). P is an image file, a folder (searched recursively) or a glob. The images are read,
-resized and centre-cropped as the weights' card says their evaluation did, in batches through tf.data; an unreadable file is
-skipped with a warning. It prints a table, or with predict.output=<file>.csv writes the columns
-file,rank,class,probability (rank 1 the top prediction, predict.top_k ranks per file).
+resized and centre-cropped as the weights' card says their evaluation did, in batches through
+tf.data; an unreadable file is skipped with a warning. It prints a table, or with
+predict.output=<file>.csv writes the columns file,rank,class,probability (rank 1 the top
+prediction, predict.top_k ranks per file).
 """
 
 import os

@@ -31,13 +31,12 @@ def _is_row(name: str, row: str) -> bool:
     return name == row or (name.startswith(prefix) and name[len(prefix):].isdigit())
 
 
-def freeze(built: BuiltModel, cfg: DictConfig, epoch: int) -> list[str]:
-    """Sets which layers train in `epoch` (0-based); returns the names of those that do not."""
+def freeze(built: BuiltModel, cfg: DictConfig, epoch: int) -> None:
+    """Sets which layers train in `epoch` (0-based): the layers themselves hold it (layer.trainable)."""
     layers = frozen_layers(built, cfg.model.freeze)
     unfrozen = cfg.trainer.unfreeze_epoch is not None and epoch + 1 >= cfg.trainer.unfreeze_epoch
     for layer in layers:
         layer.trainable = unfrozen
-    return [] if unfrozen else [layer.name for layer in layers]
 
 
 def thaws_at(cfg: DictConfig, epoch: int) -> bool:

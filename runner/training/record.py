@@ -110,7 +110,8 @@ def saved_card(session: Session, run_id: str | None) -> WeightsCard:
     licence of the weights it started from, which binds what was trained from them."""
     part, splits = session.part, session.splits
     reference = f"{RUNS_PREFIX}{run_id}" if run_id else ""
-    return WeightsCard(kind="run", reference=reference, describes=f"run {run_id}", architecture=part.cfg.model.name,
+    describes = f"run {run_id}" if run_id else f"worker {session.worker.index}'s copy of a multi-worker run's model"
+    return WeightsCard(kind="run", reference=reference, describes=describes, architecture=part.cfg.model.name,
                        layout=OURS, preprocessing=part.preprocessing, resize_ratio=part.cfg.eval.resize_ratio,
                        class_names=tuple(splits.class_names),
                        class_ids=tuple(splits.class_ids) if splits.class_ids != splits.class_names else None,

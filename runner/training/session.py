@@ -122,8 +122,8 @@ def prepare(cfg: DictConfig) -> Session:
     return Session(part, splits, prepare_training(part, splits))
 
 
-def prepare_model(cfg: DictConfig, *, training: bool = True, classes_from_weights: bool = False) -> ModelPart:
-    """Strategy, precision and the model with its weights. `training` false: the memory check counts
+def prepare_model(cfg: DictConfig, *, for_training: bool = True, classes_from_weights: bool = False) -> ModelPart:
+    """Strategy, precision and the model with its weights. `for_training` false: the memory check counts
     forward passes alone. `classes_from_weights`: the classifier is as many classes as the weights'
     card says (predict, export, figures, evaluate), not data.num_classes with a new head."""
     strategy = make_strategy(cfg.trainer)  # before any TensorFlow op
@@ -136,7 +136,7 @@ def prepare_model(cfg: DictConfig, *, training: bool = True, classes_from_weight
         if classes_from_weights and weights and weights.card.num_classes:
             cfg = with_classes(cfg, weights.card.num_classes)
         spec = model_spec(cfg)
-        check_memory(cfg, strategy, resolved.precision, spec, training)  # before any layer takes memory
+        check_memory(cfg, strategy, resolved.precision, spec, for_training)  # before any layer takes memory
         with strategy.scope():
             built = builders.build(spec)
             rows = classifier_rows(given, built)

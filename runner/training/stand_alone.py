@@ -41,9 +41,10 @@ def stand_alone(cfg: DictConfig, key: str) -> StandAlone:
 
 def from_weights(cfg: DictConfig) -> StandAlone:
     """model= built with model.weights, in float32 (an export's and a prediction's precision), behind
-    the preprocessing its card states (the data's only where the card states none)."""
+    the preprocessing its card states: there is no data here whose statistics could be meant (the
+    composed default's are not), so ImageNet's only where the card states none."""
     cfg = cfg.copy()
     cfg.trainer.precision = "float32"
-    part = prepare_model(cfg, training=False, classes_from_weights=True)
-    preprocessing = part.card.preprocessing or part.preprocessing
-    return StandAlone(saved.standalone(part.model, preprocessing), part.card, part)
+    cfg.data.mean = cfg.data.std = None
+    part = prepare_model(cfg, for_training=False, classes_from_weights=True)
+    return StandAlone(saved.standalone(part.model, part.preprocessing), part.card, part)

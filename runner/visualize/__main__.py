@@ -4,8 +4,8 @@ visualize.model=runs:/<run_id>, else (model.weights unset) the latest FINISHED t
 store training uses (MLFLOW_TRACKING_URI, else tracking.uri, else outputs/mlflow.db): its model (the
 logged model.keras artifact, else <hydra.output_dir tag>/model.keras) and its own validation images;
 the figures are logged on that run under visualize/. With model.weights (imagenet, a file) and
-visualize.model unset, or visualize.model=<a model.keras file>: those weights on model= and data='s validation images, logged on a new run
-(tag runner.role=visualize). The PNGs land in Hydra's folder (outputs/visualize/...): filters.png,
+visualize.model unset, or visualize.model=<a model.keras file>: those weights on model= and data='s
+validation images, logged on a new run (tag runner.role=visualize). The PNGs land in Hydra's folder (outputs/visualize/...): filters.png,
 feature_maps_<row>.png, top_images_<row>.png, projections_<row>.png and figure2_<row>.png.
 Options and the PNG sizes: runner/schema.py VisualizeConfig and runner/visualize/render.py.
 """

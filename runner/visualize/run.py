@@ -9,7 +9,6 @@ run of their own. Either way only the validation split is read.
 import dataclasses
 import pathlib
 import tempfile
-import zipfile
 from collections.abc import Mapping, Sequence
 
 import keras
@@ -90,7 +89,7 @@ def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     cfg.data.cache = False
     cfg.trainer.batch_size = cfg.visualize.batch_size
     # The weights' own classifier (ImageNet's 1000 classes, say), whatever data= holds: the figures need none of it.
-    part = prepare_model(cfg, training=False, classes_from_weights=True)
+    part = prepare_model(cfg, for_training=False, classes_from_weights=True)
     splits = load_splits(part, ("val",))
     paths, notes = _drawn(part.model, model_spec(part.cfg), splits, cfg.visualize, folder)
     with Run(cfg) as run:
@@ -116,7 +115,8 @@ def _file_as_weights(cfg: DictConfig) -> DictConfig:
     path = pathlib.Path(cfg.visualize.model).expanduser()
     if cfg.model.weights or not path.is_file():
         return cfg  # both given (one line below), or a malformed reference (one line, before the store)
-    card = saved.read_card(path) if zipfile.is_zipfile(path) else None
+    saved.check_archive(path, "visualize.model")  # one line naming the key given, before the weights' reader
+    card = saved.read_card(path)
     if card and card.architecture and card.architecture != cfg.model.name:
         raise UserError(f"visualize.model={path} holds {card.architecture}, not model={cfg.model.name}: "
                         f"add model={card.architecture} (and its data=)")

@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 
 INTERPOLATION = "bilinear"  # how runner.data.pixels resizes before the evaluation's crop (tf.image.resize)
 PROJECT = "classic-cnns"  # the distribution's name (pyproject.toml)
-FORMAT_VERSION = 1  # of the card's JSON inside a saved model
+# Of the card's JSON inside a saved model, for a later reader that must tell old cards from new ones;
+# this one reads any, ignoring fields it does not know.
+FORMAT_VERSION = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Provenance:
 @dataclasses.dataclass(frozen=True)
 class WeightsCard:
     kind: str  # "published", "file" (a file of ours or of another ecosystem) or "run"
-    reference: str  # model.weights as given: imagenet, imagenet:<tag>, a path, runs:/<run_id>
+    reference: str  # model.weights, resolved: imagenet:<tag> (imagenet names the first), a path, runs:/<run_id>
     describes: str  # for people: where the weights come from
     architecture: str  # the zoo's model name (conf/model/<name>.yaml)
     layout: str  # a table of runner/weights/layouts.py, or "ours"
@@ -112,10 +114,11 @@ class WeightsCard:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "WeightsCard":
-        known = {field.name for field in dataclasses.fields(cls)}
-        data = {key: value for key, value in data.items() if key in known}  # a newer card's extra fields
-        nested = {"preprocessing": _preprocessing, "metrics": lambda d: PublishedMetrics(**d),
-                  "provenance": lambda d: Provenance(**d)}
+        """A card from its JSON's fields; a newer card's extra fields, at any depth, are left out. A
+        field missing or of the wrong shape raises KeyError, TypeError or ValueError."""
+        data = _known(cls, data)
+        nested = {"preprocessing": _preprocessing, "metrics": lambda d: PublishedMetrics(**_known(PublishedMetrics, d)),
+                  "provenance": lambda d: Provenance(**_known(Provenance, d))}
         for key, make in nested.items():
             if data.get(key) is not None:
                 data[key] = make(data[key])
@@ -147,6 +150,11 @@ class WeightsCard:
                          f"TensorFlow {made.tensorflow_version}, {made.date}"
                          + (f", run {made.run_id}" if made.run_id else ""))
         return "\n".join(lines) + "\n"
+
+
+def _known(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+    names = {field.name for field in dataclasses.fields(kind)}
+    return {key: value for key, value in data.items() if key in names}
 
 
 def _preprocessing(data: dict[str, Any]) -> Preprocessing:

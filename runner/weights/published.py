@@ -17,7 +17,6 @@ CAFFE = Preprocessing(mean=(123.68 / 255, 116.779 / 255, 103.939 / 255), std=(1 
 
 KERAS_APPLICATIONS = "https://storage.googleapis.com/tensorflow/keras-applications"
 IMAGENET_REFERENCE = "imagenet"  # model.weights=imagenet, or imagenet:<tag> for one of several
-IMAGENET_CLASSES = 1000
 # Single centre crops of the 50,000 validation images, the 224 crop of a 256 resize: what both
 # publishers describe, and what runner.evaluate does with the defaults (eval.resize_ratio).
 CENTRE_CROP = 256 / 224

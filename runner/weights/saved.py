@@ -76,29 +76,35 @@ def load(path: pathlib.Path, key: str) -> keras.Model:
         raise UserError(f"{key}: {path} is a damaged Keras model file ({why}): {VALID}") from None
 
 
-def check_archive(path: pathlib.Path, key: str) -> None:
+def check_archive(path: pathlib.Path, key: str, valid: str = VALID) -> None:
     """The cheap checks, before any expensive read: a .keras file is a zip archive holding Keras's
-    config.json and model.weights.h5; a truncated one has lost its zip directory, which sits at the end."""
+    config.json and model.weights.h5; a truncated one has lost its zip directory, which sits at the end.
+    `valid`: what config `key` takes instead."""
     if not zipfile.is_zipfile(path):
         raise UserError(f"{key}: {path} is not a Keras model file (a .keras file is a zip archive; this is "
-                        f"not one, or it was cut short): {VALID}")
+                        f"not one, or it was cut short): {valid}")
     with zipfile.ZipFile(path) as archive:
         missing = [name for name in KERAS_MEMBERS if name not in archive.namelist()]
     if missing:
-        raise UserError(f"{key}: {path} is a zip archive but not a Keras model (no {', '.join(missing)}): {VALID}")
+        raise UserError(f"{key}: {path} is a zip archive but not a Keras model (no {', '.join(missing)}): {valid}")
 
 
 def read_card(path: pathlib.Path) -> WeightsCard | None:
     """The card saved with a model (an older file's classes.json as one); None for a file without either."""
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
-        if CARD in names:
-            return WeightsCard.from_json(archive.read(CARD).decode())
-        if OLD_METADATA not in names:
+        member = CARD if CARD in names else OLD_METADATA if OLD_METADATA in names else None
+        if member is None:
             return None
-        data = json.loads(archive.read(OLD_METADATA))
-    return WeightsCard.from_dict({"kind": "file", "reference": str(path), "describes": f"the file {path}",
-                                  "architecture": "", "layout": "ours", **data})
+        text = archive.read(member).decode(errors="replace")
+    try:
+        if member == CARD:
+            return WeightsCard.from_json(text)
+        return WeightsCard.from_dict({"kind": "file", "reference": str(path), "describes": f"the file {path}",
+                                      "architecture": "", "layout": "ours", **json.loads(text)})
+    except (ValueError, TypeError, KeyError, AttributeError) as error:  # JSONDecodeError is a ValueError
+        raise UserError(f"{path}: its {member} cannot be read ({type(error).__name__}: {error}); the file is "
+                        f"damaged, or was not written by this project: {VALID}") from None
 
 
 def network(model: keras.Model) -> keras.Model:

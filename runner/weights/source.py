@@ -21,6 +21,7 @@ from runner.weights.published import CAFFE, CLASSIFIER, imagenet_lemmas, imagene
 OURS = layouts.OURS.name  # a model this project saved: read by layer name (runner/weights/ours.py)
 RUNS_PREFIX = artifacts.RUNS_PREFIX
 CLASSES = "${data.num_classes}"  # how the zoo's classifier rows take their size
+VALID = "give imagenet, runs:/<run_id>, or a .keras, .weights.h5, .h5 or .safetensors file"
 # Files of another ecosystem, by suffix and model family (the name's letters: resnet50 -> resnet);
 # each holds an ImageNet-1k classifier.
 FOREIGN_LAYOUTS = {
@@ -74,13 +75,12 @@ def _classifier_indices(cfg: DictConfig) -> list[int]:
 def _from_file(cfg: DictConfig, reference: str) -> Source:
     path = pathlib.Path(reference).expanduser()
     if not path.is_file():
-        raise UserError(f"model.weights={reference}: no such file; give imagenet, runs:/<run_id>, or a "
-                        f".keras, .weights.h5, .h5 or .safetensors file")
+        raise UserError(f"model.weights={reference}: no such file; {VALID}")
     describes = f"the file {path}"
     if ours.is_ours(path):
         saved_card = None  # a .weights.h5 holds weights alone
         if path.suffix == ".keras":
-            saved.check_archive(path, "model.weights")
+            saved.check_archive(path, "model.weights", VALID)
             saved_card = saved.read_card(path)
         return Source(path, _as_reached(saved_card, "file", reference, describes, cfg.model.name))
     family = re.match(r"[a-z]*", cfg.model.name)[0]
@@ -105,8 +105,9 @@ def run_model(client, run, downloads: pathlib.Path) -> Source:
     what its params recorded)."""
     path = artifacts.model_file(client, run, tempfile.mkdtemp(prefix="weights-", dir=downloads))
     card = saved.read_card(path) or _recorded_card(client, run)
-    return Source(path, _as_reached(card, "run", f"{RUNS_PREFIX}{run.info.run_id}",
-                                    f"run {run.info.run_id} ({run.info.run_name})", card.architecture))
+    describes = f"run {run.info.run_id} ({run.info.run_name})"
+    return Source(path, _as_reached(card, "run", f"{RUNS_PREFIX}{run.info.run_id}", describes,
+                                    run.data.params.get("model.name", "")))
 
 
 def _as_reached(card: WeightsCard | None, kind: str, reference: str, describes: str, model: str) -> WeightsCard:
@@ -114,14 +115,14 @@ def _as_reached(card: WeightsCard | None, kind: str, reference: str, describes: 
     if card is None:
         return WeightsCard(kind=kind, reference=reference, describes=describes, architecture=model, layout=OURS,
                            preprocessing=None)
-    return dataclasses.replace(card, kind=kind, reference=reference, describes=describes, layout=OURS)
+    return dataclasses.replace(card, kind=kind, reference=reference, describes=describes, layout=OURS,
+                               architecture=card.architecture or model)  # classes.json names none
 
 
 def _recorded_card(client, run) -> WeightsCard:
     """A run saved before models held their card: what its params recorded of its inputs."""
     return WeightsCard(kind="run", reference="", describes="", architecture=run.data.params.get("model.name", ""),
                        layout=OURS, preprocessing=_recorded_preprocessing(client, run))
-
 
 
 def _recorded_preprocessing(client, run) -> Preprocessing:
