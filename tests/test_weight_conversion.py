@@ -20,7 +20,7 @@ from runner.weights.convert import assign, head_fits, head_layers
 from runner.weights.layouts import fill
 from runner.weights.load import load_into
 from runner.weights.source import Source
-from runner.weights.tensors import Tensors
+from runner.weights.tensor_map import Tensors
 
 VGG11 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]  # torchvision's cfgs["A"]
 VGG13 = [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]  # cfgs["B"]

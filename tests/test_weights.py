@@ -14,7 +14,7 @@ from reference_resnet import random_state_dict
 from runner.data import pipeline
 from runner.errors import UserError
 from cards import tiny_card
-from runner.weights import download, published
+from runner.weights import download, families, published
 from runner.weights.card import model_inputs
 
 TINY = ("model.input_shape=[64,64,3]", "data=synthetic", "data.num_classes=3", "data.train_size=8",
@@ -98,7 +98,7 @@ def test_a_torchvision_file_trains_from_its_weights_with_its_preprocessing(tmp_p
 def test_the_weights_preprocessing_applies_unless_the_data_sets_its_own(tmp_path):
     cfg = compose("model=vgg16", "data=imagenette")
     card = published.published("vgg16").card
-    assert model_inputs(cfg.data, card) == published.CAFFE
+    assert model_inputs(cfg.data, card) == families.CAFFE
     assert model_inputs(cfg.data, None) == pipeline.IMAGENET
     given = compose("data=imagenette", "data.mean=[0.5,0.5,0.5]", "data.std=[0.5,0.5,0.5]").data
     assert model_inputs(given, card) == pipeline.Preprocessing((0.5,) * 3, (0.5,) * 3, bgr=True)
@@ -106,7 +106,7 @@ def test_the_weights_preprocessing_applies_unless_the_data_sets_its_own(tmp_path
 
 def test_caffe_preprocessing_is_bgr_minus_the_mean_pixel():
     pixel = tf.constant([[[[200, 100, 50]]]], tf.uint8)
-    normalised = pipeline.normaliser(published.CAFFE, 3)(pixel).numpy().ravel()
+    normalised = pipeline.normaliser(families.CAFFE, 3)(pixel).numpy().ravel()
     np.testing.assert_allclose(normalised, [50 - 103.939, 100 - 116.779, 200 - 123.68], rtol=1e-5)
 
 
@@ -127,7 +127,7 @@ def test_a_saved_model_normalises_as_its_weights_say_and_reloads_without_custom_
     x = keras.layers.Flatten(name="flatten")(keras.layers.Conv2D(4, 3, name="c1_conv")(inputs))
     network = keras.Model(inputs, keras.layers.Dense(3, name="fc")(x), name="tiny")
     images = np.random.default_rng(0).integers(0, 256, (2, 6, 6, 3)).astype(np.uint8)
-    for inputs_were in (pipeline.IMAGENET, published.CAFFE):
+    for inputs_were in (pipeline.IMAGENET, families.CAFFE):
         card = tiny_card(("a", "b", "c"), inputs_were)
         saved.save(tmp_path / "model.keras", network, card)
         reloaded = keras.saving.load_model(tmp_path / "model.keras")  # no custom_objects

@@ -19,7 +19,7 @@ from runner.data import pipeline, unreadable
 from runner.errors import UserError
 from runner.training import session as session_module
 from runner.training.model_report import model_spec
-from runner.weights import published, saved
+from runner.weights import families, published, saved
 from runner.weights.card import WeightsCard
 from runner.weights.source import classifier_rows, with_classes
 from runner.weights.table import markdown_table
@@ -75,7 +75,7 @@ def test_a_run_from_another_runs_file_takes_that_runs_preprocessing_bgr_included
              "data.num_classes=2", "trainer.epochs=1", "trainer.batch_size=4")
     caffe_file = tmp_path / "caffe_style.keras"
     network = builders.build_model(model_spec(compose(*lenet)))
-    saved.save(caffe_file, network, tiny_card(("cat", "dog"), published.CAFFE, "lenet", classifier=("output",)))
+    saved.save(caffe_file, network, tiny_card(("cat", "dog"), families.CAFFE, "lenet", classifier=("output",)))
     store = new_store(tmp_path)
     for name, weights in (("a", caffe_file), ("b", tmp_path / "a" / "model.keras")):
         result = run_app("runner", *lenet, f"model.weights={weights}", f"hydra.run.dir={tmp_path / name}",
@@ -87,7 +87,7 @@ def test_a_run_from_another_runs_file_takes_that_runs_preprocessing_bgr_included
     assert first["preprocessing.channels"] == "BGR"
     assert (second["weights.kind"], second["weights.source"]) == ("file", str(tmp_path / "a" / "model.keras"))
     assert "weights.file" not in second  # a path that may be gone (a run's download) is no param
-    assert saved.read_card(tmp_path / "b" / "model.keras").preprocessing == published.CAFFE
+    assert saved.read_card(tmp_path / "b" / "model.keras").preprocessing == families.CAFFE
 
 
 @pytest.fixture
@@ -134,7 +134,7 @@ def test_predict_and_export_take_published_weights_with_their_classes(tmp_path, 
                      "predict.top_k=1", f"predict.output={tmp_path / 'top.csv'}", f"hydra.run.dir={tmp_path}/p")
     assert result.returncode == 0, result.stderr[-3000:]
     lines = (tmp_path / "top.csv").read_text().splitlines()
-    assert len(lines) == 11 and all(line.split(",")[2] in published.imagenet_lemmas() for line in lines[1:])
+    assert len(lines) == 11 and all(line.split(",")[2] in families.imagenet_lemmas() for line in lines[1:])
     result = run_app("runner.export", *SMALL_RESNET, "model.weights=imagenet", "export.check_images=2",
                      f"export.output={tmp_path / 'export'}", f"hydra.run.dir={tmp_path}/e")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -252,7 +252,7 @@ def test_a_damaged_or_newer_card_is_one_line_or_read_for_what_it_knows(tmp_path)
 def test_predict_with_weights_takes_the_cards_preprocessing_without_a_word_about_the_data(tmp_path):
     file = tmp_path / "caffe_style.keras"
     network = builders.build_model(model_spec(compose("model=lenet", "model.input_shape=[32,32,3]")))
-    saved.save(file, network, tiny_card(("cat", "dog"), published.CAFFE, "lenet", classifier=("output",)))
+    saved.save(file, network, tiny_card(("cat", "dog"), families.CAFFE, "lenet", classifier=("output",)))
     photos = make_image_folder(tmp_path / "photos", classes=("cat",), per_class=1) / "val"
     result = run_app("runner.predict", "model.input_shape=[32,32,3]", f"model.weights={file}",
                      f"predict.images={photos}", f"hydra.run.dir={tmp_path}/p")

@@ -112,17 +112,15 @@ def variable_bytes(model) -> int:
 
 def measure(layout: str, folder: pathlib.Path) -> dict[str, float]:
     # These import TensorFlow: after import_tensorflow_quietly.
-    from runner.weights.card import WeightsCard
+    from runner.weights.families import family_card
     from runner.weights.load import load_into
-    from runner.weights.published import CLASSIFIER
     from runner.weights.source import Source
 
     write, name = WRITERS[layout]
     path = folder / name
     write(path, np.random.default_rng(0))
     built = build_vgg16()
-    card = WeightsCard(kind="file", reference=str(path), describes="random tensors", architecture="vgg16",
-                       layout=layout, preprocessing=None, classifier=CLASSIFIER[layout])
+    card = family_card(layout, kind="file", reference=str(path), describes="random tensors", architecture="vgg16")
     with PeakRss() as memory:
         load_into(built, Source(path, card), card.classifier)
     return {"model_mib": variable_bytes(built.model) / MIB, "file_mib": path.stat().st_size / MIB,

@@ -116,6 +116,7 @@ def saved_card(session: Session, run_id: str | None) -> WeightsCard:
                        class_names=tuple(splits.class_names),
                        class_ids=tuple(splits.class_ids) if splits.class_ids != splits.class_names else None,
                        classifier=part.classifier, licence=part.card.licence if part.card else None,
+                       lrn=part.card.lrn if part.card else None,
                        provenance=Provenance.now(run_id))
 
 

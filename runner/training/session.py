@@ -41,7 +41,7 @@ from runner.training.strategy import Worker, make_strategy, precision, shard, st
 from runner.weights.card import WeightsCard, model_inputs
 from runner.weights.convert import Loaded
 from runner.weights.load import load_into
-from runner.weights.source import classifier_rows, locate, with_classes
+from runner.weights.source import classifier_rows, locate, with_classes, with_lrn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +135,8 @@ def prepare_model(cfg: DictConfig, *, for_training: bool = True, classes_from_we
         given = cfg  # its classifier rows still say ${data.num_classes}: classifier_rows finds them
         if classes_from_weights and weights and weights.card.num_classes:
             cfg = with_classes(cfg, weights.card.num_classes)
+        if weights and weights.card.lrn:
+            cfg = with_lrn(cfg, weights.card.lrn)  # what the weights compute, not the paper's constants
         spec = model_spec(cfg)
         check_memory(cfg, strategy, resolved.precision, spec, for_training)  # before any layer takes memory
         with strategy.scope():

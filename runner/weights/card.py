@@ -75,6 +75,9 @@ class WeightsCard:
     class_names: tuple[str, ...] | None = None  # in the classifier's order; None: not known
     class_ids: tuple[str, ...] | None = None  # as folders name them (WordNet ids), when they differ
     classifier: tuple[str, ...] = ()  # the rows that predict the classes: the last, then auxiliary heads
+    # The LRN constants (an lrn row's keys) the weights were trained with, which every lrn row takes
+    # when they load (Caffe's differ from the papers'); None: the model file's own.
+    lrn: dict[str, float] | None = None
     metrics: PublishedMetrics | None = None
     licence: str | None = None
     page: str | None = None  # the paper or page the weights come with
@@ -99,6 +102,8 @@ class WeightsCard:
             params |= {"weights.published_top1": self.metrics.top1, "weights.published_top5": self.metrics.top5}
         if self.licence:
             params["weights.licence"] = self.licence
+        if self.lrn:
+            params["weights.lrn"] = json.dumps(self.lrn, sort_keys=True)
         if self.provenance and self.provenance.run_id:
             params["weights.run_id"] = self.provenance.run_id
         return params
@@ -140,6 +145,8 @@ class WeightsCard:
                  "classes: " + (f"{self.num_classes} ({', '.join(self.class_names[:3])}"
                                 f"{', ...' if self.num_classes > 3 else ''})" if self.class_names else "not known"),
                  f"classifier rows: {', '.join(self.classifier) or 'not known'}"]
+        if self.lrn:
+            lines.append("lrn rows take: " + ", ".join(f"{key} {value:g}" for key, value in self.lrn.items()))
         if self.metrics:
             lines.append(f"published: top-1 {self.metrics.top1}%, top-5 {self.metrics.top5}% "
                          f"({self.metrics.measured_on})")

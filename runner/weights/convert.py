@@ -26,7 +26,7 @@ import numpy as np
 from builders.names import row_of_layer
 from runner.errors import UserError
 from runner.weights.layouts import IGNORED, KINDS, LAYOUTS, Layout, Row, fill
-from runner.weights.tensors import Tensors, as_tensors
+from runner.weights.tensor_map import Tensors, as_tensors
 
 Shape = tuple[int, ...]
 _LISTED = 5  # an error lists this many of the offending tensors, then counts the rest

@@ -1,11 +1,12 @@
 """Published weights on this machine: fetched once into ~/.cache/classic-cnns/weights/ with the
-ecosystem's own clients (keras.utils.get_file, checked against its md5; huggingface_hub's cache),
-each of which writes a file completely or not at all.
+ecosystem's own clients (keras.utils.get_file, checked against its md5, or here against BVLC's sha1;
+huggingface_hub's cache), each of which writes a file completely or not at all.
 
 Offline, both clients retry for tens of seconds (huggingface_hub: 23 s here); the host is tried
 first, for seconds, so a machine without network fails at once with what to do instead.
 """
 
+import hashlib
 import logging
 import pathlib
 import socket
@@ -47,8 +48,23 @@ def _from_url(entry: Published) -> pathlib.Path:
     cached = weights_home() / name
     if not cached.is_file():  # get_file checks a cached file's md5 itself, and fetches it again if wrong
         _reachable(entry)
-    return pathlib.Path(keras.utils.get_file(name, entry.url, file_hash=entry.md5, cache_dir=str(cache_home()),
+    path = pathlib.Path(keras.utils.get_file(name, entry.url, file_hash=entry.md5, cache_dir=str(cache_home()),
                                              cache_subdir="weights"))
+    if entry.sha1:
+        _check_sha1(path, entry.sha1)
+    return path
+
+
+def _check_sha1(path: pathlib.Path, expected: str) -> None:
+    """keras.utils.get_file checks md5 and sha256 only; BVLC publishes sha1. A file that differs is
+    removed, so the next run downloads it again."""
+    digest = hashlib.sha1()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    if digest.hexdigest() != expected:
+        path.unlink()
+        raise ValueError(f"{path.name} has sha1 {digest.hexdigest()}, not the published {expected}; removed")
 
 
 def _from_hub(entry: Published) -> pathlib.Path:

@@ -135,6 +135,38 @@ KERAS_APPLICATIONS_VGG = Layout(
     ),
 )
 
+# BVLC's Caffe models, as runner/weights/caffe.py reads them: `<layer>.weight` (convolutions OIHW, as
+# torch's; grouped ones (out, in / group, kh, kw), whose groups take contiguous channel blocks as Keras's
+# `groups` do) and `<layer>.bias`. Layer names from models/bvlc_alexnet/deploy.prototxt.
+CAFFE_ALEXNET = Layout(
+    name="caffe_alexnet",
+    separator=".",
+    describes="BVLC's Caffe AlexNet (bvlc_alexnet.caffemodel)",
+    rows=(
+        Row(r"conv(?P<i>[1-5])", "conv{i}_conv", "conv"),
+        Row(r"fc6", "fc6", "dense_after_flatten_chw"),  # Caffe's InnerProduct flattens (C, H, W)
+        Row(r"fc(?P<i>[78])", "fc{i}", "dense"),
+    ),
+)
+
+# BVLC's GoogLeNet (models/bvlc_googlenet/train_val.prototxt, whose snapshot holds the auxiliary
+# heads loss1/* and loss2/*: a 1x1 conv, fc 1024 after a (C, H, W) flatten, the classifier).
+CAFFE_GOOGLENET = Layout(
+    name="caffe_googlenet",
+    separator=".",
+    describes="BVLC's Caffe GoogLeNet (bvlc_googlenet.caffemodel)",
+    rows=(
+        Row(r"conv1/7x7_s2", "conv1_conv", "conv"),
+        Row(r"conv2/3x3_reduce", "conv2_reduce_conv", "conv"),
+        Row(r"conv2/3x3", "conv2_conv", "conv"),
+        Row(r"(?P<m>inception_\d[a-e])/(?P<b>1x1|3x3_reduce|3x3|5x5_reduce|5x5|pool_proj)", "{m}_{b}_conv", "conv"),
+        Row(r"loss(?P<k>[12])/conv", "aux{k}_proj_conv", "conv"),
+        Row(r"loss(?P<k>[12])/fc", "aux{k}_fc", "dense_after_flatten_chw"),
+        Row(r"loss(?P<k>[12])/classifier", "aux{k}_logits", "dense"),
+        Row(r"loss3/classifier", "classifier", "dense"),
+    ),
+)
+
 # A model this project saved (runner/weights/ours.py reads it as `<layer>/<weight>`): names are ours.
 OURS = Layout(
     name="ours",
@@ -143,7 +175,8 @@ OURS = Layout(
     rows=(Row(r"(?P<layer>.+)", "{layer}", "ours"),),
 )
 
-LAYOUTS = {layout.name: layout for layout in (TORCHVISION_RESNET, TORCHVISION_VGG, KERAS_APPLICATIONS_VGG, OURS)}
+LAYOUTS = {layout.name: layout for layout in (TORCHVISION_RESNET, TORCHVISION_VGG, KERAS_APPLICATIONS_VGG,
+                                               CAFFE_ALEXNET, CAFFE_GOOGLENET, OURS)}
 
 _FIELD = re.compile(r"\{(\w+)(?:\+(\d+))?\}")
 

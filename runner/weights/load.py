@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from builders.rows import BuiltModel
 from runner.weights import convert, ours, tensors
 from runner.weights.source import OURS, Source
+from runner.weights.tensor_map import Tensors
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def load_into(built: BuiltModel, source: Source, classifier: Sequence[str]) -> c
         return convert.assign(built.model, found, layout, head=head)
 
 
-def _opened(built: BuiltModel, source: Source) -> contextlib.AbstractContextManager[tensors.Tensors]:
+def _opened(built: BuiltModel, source: Source) -> contextlib.AbstractContextManager[Tensors]:
     """The source's tensors, read when assigned: a file of ours by our layers' names, another as it is."""
     if source.card.layout == OURS:
         return ours.opened(source.path, built.model)

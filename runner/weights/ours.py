@@ -18,7 +18,7 @@ import keras
 
 from runner.errors import UserError
 from runner.weights import saved
-from runner.weights.tensors import Tensors
+from runner.weights.tensor_map import Tensors
 
 KERAS_WEIGHTS = "model.weights.h5"  # the weights' member of a .keras file
 

@@ -10,24 +10,19 @@ import tempfile
 from omegaconf import DictConfig, OmegaConf
 
 from builders.rows import BuiltModel
-from runner.data.pipeline import IMAGENET, Preprocessing
+from runner.data.pipeline import Preprocessing
 from runner.data.splits import data_preprocessing
 from runner.errors import UserError
 from runner.tracking import artifacts
 from runner.weights import download, layouts, ours, saved
 from runner.weights.card import WeightsCard
-from runner.weights.published import CAFFE, CLASSIFIER, imagenet_lemmas, imagenet_synsets, is_published, published
+from runner.weights.families import FILE_LAYOUTS, family_card
+from runner.weights.published import is_published, published
 
 OURS = layouts.OURS.name  # a model this project saved: read by layer name (runner/weights/ours.py)
 RUNS_PREFIX = artifacts.RUNS_PREFIX
 CLASSES = "${data.num_classes}"  # how the zoo's classifier rows take their size
 VALID = "give imagenet, runs:/<run_id>, or a .keras, .weights.h5, .h5 or .safetensors file"
-# Files of another ecosystem, by suffix and model family (the name's letters: resnet50 -> resnet);
-# each holds an ImageNet-1k classifier.
-FOREIGN_LAYOUTS = {
-    ".safetensors": ({"resnet": "torchvision_resnet", "vgg": "torchvision_vgg"}, IMAGENET),
-    ".h5": ({"vgg": "keras_applications_vgg"}, CAFFE),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +54,17 @@ def with_classes(cfg: DictConfig, count: int) -> DictConfig:
     return copy
 
 
+def with_lrn(cfg: DictConfig, constants: dict[str, float]) -> DictConfig:
+    """cfg with every lrn row at `constants`: the ones the weights were trained with (Caffe's)."""
+    copy = cfg.copy()
+    rows = OmegaConf.to_container(copy.model.blocks, resolve=False)
+    for index, row in enumerate(rows):
+        if isinstance(row, dict) and row.get("type") == "lrn":
+            for key, value in constants.items():
+                copy.model.blocks[index][key] = value
+    return copy
+
+
 def classifier_rows(cfg: DictConfig, built: BuiltModel) -> tuple[str, ...]:
     """The names of the rows that predict the classes (units: ${data.num_classes} in the model's file):
     the last first, then the auxiliary heads."""
@@ -83,17 +89,16 @@ def _from_file(cfg: DictConfig, reference: str) -> Source:
             saved.check_archive(path, "model.weights", VALID)
             saved_card = saved.read_card(path)
         return Source(path, _as_reached(saved_card, "file", reference, describes, cfg.model.name))
+    # Files of another ecosystem, by suffix and model family (the name's letters: resnet50 -> resnet);
+    # each holds an ImageNet-1k classifier.
     family = re.match(r"[a-z]*", cfg.model.name)[0]
-    by_family, preprocessing = FOREIGN_LAYOUTS.get(path.suffix, ({}, None))
+    by_family = FILE_LAYOUTS.get(path.suffix, {})
     if family not in by_family:
-        known = "; ".join(f"{suffix}: {', '.join(families)}" for suffix, (families, _) in FOREIGN_LAYOUTS.items())
+        known = "; ".join(f"{suffix}: {', '.join(families)}" for suffix, families in FILE_LAYOUTS.items())
         raise UserError(f"model.weights={reference}: no conversion from a {path.suffix or 'suffix-less'} file "
                         f"to {cfg.model.name}; families with one, by suffix: {known}")
-    layout = by_family[family]
-    return Source(path, WeightsCard(kind="file", reference=reference, describes=describes,
-                                    architecture=cfg.model.name, layout=layout, preprocessing=preprocessing,
-                                    class_names=imagenet_lemmas(), class_ids=imagenet_synsets(),
-                                    classifier=CLASSIFIER[layout]))
+    return Source(path, family_card(by_family[family], kind="file", reference=reference, describes=describes,
+                                    architecture=cfg.model.name))
 
 
 def _from_run(cfg: DictConfig, reference: str, downloads: pathlib.Path) -> Source:

@@ -6,7 +6,8 @@ import pathlib
 import urllib.parse
 
 from runner.data.pipeline import IMAGENET, Preprocessing
-from runner.weights.published import CAFFE, IMAGENET_REFERENCE, Published, published_weights
+from runner.weights.families import BVLC_ALEXNET, BVLC_GOOGLENET, CAFFE
+from runner.weights.published import IMAGENET_REFERENCE, Published, published_weights
 
 HEADER = ("| model | `model.weights=` | file | licence, as published | inputs | top-1 / top-5 (%), as published |\n"
           "|---|---|---|---|---|---|")
@@ -29,11 +30,13 @@ def _file(entry: Published) -> str:
     if entry.hub:
         return f"[`{entry.hub}`](https://huggingface.co/{entry.hub})"
     name = pathlib.PurePosixPath(urllib.parse.urlparse(entry.url).path).name
-    return f"[`{name}`]({entry.url}) (Keras Applications)"
+    return f"[`{name}`]({entry.url}) ({'BVLC, Caffe' if entry.sha1 else 'Keras Applications'})"
 
 
 def _inputs(preprocessing: Preprocessing) -> str:
-    known = {IMAGENET: "RGB, ImageNet mean and std", CAFFE: "BGR, the mean pixel subtracted (Caffe)"}
+    known = {IMAGENET: "RGB, ImageNet mean and std", CAFFE: "BGR, the mean pixel subtracted (Caffe)",
+             BVLC_ALEXNET: "BGR, the mean image's mean pixel subtracted (Caffe); Caffe's LRN",
+             BVLC_GOOGLENET: "BGR, the mean pixel 104, 117, 123 subtracted (Caffe); Caffe's LRN"}
     return known.get(preprocessing, f"{'BGR' if preprocessing.bgr else 'RGB'}, mean {list(preprocessing.mean)}, "
                                     f"std {list(preprocessing.std)}")
 

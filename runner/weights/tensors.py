@@ -2,7 +2,7 @@
 
 `opened(path)` yields, while its block runs, a read-only mapping whose values are read from the file
 only when asked for, one at a time, and which tells a tensor's shape without reading it
-(`Tensors.shape`): a load holds one tensor of the file at a time, not the whole file beside the model.
+(tensor_map.py's `Tensors`): a load holds one tensor of the file at a time, not the whole file.
 
 * `.safetensors` (the Hugging Face hub's format, e.g. timm/resnet50.tv_in1k): the state dict's keys
   as they are (`layer1.0.conv1.weight`), read with safetensors' numpy API (no torch).
@@ -12,63 +12,26 @@ only when asked for, one at a time, and which tells a tensor's shape without rea
   (keras/src/legacy/saving/legacy_h5_format.py, load_weights_from_hdf5_group). Keys are
   `<layer>/<weight>` with the weight named as Keras 3 names it: Keras 1's `block1_conv1_W_1:0`
   (the published VGG files) and Keras 2's `block1_conv1/kernel:0` both become `block1_conv1/kernel`.
+* `.caffemodel`, BVLC Caffe's (bvlc_alexnet, bvlc_googlenet): `<layer>.weight` and `<layer>.bias` in
+  Caffe's layouts, read without Caffe or protobuf (caffe.py).
 """
 
 import contextlib
 import pathlib
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 
 import h5py
 import numpy as np
 from safetensors import safe_open
 
 from runner.errors import UserError
+from runner.weights import caffe
+from runner.weights.tensor_map import Tensors
 
 # Keras 1 named a layer's weights by a letter (keras 1.2 layers/convolutional.py: `_W`, `_b`).
 _KERAS1_WEIGHTS = {"W": "kernel", "b": "bias"}
 _INDEX_SUFFIX = re.compile(r"(_\d+)?(:\d+)?$")  # TensorFlow's `_1:0` uniquifier and output index
-
-
-class Tensors(Mapping[str, np.ndarray]):
-    """A source's tensors by name: each read from its file when looked up, its shape known without
-    reading it. Iterating over keys reads nothing; `values()` and `items()` read every tensor."""
-
-    def __init__(self, shapes: Mapping[str, tuple[int, ...]], read: Callable[[str], np.ndarray]):
-        self._shapes = dict(shapes)
-        self._read = read
-
-    @classmethod
-    def in_memory(cls, arrays: Mapping[str, np.ndarray]) -> "Tensors":
-        return cls({key: tuple(array.shape) for key, array in arrays.items()}, arrays.__getitem__)
-
-    @classmethod
-    def of_datasets(cls, datasets: Mapping[str, h5py.Dataset]) -> "Tensors":
-        """HDF5 datasets of a file that stays open while the tensors are read."""
-        return cls({key: dataset.shape for key, dataset in datasets.items()},
-                   lambda key: np.asarray(datasets[key]))
-
-    def shape(self, key: str) -> tuple[int, ...]:
-        return self._shapes[key]
-
-    def __getitem__(self, key: str) -> np.ndarray:
-        if key not in self._shapes:
-            raise KeyError(key)
-        return self._read(key)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._shapes  # Mapping's own would read the tensor to find out
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._shapes)
-
-    def __len__(self) -> int:
-        return len(self._shapes)
-
-
-def as_tensors(arrays: Mapping[str, np.ndarray]) -> Tensors:
-    """`arrays` as Tensors: a file's as they are, arrays already in memory wrapped."""
-    return arrays if isinstance(arrays, Tensors) else Tensors.in_memory(arrays)
 
 
 @contextlib.contextmanager
@@ -77,7 +40,8 @@ def opened(path: str | pathlib.Path) -> Iterator[Tensors]:
     path = pathlib.Path(path)
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist")
-    readers = {".safetensors": _opened_safetensors, ".h5": _opened_keras_h5, ".hdf5": _opened_keras_h5}
+    readers = {".safetensors": _opened_safetensors, ".h5": _opened_keras_h5, ".hdf5": _opened_keras_h5,
+               ".caffemodel": caffe.opened}
     reader = readers.get(path.suffix.lower())
     if reader is None:
         raise UserError(f"weights file {path}: unknown format {path.suffix!r}; "
