@@ -59,8 +59,9 @@ class DataConfig:
 class AugmentConfig:
     name: str = "crop_flip"  # crop_flip, crop (no mirror), inception, none: runner/data/augment.py CROPS
     # crop_flip: the shorter side is resized to input * resize_ratio before the random crop
-    # (256 for a 224 input, as AlexNet and VGG).
-    resize_ratio: float = 256 / 224
+    # (256 for a 224 input, as AlexNet and VGG). None (augment=none's eval.resize_ratio unset): the
+    # evaluation's crop (runner.data.splits.training_augmentation).
+    resize_ratio: Optional[float] = 256 / 224
     flip: bool = True
     # inception: random-resized crop's area fraction and aspect ratio ranges (Szegedy et al. 2014).
     area_range: list[float] = dataclasses.field(default_factory=lambda: [0.08, 1.0])
@@ -69,7 +70,9 @@ class AugmentConfig:
 
 @dataclasses.dataclass
 class EvalConfig:
-    resize_ratio: float = 256 / 224  # shorter side before the centre crop
+    # shorter side / crop before the centre crop; None: the crop the weights' card states (BVLC AlexNet's
+    # 256/227), else 256/224 (runner.data.splits.DEFAULT_CROP)
+    resize_ratio: Optional[float] = None
     ten_crop: bool = False  # AlexNet's four corners + centre and their mirrors, softmax averaged
 
 

@@ -137,6 +137,11 @@ def _add(shapes, name, weight):
     shapes[f"{name}.weight"], shapes[f"{name}.bias"] = weight, weight[:1]
 
 
+# What each net subtracts from its 0-255 BGR input: AlexNet's mean image's mean pixel (Caffe's
+# examples/00-classification.ipynb), GoogLeNet's train_val.prototxt mean_value; B, G, R.
+ALEXNET_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
+GOOGLENET_MEAN_BGR = (104.0, 117.0, 123.0)
+
 ALEXNET_SHAPES = alexnet_shapes()
 GOOGLENET_SHAPES = googlenet_shapes()
 

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from helpers import compose
 from runner.data import augment, pixels
+from runner.data.splits import evaluation_crop, training_augmentation
 from runner.errors import UserError
 
 SIZE = (8, 8)
@@ -166,10 +167,10 @@ def test_inception_crops_keep_to_the_area_and_aspect_ranges():
 
 def test_none_trains_on_the_evaluation_view():
     cfg = compose("augment=none")
-    assert cfg.augment.resize_ratio == cfg.eval.resize_ratio
+    assert training_augmentation(cfg).resize_ratio == evaluation_crop(cfg)  # without weights, eval's default
     image = noise(3, (37, 50, 3))
-    view = augment.training(cfg.augment, SIZE)(tf.constant([0, 0], tf.int64))
-    np.testing.assert_array_equal(look(view, image), look(augment.centre_crop(SIZE, cfg.eval.resize_ratio), image))
+    view = augment.training(training_augmentation(cfg), SIZE)(tf.constant([0, 0], tf.int64))
+    np.testing.assert_array_equal(look(view, image), look(augment.centre_crop(SIZE, evaluation_crop(cfg)), image))
 
 
 def test_cached_images_crop_like_the_originals():

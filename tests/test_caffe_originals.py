@@ -5,6 +5,7 @@ reference written from BVLC's prototxts (tests/reference_caffe.py), Caffe's LRN 
 
 import dataclasses
 import hashlib
+import json
 
 import mlflow
 import numpy as np
@@ -15,19 +16,21 @@ from apps import run_app
 from caffe_files import write_caffemodel
 from helpers import compose, new_store
 from image_folders import make_image_folder
-from reference_caffe import alexnet_forward, alexnet_shapes, googlenet_forward, googlenet_shapes, random_blobs
+from reference_caffe import (ALEXNET_MEAN_BGR, GOOGLENET_MEAN_BGR, alexnet_forward, alexnet_shapes, googlenet_forward,
+                             googlenet_shapes, random_blobs)
 from runner.data.cache_home import cache_home
 from runner.training import session as session_module
+from runner.errors import UserError
 from runner.training.stand_alone import from_weights
-from runner.weights import published, saved
-from runner.weights.families import BVLC_ALEXNET, BVLC_GOOGLENET
+from runner.weights import published
 
 SMALL_ALEXNET = 99  # conv1 11x11/4 gives 23, the pools 11, 5 and 2: fc6 reads 2x2x256
 
 
-def caffe_inputs(images: np.ndarray, inputs) -> np.ndarray:
-    """What Caffe takes of 0-255 RGB images: BGR, 0-255, the mean pixel subtracted."""
-    return (images - np.asarray(inputs.mean, np.float32) * 255)[..., ::-1].copy()
+def caffe_inputs(images: np.ndarray, mean_bgr: tuple[float, float, float]) -> np.ndarray:
+    """What Caffe takes of 0-255 RGB images: BGR, 0-255, the mean pixel subtracted (the reference's
+    constants, not the project's, so a wrong mean or channel order in its cards would show)."""
+    return images[..., ::-1] - np.asarray(mean_bgr, np.float32)
 
 
 def relative_error(ours, expected) -> float:
@@ -59,31 +62,45 @@ def test_bvlc_alexnet_computes_caffes_function_and_not_with_the_papers_lrn(alexn
     cfg = compose("model=alexnet_grouped", f"model.weights={path}")
     loaded = from_weights(cfg)
     pictures = images(227)
-    caffe = caffe_inputs(pictures, BVLC_ALEXNET)
+    caffe = caffe_inputs(pictures, ALEXNET_MEAN_BGR)
     expected = alexnet_forward(blobs, caffe)
     assert relative_error(loaded.part.model(caffe), expected) < 1e-4
     np.testing.assert_allclose(loaded.model.predict(pictures, verbose=0), tf.nn.softmax(expected), atol=1e-5)
-    assert loaded.card.lrn == {"depth_radius": 2, "bias": 1.0, "alpha": 2e-5, "beta": 0.75}
+    assert dict(loaded.card.lrn) == {"depth_radius": 2, "bias": 1.0, "alpha": 2e-5, "beta": 0.75}
     # The same weights under the paper's LRN (k=2, alpha undivided), which the zoo's file builds: far off.
     monkeypatch.setattr(session_module, "with_lrn", lambda cfg, constants: cfg)
     assert relative_error(from_weights(cfg).part.model(caffe), expected) > 1e-2
 
 
-def test_bvlc_googlenet_computes_caffes_function_auxiliary_heads_included(googlenet_file):
+def test_bvlc_googlenet_computes_caffes_function_auxiliary_heads_included(googlenet_file, monkeypatch):
     path, blobs = googlenet_file
-    loaded = from_weights(compose("model=googlenet", f"model.weights={path}"))
-    caffe = caffe_inputs(images(224), BVLC_GOOGLENET)
+    cfg = compose("model=googlenet", f"model.weights={path}")
+    loaded = from_weights(cfg)
+    pictures = images(224)
+    caffe = caffe_inputs(pictures, GOOGLENET_MEAN_BGR)
     expected = googlenet_forward(blobs, caffe)
     main, aux1, aux2 = loaded.part.model(caffe)
     for ours, name in ((main, "loss3"), (aux1, "loss1"), (aux2, "loss2")):
         assert relative_error(ours, expected[f"{name}/classifier"]) < 1e-4, name
+    np.testing.assert_allclose(loaded.model.predict(pictures, verbose=0), tf.nn.softmax(expected["loss3/classifier"]),
+                               atol=1e-5)
     assert loaded.card.classifier == ("classifier", "aux1", "aux2")
+    monkeypatch.setattr(session_module, "with_lrn", lambda cfg, constants: cfg)  # the paper's LRN: far off
+    assert relative_error(from_weights(cfg).part.model(caffe)[0], expected["loss3/classifier"]) > 1e-2
+
+
+def test_without_auxiliary_heads_bvlc_googlenet_is_one_line(googlenet_file):
+    path, _ = googlenet_file
+    with pytest.raises(UserError, match=r"their auxiliary heads \(aux1, aux2\) have no rows in model googlenet, "
+                                        r"which model.aux_loss_weight=0 leaves out: keep it above 0"):
+        from_weights(compose("model=googlenet", f"model.weights={path}", "model.aux_loss_weight=0"))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model, fixture, inputs, forward", [
-    ("alexnet_grouped", "alexnet_file", BVLC_ALEXNET, lambda blobs, x: alexnet_forward(blobs, x)),
-    ("googlenet", "googlenet_file", BVLC_GOOGLENET, lambda blobs, x: googlenet_forward(blobs, x)["loss3/classifier"]),
+    ("alexnet_grouped", "alexnet_file", ALEXNET_MEAN_BGR, lambda blobs, x: alexnet_forward(blobs, x)),
+    ("googlenet", "googlenet_file", GOOGLENET_MEAN_BGR,
+     lambda blobs, x: googlenet_forward(blobs, x)["loss3/classifier"]),
 ])
 def test_the_export_of_either_original_gives_caffes_probabilities(model, fixture, inputs, forward, request,
                                                                   tmp_path):
@@ -115,10 +132,17 @@ def test_fine_tuning_from_bvlc_alexnet_keeps_caffes_lrn_in_what_it_saves(small_a
     assert result.returncode == 0, result.stderr[-3000:]
     client = mlflow.MlflowClient(store)
     [run] = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
-    assert (run.data.params["weights.layout"], run.data.params["preprocessing.channels"]) == ("caffe_alexnet", "BGR")
+    params = run.data.params
+    assert (params["weights.layout"], params["preprocessing.channels"]) == ("caffe_alexnet", "BGR")
+    assert json.loads(params["weights.lrn"]) == {"alpha": 2e-5, "beta": 0.75, "bias": 1.0, "depth_radius": 2}
     text = open(client.download_artifacts(run.info.run_id, "weights.txt", str(tmp_path))).read()
+    assert "lrn rows take: depth_radius 2, bias 1, alpha 2e-05, beta 0.75" in text
     assert "left out of the source (the classifier: a new head): 2" in text  # fc8: 1000 classes, not 3
-    assert saved.read_card(tmp_path / "run" / "model.keras").lrn["alpha"] == pytest.approx(2e-5)
+    # The run's own file, given as weights, builds its LRN rows with Caffe's constants again.
+    again = from_weights(compose("model=alexnet_grouped", f"model.input_shape=[{SMALL_ALEXNET},{SMALL_ALEXNET},3]",
+                                 f"model.weights={tmp_path / 'run' / 'model.keras'}"))
+    norm1 = again.part.model.get_layer("norm1")
+    assert (norm1.bias, norm1.alpha) == (1.0, pytest.approx(2e-5))
 
 
 def test_published_originals_come_from_keras_cache_checked_against_bvlcs_sha1(small_alexnet, tmp_path,
@@ -147,6 +171,7 @@ def test_published_originals_come_from_keras_cache_checked_against_bvlcs_sha1(sm
     client = mlflow.MlflowClient(store)
     [run] = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
     assert run.data.metrics["published_top1"] == pytest.approx(0.571)
+    assert float(run.data.params["resolved.eval_resize_ratio"]) == pytest.approx(256 / 227)  # the card's crop
 
 
 @pytest.mark.parametrize("model, file", [("alexnet_grouped", "bvlc_alexnet"), ("googlenet", "bvlc_googlenet")])

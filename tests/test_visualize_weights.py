@@ -5,18 +5,23 @@ file in torchvision's layout: the published ones cannot be downloaded in the tes
 import pathlib
 
 import hydra
+import keras
 import matplotlib.image
 import mlflow
+import numpy as np
 import pytest
+import tensorflow as tf
 from safetensors.numpy import save_file
 
 from apps import run_app
 from helpers import CONF, new_store
 from image_folders import make_image_folder
 from reference_resnet import random_state_dict
+from runner.data import pipeline
 from runner.errors import UserError
 from runner.visualize import figure2, figures, filters
-from runner.visualize.run import visualize_model
+from runner.visualize.run import seen_in_rgb, visualize_model
+from runner.weights.families import CAFFE
 
 FIGURES = ("visualize.images=2", "visualize.channels=2", "visualize.top_k=3", "visualize.patches=4",
            "visualize.rows=[conv1]", "visualize.top_row=conv3_block1")
@@ -75,3 +80,17 @@ def test_what_cannot_be_drawn_is_refused_before_anything_is_read(tmp_path, overr
     with pytest.raises(UserError) as refused:
         visualize_model(cfg, tmp_path, overrides)
     assert str(refused.value).startswith(said)
+
+
+def test_bgr_weights_are_drawn_in_the_images_colours_computing_the_same():
+    """Caffe's weights take BGR: drawn as they are, their filters and gradients would swap red and blue."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="c1_conv")(inputs)
+    network = keras.Model(inputs, keras.layers.Dense(2, name="fc")(keras.layers.Flatten()(x)), name="tiny")
+    images = tf.constant(np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)), tf.uint8)
+    as_trained = pipeline.normaliser(CAFFE, 3)
+    rgb, normalise = seen_in_rgb(network, CAFFE, as_trained)
+    np.testing.assert_allclose(rgb(normalise(images)), network(as_trained(images)), rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(rgb.get_layer("c1_conv").kernel.numpy(),
+                                  network.get_layer("c1_conv").kernel.numpy()[:, :, ::-1, :])
+    assert seen_in_rgb(network, pipeline.IMAGENET, as_trained) == (network, as_trained)  # RGB weights: as they are

@@ -22,7 +22,7 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from runner.data import imagenette
-from runner.data.splits import SOURCES, load
+from runner.data.splits import SOURCES, load, training_augmentation
 from runner.tracking.run import Run
 from runner.training import loop
 from runner.training.callbacks import standard_callbacks
@@ -98,7 +98,7 @@ def cache_bytes(cfg: DictConfig, examples: int) -> float:
     """What data.cache keeps: every training image resized to cover input x augment.resize_ratio, in
     uint8; the longer side taken as 4/3 of the shorter (ImageNet's usual 4:3 photographs)."""
     height, width, channels = cfg.model.input_shape
-    ratio = cfg.augment.resize_ratio
+    ratio = training_augmentation(cfg).resize_ratio
     return examples * round(height * ratio) * round(width * ratio) * 4 / 3 * channels
 
 
@@ -108,7 +108,7 @@ def keras_baseline(cfg: DictConfig) -> tuple[int, float]:
     guides do it."""
     _need_folder(cfg, "Keras's image_dataset_from_directory")
     height, width, channels = cfg.model.input_shape
-    ratio = cfg.augment.resize_ratio
+    ratio = training_augmentation(cfg).resize_ratio
     images = keras.utils.image_dataset_from_directory(
         folder_root(cfg) / "train", image_size=(round(height * ratio), round(width * ratio)),
         batch_size=cfg.trainer.batch_size, color_mode="grayscale" if channels == 1 else "rgb",

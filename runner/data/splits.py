@@ -20,6 +20,7 @@ SOURCES = Choices("data.name", "dataset", {
     "synthetic": synthetic.from_config,
 })
 ALL_SPLITS = ("train", "val")
+DEFAULT_CROP = 256 / 224  # eval.resize_ratio unset, and no weights' card saying another: the 224 of a 256
 
 
 @dataclasses.dataclass
@@ -46,8 +47,9 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
     as `preprocessing` says (the weights' and the data's, resolved by runner.weights), else as
     data.mean and data.std, else with ImageNet's statistics. `splits` without train (evaluation,
     figures): the training images are neither listed nor decoded, and a folder may hold val/ alone."""
-    augment.check_ratio("augment.resize_ratio", cfg.augment.resize_ratio)
-    augment.check_ratio("eval.resize_ratio", cfg.eval.resize_ratio)
+    crop, augmentation = evaluation_crop(cfg), training_augmentation(cfg)
+    augment.check_ratio("augment.resize_ratio", augmentation.resize_ratio)
+    augment.check_ratio("eval.resize_ratio", crop)
     height, width, channels = cfg.model.input_shape
     size, batch_size = (height, width), cfg.trainer.batch_size
     training = "train" in splits
@@ -67,17 +69,17 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
     cache = cfg.data.cache
     folder = cache_files.cache_folder(cfg.data.cache_dir) if cache else None
     train = pipeline.training(
-        source.train, augment.training(cfg.augment, size), batch_size=batch_size, seed=cfg.trainer.seed,
+        source.train, augment.training(augmentation, size), batch_size=batch_size, seed=cfg.trainer.seed,
         shuffle_buffer=cfg.data.shuffle_buffer,
-        cache_view=augment.resized(size, cfg.augment.resize_ratio) if cache else None,
+        cache_view=augment.resized(size, augmentation.resize_ratio) if cache else None,
         cache_file=cache_files.cache_file(folder, "train")) if training else None
     # One cache serves the centre crops and the ten crops.
-    val = (pipeline.cached(source.val, augment.resized(size, cfg.eval.resize_ratio),
+    val = (pipeline.cached(source.val, augment.resized(size, crop),
                            filename=cache_files.cache_file(folder, "val")) if cache else source.val)
     return Splits(
         train=train,
-        val=pipeline.evaluation(val, augment.centre_crop(size, cfg.eval.resize_ratio), batch_size=batch_size),
-        val_ten_crop=(pipeline.evaluation(val, augment.ten_crop(size, cfg.eval.resize_ratio), batch_size=batch_size)
+        val=pipeline.evaluation(val, augment.centre_crop(size, crop), batch_size=batch_size),
+        val_ten_crop=(pipeline.evaluation(val, augment.ten_crop(size, crop), batch_size=batch_size)
                       if cfg.eval.ten_crop else None),
         class_names=source.class_names,
         class_ids=source.class_folders or source.class_names,
@@ -87,6 +89,21 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
         skipped_files=source.skipped,
         normalise=normalise,
     )
+
+
+def evaluation_crop(cfg: DictConfig) -> float:
+    """eval.resize_ratio, or where unset the default (a set-up with weights has set their card's)."""
+    return DEFAULT_CROP if cfg.eval.resize_ratio is None else cfg.eval.resize_ratio
+
+
+def training_augmentation(cfg: DictConfig) -> DictConfig:
+    """cfg.augment, whose resize_ratio, where unset (augment=none follows eval.resize_ratio), is the
+    evaluation's crop: training then sees the images as evaluation does."""
+    if cfg.augment.resize_ratio is not None:
+        return cfg.augment
+    resolved = cfg.augment.copy()
+    resolved.resize_ratio = evaluation_crop(cfg)
+    return resolved
 
 
 def data_preprocessing(data: DictConfig) -> pipeline.Preprocessing:

@@ -18,6 +18,7 @@ import builders  # noqa: F401  (registers its layers, LRN and the padded pools, 
 from runner.bounds import check_bounds
 from runner.data import augment, pipeline, source, unreadable
 from runner.data.folders import IMAGE_SUFFIXES
+from runner.data.splits import DEFAULT_CROP
 from runner.errors import UserError
 from runner.schema import PredictConfig
 from runner.training.stand_alone import stand_alone
@@ -47,7 +48,7 @@ def predict(cfg: DictConfig) -> Predictions:
         log.warning("skipping %d unreadable image files: %s", len(skipped),
                     "; ".join(f"{file} ({why})" for file, why in sorted(skipped.items())))
     readable = [file for file in files if file not in skipped]
-    resize_ratio = card.resize_ratio or cfg.eval.resize_ratio
+    resize_ratio = cfg.eval.resize_ratio or card.resize_ratio or DEFAULT_CROP
     probabilities = _probabilities(chosen.model, readable, resize_ratio, options.batch_size)
     ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, : options.top_k]
     top = [[(card.class_names[index], float(row[index])) for index in order]

@@ -5,6 +5,7 @@ import pathlib
 import socket
 
 from runner.data import unreadable
+from runner.data.splits import evaluation_crop
 from runner.tracking.run import NotRecorded, Run
 from runner.tracking.supersede import end_superseded
 from runner.training import resume
@@ -112,7 +113,7 @@ def saved_card(session: Session, run_id: str | None) -> WeightsCard:
     reference = f"{RUNS_PREFIX}{run_id}" if run_id else ""
     describes = f"run {run_id}" if run_id else f"worker {session.worker.index}'s copy of a multi-worker run's model"
     return WeightsCard(kind="run", reference=reference, describes=describes, architecture=part.cfg.model.name,
-                       layout=OURS, preprocessing=part.preprocessing, resize_ratio=part.cfg.eval.resize_ratio,
+                       layout=OURS, preprocessing=part.preprocessing, resize_ratio=evaluation_crop(part.cfg),
                        class_names=tuple(splits.class_names),
                        class_ids=tuple(splits.class_ids) if splits.class_ids != splits.class_names else None,
                        classifier=part.classifier, licence=part.card.licence if part.card else None,

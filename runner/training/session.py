@@ -30,7 +30,7 @@ import builders
 from builders.report import Report, report
 from builders.rows import BuiltModel
 from runner.data.pipeline import Preprocessing
-from runner.data.splits import ALL_SPLITS, Splits, load
+from runner.data.splits import ALL_SPLITS, Splits, evaluation_crop, load
 from runner.errors import UserError
 from runner.training.freeze import freeze
 from runner.training.memory_check import check_memory
@@ -74,11 +74,12 @@ class ModelPart:
         return self.built.model
 
     def recorded_params(self) -> dict[str, object]:
-        """The machine's share of the params: replicas, workers, what `auto` resolved to, the inputs
-        and the weights' card."""
+        """The machine's share of the params: replicas, workers, what `auto` resolved to, the evaluation's
+        crop, the inputs and the weights' card."""
         card = self.card.as_params() if self.card else {}
         return {"replicas": self.strategy.num_replicas_in_sync, "workers": self.worker.count,
-                **self.resolved.as_params(), **self.preprocessing.as_params(), **card}
+                **self.resolved.as_params(), "resolved.eval_resize_ratio": evaluation_crop(self.cfg),
+                **self.preprocessing.as_params(), **card}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,15 +138,24 @@ def prepare_model(cfg: DictConfig, *, for_training: bool = True, classes_from_we
             cfg = with_classes(cfg, weights.card.num_classes)
         if weights and weights.card.lrn:
             cfg = with_lrn(cfg, weights.card.lrn)  # what the weights compute, not the paper's constants
+        if weights and weights.card.resize_ratio and cfg.eval.resize_ratio is None:
+            cfg = _with_crop(cfg, weights.card.resize_ratio)  # their evaluation's crop (BVLC AlexNet's 227 of 256)
         spec = model_spec(cfg)
         check_memory(cfg, strategy, resolved.precision, spec, for_training)  # before any layer takes memory
         with strategy.scope():
             built = builders.build(spec)
             rows = classifier_rows(given, built)
-            loaded = load_into(built, weights, _weights_classifier(weights.card, rows, built)) if weights else None
+            classifier = _weights_classifier(weights.card, rows, built) if weights else rows
+            loaded = load_into(built, weights, classifier) if weights else None
     card = weights.card if weights else None
     return ModelPart(cfg, strategy, worker(strategy), resolved, built, report(built), rows,
                      model_inputs(cfg.data, card), card, loaded)
+
+
+def _with_crop(cfg: DictConfig, resize_ratio: float) -> DictConfig:
+    copy = cfg.copy()
+    copy.eval.resize_ratio = resize_ratio
+    return copy
 
 
 def _weights_classifier(card: WeightsCard, rows: tuple[str, ...], built: BuiltModel) -> tuple[str, ...]:
@@ -155,6 +165,10 @@ def _weights_classifier(card: WeightsCard, rows: tuple[str, ...], built: BuiltMo
         return rows
     names = {row.application.name for row in built.rows}
     unknown = [row for row in card.classifier if row not in names]
+    if unknown and set(unknown) <= set(card.classifier[1:]):  # auxiliary heads only: model.aux_loss_weight=0
+        raise UserError(f"model.weights={card.reference}: their auxiliary heads ({', '.join(unknown)}) have no "
+                        f"rows in model {built.model.name}, which model.aux_loss_weight=0 leaves out: keep it "
+                        "above 0 to load them (predict and export leave them out anyway)")
     if unknown:
         raise UserError(f"model.weights={card.reference}: their classifier row {unknown[0]} is no row of model "
                         f"{built.model.name} (its classifier: {', '.join(rows)}): are they another architecture's?")

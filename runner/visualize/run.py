@@ -9,7 +9,7 @@ run of their own. Either way only the validation split is read.
 import dataclasses
 import pathlib
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import keras
 from omegaconf import DictConfig
@@ -17,6 +17,8 @@ from omegaconf import DictConfig
 import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
 from runner.bounds import check_bounds
 from runner.errors import UserError
+from runner.data import pipeline
+from runner.data.pipeline import Preprocessing
 from runner.data.splits import Splits, load
 from runner.schema import VisualizeConfig
 from runner.tracking.artifacts import RUNS_PREFIX, run_config, run_id_of
@@ -26,6 +28,7 @@ from runner.tracking.store import store_uri
 from runner.training.model_report import model_spec
 from runner.training.record import record_weights
 from runner.training.session import load_splits, prepare_model
+from runner.visualize.filters import first_conv
 from runner.visualize.render import Options, chosen_rows, visualize
 from runner.visualize.source import find_run, log_figures, open_store
 from runner.weights import saved
@@ -77,7 +80,7 @@ def _of_training_run(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     chosen_rows(model, spec, Options.of(cfg.visualize))  # a wrong row name fails now, not after the data's file check
     train_cfg.data.cache = False  # one pass over the validation images
     splits = load(train_cfg, preprocessing=source.card.preprocessing, splits=("val",))
-    paths, notes = _drawn(model, spec, splits, cfg.visualize, folder)
+    paths, notes = _drawn(model, spec, splits, source.card.preprocessing, cfg.visualize, folder)
     log_figures(client, run.info.run_id, paths)
     return Visualization(run.info.run_id, paths, notes)
 
@@ -91,7 +94,7 @@ def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     # The weights' own classifier (ImageNet's 1000 classes, say), whatever data= holds: the figures need none of it.
     part = prepare_model(cfg, for_training=False, classes_from_weights=True)
     splits = load_splits(part, ("val",))
-    paths, notes = _drawn(part.model, model_spec(part.cfg), splits, cfg.visualize, folder)
+    paths, notes = _drawn(part.model, model_spec(part.cfg), splits, part.preprocessing, cfg.visualize, folder)
     with Run(cfg) as run:
         run.set_tags({"runner.role": ROLE})
         run.log_params(part.recorded_params())
@@ -101,12 +104,29 @@ def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     return Visualization(run.run_id, paths, notes)
 
 
-def _drawn(model: keras.Model, spec: Mapping, splits: Splits, options: DictConfig,
-           folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str]]:
+def _drawn(model: keras.Model, spec: Mapping, splits: Splits, preprocessing: Preprocessing | None,
+           options: DictConfig, folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str]]:
     """The figures of `model` on the validation split, in batches of visualize.batch_size (training's
     can be large for a forward pass); their paths and notes."""
     batches = splits.val.unbatch().batch(options.batch_size)
-    return visualize(model, spec, batches, splits.class_names, splits.normalise, Options.of(options), folder)
+    model, normalise = seen_in_rgb(model, preprocessing, splits.normalise)
+    return visualize(model, spec, batches, splits.class_names, normalise, Options.of(options), folder)
+
+
+def seen_in_rgb(network: keras.Model, preprocessing: Preprocessing | None,
+                normalise: Callable) -> tuple[keras.Model, Callable]:
+    """A network trained on BGR images (Caffe's weights) as one that takes RGB, so its filters, gradients
+    and projections are drawn in the colours of the images: a copy whose first convolution's kernel has
+    its input channels reversed computes the same on RGB, normalised without the flip. Others as they are."""
+    channels = network.input_shape[-1]
+    if preprocessing is None or not preprocessing.bgr or channels != 3:
+        return network, normalise
+    rgb = keras.models.clone_model(network)
+    rgb.set_weights(network.get_weights())
+    first = first_conv(rgb)
+    kernel, *rest = first.get_weights()
+    first.set_weights([kernel[:, :, ::-1, :], *rest])
+    return rgb, pipeline.normaliser(dataclasses.replace(preprocessing, bgr=False), channels)
 
 
 def _file_as_weights(cfg: DictConfig) -> DictConfig:

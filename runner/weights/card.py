@@ -77,7 +77,7 @@ class WeightsCard:
     classifier: tuple[str, ...] = ()  # the rows that predict the classes: the last, then auxiliary heads
     # The LRN constants (an lrn row's keys) the weights were trained with, which every lrn row takes
     # when they load (Caffe's differ from the papers'); None: the model file's own.
-    lrn: dict[str, float] | None = None
+    lrn: tuple[tuple[str, float], ...] | None = None  # (key, value) pairs: the card stays hashable
     metrics: PublishedMetrics | None = None
     licence: str | None = None
     page: str | None = None  # the paper or page the weights come with
@@ -103,7 +103,7 @@ class WeightsCard:
         if self.licence:
             params["weights.licence"] = self.licence
         if self.lrn:
-            params["weights.lrn"] = json.dumps(self.lrn, sort_keys=True)
+            params["weights.lrn"] = json.dumps(dict(self.lrn), sort_keys=True)
         if self.provenance and self.provenance.run_id:
             params["weights.run_id"] = self.provenance.run_id
         return params
@@ -130,6 +130,8 @@ class WeightsCard:
         for key in ("class_names", "class_ids", "classifier"):
             if data.get(key) is not None:
                 data[key] = tuple(data[key])
+        if data.get("lrn") is not None:
+            data["lrn"] = tuple((str(key), value) for key, value in data["lrn"])
         return cls(**data)
 
     def text(self) -> str:
@@ -146,7 +148,7 @@ class WeightsCard:
                                 f"{', ...' if self.num_classes > 3 else ''})" if self.class_names else "not known"),
                  f"classifier rows: {', '.join(self.classifier) or 'not known'}"]
         if self.lrn:
-            lines.append("lrn rows take: " + ", ".join(f"{key} {value:g}" for key, value in self.lrn.items()))
+            lines.append("lrn rows take: " + ", ".join(f"{key} {value:g}" for key, value in self.lrn))
         if self.metrics:
             lines.append(f"published: top-1 {self.metrics.top1}%, top-5 {self.metrics.top5}% "
                          f"({self.metrics.measured_on})")

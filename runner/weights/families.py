@@ -24,7 +24,7 @@ BVLC_GOOGLENET = Preprocessing(mean=(123 / 255, 117 / 255, 104 / 255), std=(1 / 
 # k = 1 by default; both BVLC nets set local_size 5, alpha 1e-4, beta 0.75. Our lrn row is TensorFlow's
 # x / (bias + alpha * sum x^2)^beta over depth_radius channels each side: bias 1, alpha 1e-4 / 5. The
 # papers' (AlexNet Section 3.3: k = 2, alpha 1e-4 undivided) is what the zoo's files build.
-CAFFE_LRN = {"depth_radius": 2, "bias": 1.0, "alpha": 1e-4 / 5, "beta": 0.75}
+CAFFE_LRN = (("depth_radius", 2), ("bias", 1.0), ("alpha", 1e-4 / 5), ("beta", 0.75))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Family:
     preprocessing: Preprocessing
     resize_ratio: float  # the evaluation's shorter side / crop: a 256 resize of the family's crop
     classifier: tuple[str, ...]  # our rows its classifier tensors land on, the last first
-    lrn: dict[str, float] | None = None  # the LRN constants its weights were trained with
+    lrn: tuple[tuple[str, float], ...] | None = None  # the LRN constants its weights were trained with
 
 
 FAMILIES = {family.layout: family for family in (

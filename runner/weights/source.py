@@ -22,7 +22,7 @@ from runner.weights.published import is_published, published
 OURS = layouts.OURS.name  # a model this project saved: read by layer name (runner/weights/ours.py)
 RUNS_PREFIX = artifacts.RUNS_PREFIX
 CLASSES = "${data.num_classes}"  # how the zoo's classifier rows take their size
-VALID = "give imagenet, runs:/<run_id>, or a .keras, .weights.h5, .h5 or .safetensors file"
+VALID = "give imagenet, runs:/<run_id>, or a .keras, .weights.h5, .h5, .safetensors or .caffemodel file"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,13 +54,13 @@ def with_classes(cfg: DictConfig, count: int) -> DictConfig:
     return copy
 
 
-def with_lrn(cfg: DictConfig, constants: dict[str, float]) -> DictConfig:
+def with_lrn(cfg: DictConfig, constants: tuple[tuple[str, float], ...]) -> DictConfig:
     """cfg with every lrn row at `constants`: the ones the weights were trained with (Caffe's)."""
     copy = cfg.copy()
     rows = OmegaConf.to_container(copy.model.blocks, resolve=False)
     for index, row in enumerate(rows):
         if isinstance(row, dict) and row.get("type") == "lrn":
-            for key, value in constants.items():
+            for key, value in constants:
                 copy.model.blocks[index][key] = value
     return copy
 
