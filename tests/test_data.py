@@ -394,3 +394,9 @@ def source_keys(tree, index):
 
     examples = folders.from_config(folder(tree)).train
     return source.sharded(examples, source.Shard(count=2, index=index, batch_size=2)).keys.as_numpy_iterator()
+
+
+def test_a_num_classes_other_than_the_datas_is_one_line():
+    with pytest.raises(UserError, match=r"^data.num_classes=5 but data=digits has 10 classes; "
+                                        r"pass data.num_classes=10$"):
+        load(compose("data.num_classes=5"))

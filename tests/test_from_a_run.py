@@ -88,8 +88,16 @@ def test_the_loaded_weights_are_the_source_runs_and_frozen_rows_stay_fixed(digit
 def test_weights_from_a_run_that_is_not_in_the_store_is_one_line(tmp_path):
     result, _ = run(tmp_path, "missing", *FINETUNE, "model.weights=runs:/0123456789abcdef")
     assert result.returncode == 2
-    assert result.stderr.startswith("error: model.weights=0123456789abcdef: no such run in ")
+    assert result.stderr.startswith("error: model.weights=runs:/0123456789abcdef: no such run in ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("reference", ["runs:/", "runs:/..", "runs:/../../etc"])
+def test_a_malformed_run_reference_is_one_line_before_the_store_is_asked(tmp_path, reference):
+    result, _ = run(tmp_path, "malformed", *FINETUNE, f"model.weights={reference}")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(f"error: model.weights={reference}: ") and "is not an MLflow run id" in line
 
 
 def test_an_unknown_freeze_row_names_the_rows(tmp_path):
@@ -183,3 +191,25 @@ def test_predict_prints_a_table_for_one_file(digits_run, tmp_path):
     header, rule, line = result.stdout.strip().splitlines()[-3:]
     assert header.split() == ["file", "top", "classes", "(probability)"]
     assert line.startswith(str(tmp_path / "pngs" / "000_7.png")) and line.count(",") == 1
+
+
+def test_predict_skips_links_that_dangle_or_loop_and_notes_them_under_the_table(digits_run, tmp_path):
+    model_dir, _, _ = digits_run
+    write_digit_pngs(tmp_path / "pngs")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "a.png").write_bytes((tmp_path / "pngs" / "000_7.png").read_bytes())
+    (photos / "dangling.png").symlink_to(photos / "nowhere.png")
+    (photos / "loop.png").symlink_to(photos / "loop.png")
+    model = f"predict.model={model_dir / 'digits' / 'model.keras'}"
+    result = run_app("runner.predict", f"hydra.run.dir={tmp_path}/predict", model, f"predict.images={photos}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    *table, note = result.stdout.strip().splitlines()
+    assert table[-1].startswith(str(photos / "a.png"))
+    assert note == f"skipped 2 unreadable: {photos / 'dangling.png'}, {photos / 'loop.png'}"
+    (photos / "a.png").unlink()
+    result = run_app("runner.predict", f"hydra.run.dir={tmp_path}/none", model, f"predict.images={photos}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: predict.images={photos}: none of its 2 image files can be read "
+                                     f"({photos / 'dangling.png'}: symbolic link to nothing (No such file or "
+                                     "directory))")

@@ -6,7 +6,6 @@ image is an error. Links are followed once: the tree is read two levels deep and
 link to a parent folder cannot loop.
 """
 
-import errno
 import logging
 import os
 from pathlib import Path
@@ -48,7 +47,7 @@ def tree(root: Path, cfg, class_name=str, training: bool = True) -> source.Sourc
         raise UserError(f"model.input_shape: image files give 1 or 3 channels, not {channels}")
     train = _images(root, "train", classes) if training else {}
     val = _images(root, "val", classes)
-    skipped = {path: why for path, why in ((path, _broken_link(path)) for path in [*train, *val]) if why}
+    skipped = {path: why for path, why in ((path, unreadable.broken_link(path)) for path in [*train, *val]) if why}
     if cfg.data.check_files:
         skipped |= unreadable.find([path for path in [*train, *val] if path not in skipped])
     _warn(skipped, root)
@@ -112,15 +111,6 @@ def _is_file(entry: os.DirEntry) -> bool:
         return entry.is_file() or (entry.is_symlink() and not os.path.exists(entry.path))
     except OSError:  # ELOOP
         return True
-
-
-def _broken_link(path: str) -> str | None:
-    """Why a symbolic link cannot be followed, in the words of a skip reason; None if it can (or is none)."""
-    try:
-        os.stat(path)
-    except OSError as error:
-        return "symbolic link loop" if error.errno == errno.ELOOP else f"symbolic link to nothing ({error.strerror})"
-    return None
 
 
 def _labelled(images: dict[str, int], skipped: dict[str, str], root: Path) -> tuple[list[str], np.ndarray]:

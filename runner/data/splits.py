@@ -54,6 +54,7 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
     size, batch_size = (height, width), cfg.trainer.batch_size
     training = "train" in splits
     source = SOURCES.of(cfg.data.name)(cfg, training)
+    _check_num_classes(cfg.data, len(source.class_names))
     train_count = source.train.count if training else 0
     steps_per_epoch = train_count // batch_size
     if shard:
@@ -89,6 +90,14 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
         skipped_files=source.skipped,
         normalise=normalise,
     )
+
+
+def _check_num_classes(data: DictConfig, found: int) -> None:
+    """A classifier of other than the data's classes trains without error, and wrongly: labels past
+    its last logit are never predicted (the folder sources say so of their folders first)."""
+    if data.num_classes != found:
+        raise UserError(f"data.num_classes={data.num_classes} but data={data.name} has {found} classes; "
+                        f"pass data.num_classes={found}")
 
 
 def evaluation_crop(cfg: DictConfig) -> float:

@@ -5,6 +5,7 @@ nothing), in parallel with tf.data. The verdict is kept in the user's cache, key
 path, size and modification time: the next run on unchanged files reads it instead of decoding again.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -22,7 +23,25 @@ TSV_HEADER = "file\treason\n"
 
 
 def find(paths: list[str]) -> dict[str, str]:
-    """{path: why it cannot be decoded} for those of `paths` that TensorFlow cannot decode."""
+    """{path: why it cannot be decoded} for those of `paths` that TensorFlow cannot decode, symbolic
+    links that cannot be followed (a loop, a missing target) first."""
+    broken = {path: why for path, why in ((path, broken_link(path)) for path in paths) if why}
+    return broken | _undecodable([path for path in paths if path not in broken])
+
+
+def broken_link(path: str) -> str | None:
+    """Why a symbolic link cannot be followed, in the words of a skip reason; None if it can (or is none)."""
+    try:
+        os.stat(path)
+    except OSError as error:
+        return "symbolic link loop" if error.errno == errno.ELOOP else f"symbolic link to nothing ({error.strerror})"
+    return None
+
+
+def _undecodable(paths: list[str]) -> dict[str, str]:
+    """Of files that exist: those TensorFlow cannot decode, from the cached verdict where there is one."""
+    if not paths:
+        return {}
     verdict = cache_home() / "file-checks" / f"{_fingerprint(paths)}.json"
     if verdict.is_file():
         return json.loads(verdict.read_text())

@@ -37,17 +37,21 @@ def predict(cfg: DictConfig) -> Predictions:
     options = cfg.predict
     check_bounds(options, PredictConfig, "predict")
     files = image_files(options.images)
+    skipped = unreadable.find(files)  # before the model: the cheaper mistake first
+    readable = [file for file in files if file not in skipped]
+    if not readable:
+        first = min(skipped)
+        raise UserError(f"predict.images={options.images}: none of its {len(files)} image files can be read "
+                        f"({first}: {skipped[first]})")
     chosen = stand_alone(cfg, "predict.model")
     card = chosen.card
     if card is None or card.class_names is None:
         given = f"predict.model={options.model}" if options.model else f"model.weights={cfg.model.weights}"
         raise UserError(f"{given}: the model does not name its classes (saved before models carried them, or "
                         "weights without a card); train it again, or give weights that name them")
-    skipped = unreadable.find(files)
     if skipped:
         log.warning("skipping %d unreadable image files: %s", len(skipped),
                     "; ".join(f"{file} ({why})" for file, why in sorted(skipped.items())))
-    readable = [file for file in files if file not in skipped]
     resize_ratio = cfg.eval.resize_ratio or card.resize_ratio or DEFAULT_CROP
     probabilities = _probabilities(chosen.model, readable, resize_ratio, options.batch_size)
     ranked = np.argsort(-probabilities, axis=1, kind="stable")[:, : options.top_k]
@@ -87,14 +91,16 @@ def write(predictions: Predictions, options: DictConfig) -> str:
                 writer.writerows([name, rank, label, f"{probability:.6f}"] for rank, (label, probability)
                                  in enumerate(top, start=1))
         partial.replace(path)
-        return f"wrote {path}: {len(predictions.files)} images" + _skipped_note(predictions)
+        note = _skipped_note(predictions)
+        return f"wrote {path}: {len(predictions.files)} images" + (f"; {note}" if note else "")
     rows = [[name, ", ".join(f"{label} {probability:.3f}" for label, probability in top)]
             for name, top in zip(predictions.files, predictions.top)]
-    return tabulate(rows, headers=["file", "top classes (probability)"]) + _skipped_note(predictions)
+    note = _skipped_note(predictions)
+    return tabulate(rows, headers=["file", "top classes (probability)"]) + (f"\n{note}" if note else "")
 
 
 def _skipped_note(predictions: Predictions) -> str:
-    return f"; skipped {len(predictions.skipped)} unreadable: {', '.join(sorted(predictions.skipped))}" \
+    return f"skipped {len(predictions.skipped)} unreadable: {', '.join(sorted(predictions.skipped))}" \
         if predictions.skipped else ""
 
 

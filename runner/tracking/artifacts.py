@@ -52,7 +52,7 @@ def referenced_run(cfg: DictConfig, key: str, reference: str) -> tuple[mlflow.Ml
     """The run `runs:/<run_id>[/...]` names, given as config `key`, in the store cfg.tracking says."""
     run_id = run_id_of(reference)
     client = store.existing_store(store.store_uri(cfg), "train a model first (python -m runner)")
-    return client, store.run_by_id(client, run_id, key, "give runs:/<run_id> of a training run")
+    return client, store.run_by_id(client, run_id, key, "give runs:/<run_id> of a training run", given=reference)
 
 
 def model_reference(cfg: DictConfig, key: str, downloads: str) -> pathlib.Path:

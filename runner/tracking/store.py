@@ -5,6 +5,7 @@ import fcntl
 import importlib
 import os
 import pathlib
+import re
 import urllib.parse
 from typing import Callable, Iterator, Optional
 
@@ -42,9 +43,17 @@ def existing_store(uri: str, first: str) -> mlflow.MlflowClient:
     return mlflow.MlflowClient(uri)
 
 
+# What MLflow accepts as a run id (mlflow/utils/validation.py, _validate_run_id).
+RUN_ID = re.compile(r"[a-zA-Z0-9][\w\-]{0,255}")
+
+
 def run_by_id(client: mlflow.MlflowClient, run_id: str, key: str, otherwise: str, given: str | None = None) -> Run:
     """Run `run_id`; one not in the store is a UserError naming the config `key`, its value as `given`
-    (default: the id) and what to do `otherwise` (the store's other errors pass as they are)."""
+    (default: the id) and what to do `otherwise` (the store's other errors pass as they are). An id
+    MLflow would refuse (empty, `..`, a path) is one line before the store is asked."""
+    if not RUN_ID.fullmatch(run_id):
+        raise UserError(f"{key}={given or run_id}: {run_id!r} is not an MLflow run id (letters, digits, _ and -, "
+                        f"as the 32 hex digits a run's page shows); {otherwise}")
     try:
         return client.get_run(run_id)
     except MlflowException as error:

@@ -10,6 +10,8 @@ import re
 
 import tensorflow as tf
 from omegaconf import DictConfig
+# Not exported by tf.distribute: how SLURM writes tasks per node ("2(x3),1"), which the resolver reads.
+from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import expand_tasks_per_node
 
 from runner.data.source import Shard
 from runner.errors import UserError
@@ -162,8 +164,20 @@ def _cluster_resolver():
             raise UserError(f"TF_CONFIG is not a JSON object with 'cluster' and 'task': {CLUSTER_HELP}") from None
         return tf.distribute.cluster_resolver.TFConfigClusterResolver()
     if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+        return _slurm_resolver()
     raise UserError(f"trainer.strategy=multi_worker: no cluster found; {CLUSTER_HELP}")
+
+
+def _slurm_resolver() -> tf.distribute.cluster_resolver.SlurmClusterResolver:
+    """TensorFlow's resolver counts a node's GPUs from CUDA_VISIBLE_DEVICES, which SLURM sets when it
+    allocates GPUs, else by running nvidia-smi: on CPU nodes, where that binary is missing, a traceback.
+    There it is told one placeholder GPU per task, never made visible (auto_set_gpu off): it pairs each
+    task with a GPU id and would drop the tasks that get none."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
+        return tf.distribute.cluster_resolver.SlurmClusterResolver()
+    tasks = max(expand_tasks_per_node(os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1")))
+    return tf.distribute.cluster_resolver.SlurmClusterResolver(gpus_per_node=tasks, gpus_per_task=1,
+                                                                auto_set_gpu=False)
 
 
 def _configure_devices(cpu_replicas: int) -> None:
