@@ -257,6 +257,7 @@ class ExportConfig:
     output: Optional[str] = None  # the folder that receives the export; None: Hydra's run folder
     check_images: int = at_least(1, 8)  # random images the export must classify as Keras does
     tolerance: float = 1e-4  # largest difference of a probability allowed
+    overwrite: bool = False  # replace an earlier export of the same format in export.output
 
 
 @dataclasses.dataclass

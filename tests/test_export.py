@@ -63,3 +63,23 @@ def test_the_float32_copy_computes_what_the_model_does(model_file):
     images = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3)).astype(np.float32)
     np.testing.assert_allclose(saved.float32_copy(model).predict(images, verbose=0),
                                model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_the_output_is_checked_before_any_work_and_an_export_is_replaced_only_when_asked(model_file, tmp_path):
+    (tmp_path / "a_file").write_text("")
+    (tmp_path / "out" / "model.tflite").parent.mkdir()
+    (tmp_path / "out" / "model.tflite").write_bytes(b"an earlier export")
+    arguments = (f"hydra.run.dir={tmp_path}/run", f"export.model={model_file}", "export.format=tflite")
+    said = {}
+    for name, output in (("file", tmp_path / "a_file"), ("there", tmp_path / "out")):
+        result = run_app("runner.export", *arguments, f"export.output={output}")
+        assert result.returncode == 2
+        [said[name]] = result.stderr.strip().splitlines()
+    assert said["file"] == (f"error: export.output={tmp_path / 'a_file'} is a file; give the folder that receives "
+                            "model.tflite")
+    assert said["there"] == (f"error: export.output={tmp_path / 'out'} already holds model.tflite; pass "
+                             "export.overwrite=true to replace it, or give another folder")
+    assert (tmp_path / "out" / "model.tflite").read_bytes() == b"an earlier export"
+    result = run_app("runner.export", *arguments, f"export.output={tmp_path / 'out'}", "export.overwrite=true")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "out" / "model.tflite").read_bytes() != b"an earlier export"

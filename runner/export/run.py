@@ -2,6 +2,7 @@
 weights) to SavedModel, ONNX or TFLite, each written beside its folder, run on a few images against
 Keras, and only then moved into place."""
 
+import os
 import pathlib
 import shutil
 import tempfile
@@ -26,11 +27,12 @@ def export(cfg: DictConfig, run_dir: pathlib.Path) -> tuple[pathlib.Path, float]
     the largest difference of a probability from the Keras model on the check images."""
     options = cfg.export
     check_bounds(options, ExportConfig, "export")
-    model = saved.float32_copy(stand_alone(cfg, "export.model").model)
     writer, runner, name = FORMATS[options.format.value]
     folder = pathlib.Path(options.output or run_dir)
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
+    _check_output(folder, target, options.overwrite)  # before the model: the cheaper mistake first
+    model = saved.float32_copy(stand_alone(cfg, "export.model").model)
+    folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{name}.partial"
     _remove(partial)
     images = np.random.default_rng(SEED).integers(0, 256, (options.check_images, *model.input_shape[1:]))
@@ -48,6 +50,19 @@ def export(cfg: DictConfig, run_dir: pathlib.Path) -> tuple[pathlib.Path, float]
     finally:
         _remove(partial)
     return target, difference
+
+
+def _check_output(folder: pathlib.Path, target: pathlib.Path, overwrite: bool) -> None:
+    """export.output is a folder (made if absent) where the export may be written, and an earlier
+    export there is replaced only when asked."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"export.output={folder} is a file; give the folder that receives {target.name}")
+    if target.exists() and not overwrite:
+        raise UserError(f"export.output={folder} already holds {target.name}; pass export.overwrite=true to "
+                        "replace it, or give another folder")
+    writable = folder if folder.exists() else next(parent for parent in folder.parents if parent.exists())
+    if not os.access(writable, os.W_OK | os.X_OK):
+        raise UserError(f"export.output={folder}: {writable} is not writable; give a folder you can write to")
 
 
 def _saved_model(model: keras.Model, path: pathlib.Path) -> None:

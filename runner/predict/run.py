@@ -36,6 +36,9 @@ class Predictions:
 def predict(cfg: DictConfig) -> Predictions:
     options = cfg.predict
     check_bounds(options, PredictConfig, "predict")
+    if options.output and pathlib.Path(options.output).is_dir():
+        raise UserError(f"predict.output={options.output} is a folder; give the .csv file to write, e.g. "
+                        f"{pathlib.Path(options.output) / 'predictions.csv'}")
     files = image_files(options.images)
     skipped = unreadable.find(files)  # before the model: the cheaper mistake first
     readable = [file for file in files if file not in skipped]
