@@ -17,13 +17,16 @@ from runner.compare.report import compare_sweep
 from runner.compare.select import existing_store, find_sweep
 from runner.errors import reported_as_one_line
 from runner.tracking.store import store_uri
+from runner.training.stops import stopped_in_one_line
 
 schema.register()
+# What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
+WHEN_STOPPED = "run it again for the comparison"
 
 
 @hydra_app("compare", tensorflow=False)  # MLflow and matplotlib only
 def main(cfg: DictConfig) -> None:
-    with reported_as_one_line():
+    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
         client = existing_store(store_uri(cfg))
         parent = find_sweep(client, cfg.compare.run_id, cfg.compare.experiment, cfg.compare.tag)
     comparison = compare_sweep(client, parent.info.run_id, pathlib.Path(HydraConfig.get().runtime.output_dir))

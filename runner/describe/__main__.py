@@ -14,8 +14,11 @@ from omegaconf import DictConfig
 from runner import schema
 from runner.app import hydra_app
 from runner.errors import reported_as_one_line
+from runner.training.stops import stopped_in_one_line
 
 schema.register()
+# What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
+WHEN_STOPPED = "run it again for the report"
 
 
 @hydra_app("describe")
@@ -25,7 +28,7 @@ def main(cfg: DictConfig) -> None:
     from runner.training.model_report import describe, render
 
     keras.backend.clear_session()  # a multirun describes many models in one process
-    with reported_as_one_line():
+    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
         text = render(describe(cfg), cfg.describe.format.value)
     if cfg.describe.output:
         path = pathlib.Path(cfg.describe.output)

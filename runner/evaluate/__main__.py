@@ -15,8 +15,11 @@ from runner import schema
 from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 from runner.logs import quiet_libraries
+from runner.training.stops import stopped_in_one_line
 
 schema.register()
+# What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
+WHEN_STOPPED = "an evaluation run it had started ended KILLED"
 
 
 @hydra_app("config")
@@ -28,7 +31,7 @@ def main(cfg: DictConfig) -> float:
 
     quiet_libraries()
     say_when_no_gpu(cfg.trainer)
-    with reported_as_one_line():
+    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
         try:
             return evaluate_weights(cfg)
         finally:

@@ -17,8 +17,11 @@ from runner import schema
 from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 from runner.logs import quiet_libraries
+from runner.training.stops import stopped_in_one_line
 
 schema.register()
+# What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
+WHEN_STOPPED = "no partial export is left"
 
 
 @hydra_app("export")
@@ -26,7 +29,7 @@ def main(cfg: DictConfig) -> None:
     from runner.export.run import export  # TensorFlow's imports, once the config has composed
 
     quiet_libraries()
-    with reported_as_one_line():
+    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
         path, difference = export(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
     print(f"wrote {path}: largest difference from Keras {difference:.2e} on {cfg.export.check_images} images")
 

@@ -17,8 +17,11 @@ from runner import schema
 from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 from runner.logs import quiet_libraries
+from runner.training.stops import stopped_in_one_line
 
 schema.register()
+# What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
+WHEN_STOPPED = "no partial CSV is left"
 
 
 @hydra_app("predict")
@@ -27,7 +30,7 @@ def main(cfg: DictConfig) -> None:
     from runner.predict.run import predict, write  # TensorFlow's imports, once the config has composed
 
     quiet_libraries()
-    with reported_as_one_line():
+    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
         predictions = predict(cfg)
         print(write(predictions, cfg.predict))
 

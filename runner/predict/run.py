@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from tabulate import tabulate
 
 import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
+from runner import disk
 from runner.bounds import check_bounds
 from runner.data import augment, pipeline, source, unreadable
 from runner.data.folders import IMAGE_SUFFIXES
@@ -86,14 +87,12 @@ def write(predictions: Predictions, options: DictConfig) -> str:
     if options.output:
         path = pathlib.Path(options.output)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.partial")
-        with open(partial, "w", newline="") as file:
+        with disk.written_whole(path) as partial, open(partial, "w", newline="") as file:  # a stop leaves none
             writer = csv.writer(file)
             writer.writerow(["file", "rank", "class", "probability"])
             for name, top in zip(predictions.files, predictions.top):
                 writer.writerows([name, rank, label, f"{probability:.6f}"] for rank, (label, probability)
                                  in enumerate(top, start=1))
-        partial.replace(path)
         note = _skipped_note(predictions)
         return f"wrote {path}: {len(predictions.files)} images" + (f"; {note}" if note else "")
     rows = [[name, ", ".join(f"{label} {probability:.3f}" for label, probability in top)]

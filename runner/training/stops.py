@@ -7,8 +7,10 @@ first Ctrl-C only note the request, and the loop raises at its next step boundar
 turns it into another error (TensorFlow's runtime, a database driver), and the run would end FAILED
 instead of KILLED. A step takes seconds at most; schedulers give a grace period of tens of seconds.
 A second Ctrl-C stops at once. Outside training (a sweep between its jobs) `interrupt` raises at once.
+The other commands (`stopped_in_one_line`) stop at once, unwinding as a stop does, in one line.
 """
 
+import contextlib
 import signal
 import sys
 import threading
@@ -76,6 +78,20 @@ class Trap:
     def __exit__(self, *exc_info) -> bool:
         self.end()
         return False
+
+
+@contextlib.contextmanager
+def stopped_in_one_line(consequence: str):
+    """A command that does not train, stopped by SIGTERM or Ctrl-C: at once, as a `Stopped` that
+    unwinds its `finally` blocks (partial files go, an MLflow run ends KILLED) instead of SIGTERM's
+    silent end or Ctrl-C's traceback; then one line saying the `consequence`, and the shell's status."""
+    try:
+        with Trap(interrupt, DEFERRED_SIGNALS):
+            yield
+    except KeyboardInterrupt as stop:
+        stop = stop if isinstance(stop, Stopped) else Stopped(signal.SIGINT)
+        print(f"stopped by {stop.signal.name}; {consequence}", file=sys.stderr)
+        sys.exit(stop.exit_code)
 
 
 class DeferredStops(Trap):

@@ -5,8 +5,9 @@ store training uses (MLFLOW_TRACKING_URI, else tracking.uri, else outputs/mlflow
 logged model.keras artifact, else <hydra.output_dir tag>/model.keras) and its own validation images;
 the figures are logged on that run under visualize/. With model.weights (imagenet, a file) and
 visualize.model unset, or visualize.model=<a model.keras file>: those weights on model= and data='s
-validation images, logged on a new run (tag runner.role=visualize). The PNGs land in Hydra's folder (outputs/visualize/...): filters.png,
-feature_maps_<row>.png, top_images_<row>.png, projections_<row>.png and figure2_<row>.png.
+validation images, logged on a new run (tag runner.role=visualize). The PNGs land in Hydra's folder
+(outputs/visualize/...): filters.png, feature_maps_<row>.png, top_images_<row>.png,
+projections_<row>.png and figure2_<row>.png.
 Options and the PNG sizes: runner/schema.py VisualizeConfig and runner/visualize/render.py.
 """
 
@@ -20,8 +21,11 @@ from runner import schema
 from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 from runner.logs import quiet_libraries
+from runner.training.stops import stopped_in_one_line
 
 schema.register()
+# What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
+WHEN_STOPPED = "a run it had started ended KILLED"
 
 
 @hydra_app("visualize")
@@ -32,7 +36,7 @@ def main(cfg: DictConfig) -> None:
     from runner.visualize.run import visualize_model
 
     quiet_libraries()
-    with reported_as_one_line():
+    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
         try:
             hydra_config = HydraConfig.get()
             result = visualize_model(cfg, pathlib.Path(hydra_config.runtime.output_dir), hydra_config.overrides.task)
