@@ -19,7 +19,7 @@ from image_folders import make_image_folder
 from reference_caffe import (ALEXNET_MEAN_BGR, GOOGLENET_MEAN_BGR, alexnet_forward, alexnet_shapes, googlenet_forward,
                              googlenet_shapes, random_blobs)
 from runner.data.cache_home import cache_home
-from runner.training import session as session_module
+from runner.weights import source as source_module
 from runner.errors import UserError
 from runner.training.stand_alone import from_weights
 from runner.weights import published
@@ -57,27 +57,29 @@ def googlenet_file(tmp_path_factory):
     return path, blobs
 
 
+def loaded_beside_caffe(model: str, path, size: int, mean_bgr):
+    """The config of `model` with the file as weights, the model it loads, RGB pictures and what Caffe
+    takes of them."""
+    cfg = compose(f"model={model}", f"model.weights={path}")
+    pictures = images(size)
+    return cfg, from_weights(cfg), pictures, caffe_inputs(pictures, mean_bgr)
+
+
 def test_bvlc_alexnet_computes_caffes_function_and_not_with_the_papers_lrn(alexnet_file, monkeypatch):
     path, blobs = alexnet_file
-    cfg = compose("model=alexnet_grouped", f"model.weights={path}")
-    loaded = from_weights(cfg)
-    pictures = images(227)
-    caffe = caffe_inputs(pictures, ALEXNET_MEAN_BGR)
+    cfg, loaded, pictures, caffe = loaded_beside_caffe("alexnet_grouped", path, 227, ALEXNET_MEAN_BGR)
     expected = alexnet_forward(blobs, caffe)
     assert relative_error(loaded.part.model(caffe), expected) < 1e-4
     np.testing.assert_allclose(loaded.model.predict(pictures, verbose=0), tf.nn.softmax(expected), atol=1e-5)
     assert dict(loaded.card.lrn) == {"depth_radius": 2, "bias": 1.0, "alpha": 2e-5, "beta": 0.75}
     # The same weights under the paper's LRN (k=2, alpha undivided), which the zoo's file builds: far off.
-    monkeypatch.setattr(session_module, "with_lrn", lambda cfg, constants: cfg)
+    monkeypatch.setattr(source_module, "with_lrn", lambda cfg, constants: cfg)
     assert relative_error(from_weights(cfg).part.model(caffe), expected) > 1e-2
 
 
 def test_bvlc_googlenet_computes_caffes_function_auxiliary_heads_included(googlenet_file, monkeypatch):
     path, blobs = googlenet_file
-    cfg = compose("model=googlenet", f"model.weights={path}")
-    loaded = from_weights(cfg)
-    pictures = images(224)
-    caffe = caffe_inputs(pictures, GOOGLENET_MEAN_BGR)
+    cfg, loaded, pictures, caffe = loaded_beside_caffe("googlenet", path, 224, GOOGLENET_MEAN_BGR)
     expected = googlenet_forward(blobs, caffe)
     main, aux1, aux2 = loaded.part.model(caffe)
     for ours, name in ((main, "loss3"), (aux1, "loss1"), (aux2, "loss2")):
@@ -85,7 +87,7 @@ def test_bvlc_googlenet_computes_caffes_function_auxiliary_heads_included(google
     np.testing.assert_allclose(loaded.model.predict(pictures, verbose=0), tf.nn.softmax(expected["loss3/classifier"]),
                                atol=1e-5)
     assert loaded.card.classifier == ("classifier", "aux1", "aux2")
-    monkeypatch.setattr(session_module, "with_lrn", lambda cfg, constants: cfg)  # the paper's LRN: far off
+    monkeypatch.setattr(source_module, "with_lrn", lambda cfg, constants: cfg)  # the paper's LRN: far off
     assert relative_error(from_weights(cfg).part.model(caffe)[0], expected["loss3/classifier"]) > 1e-2
 
 

@@ -47,9 +47,9 @@ def tree(root: Path, cfg, class_name=str, training: bool = True) -> source.Sourc
         raise UserError(f"model.input_shape: image files give 1 or 3 channels, not {channels}")
     train = _images(root, "train", classes) if training else {}
     val = _images(root, "val", classes)
-    skipped = {path: why for path, why in ((path, unreadable.broken_link(path)) for path in [*train, *val]) if why}
-    if cfg.data.check_files:
-        skipped |= unreadable.find([path for path in [*train, *val] if path not in skipped])
+    paths = [*train, *val]
+    # The file check finds links that cannot be followed first; without it, they are still skipped.
+    skipped = unreadable.find(paths) if cfg.data.check_files else unreadable.broken_links(paths)
     _warn(skipped, root)
     return source.Source(
         train=source.files(*_labelled(train, skipped, root), channels) if training else None,

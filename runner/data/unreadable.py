@@ -25,11 +25,16 @@ TSV_HEADER = "file\treason\n"
 def find(paths: list[str]) -> dict[str, str]:
     """{path: why it cannot be decoded} for those of `paths` that TensorFlow cannot decode, symbolic
     links that cannot be followed (a loop, a missing target) first."""
-    broken = {path: why for path, why in ((path, broken_link(path)) for path in paths) if why}
+    broken = broken_links(paths)
     return broken | _undecodable([path for path in paths if path not in broken])
 
 
-def broken_link(path: str) -> str | None:
+def broken_links(paths: list[str]) -> dict[str, str]:
+    """{path: why} for those of `paths` that are symbolic links that cannot be followed."""
+    return {path: why for path, why in ((path, _broken_link(path)) for path in paths) if why}
+
+
+def _broken_link(path: str) -> str | None:
     """Why a symbolic link cannot be followed, in the words of a skip reason; None if it can (or is none)."""
     try:
         os.stat(path)

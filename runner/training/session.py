@@ -41,7 +41,7 @@ from runner.training.strategy import Worker, make_strategy, precision, shard, st
 from runner.weights.card import WeightsCard, model_inputs
 from runner.weights.convert import Loaded
 from runner.weights.load import load_into
-from runner.weights.source import classifier_rows, locate, with_classes, with_lrn
+from runner.weights.source import as_the_weights_need, classifier_rows, locate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,12 +134,8 @@ def prepare_model(cfg: DictConfig, *, for_training: bool = True, classes_from_we
     with tempfile.TemporaryDirectory(prefix="weights-") as downloads:
         weights = locate(cfg, pathlib.Path(downloads))  # a failed download costs no build
         given = cfg  # its classifier rows still say ${data.num_classes}: classifier_rows finds them
-        if classes_from_weights and weights and weights.card.num_classes:
-            cfg = with_classes(cfg, weights.card.num_classes)
-        if weights and weights.card.lrn:
-            cfg = with_lrn(cfg, weights.card.lrn)  # what the weights compute, not the paper's constants
-        if weights and weights.card.resize_ratio and cfg.eval.resize_ratio is None:
-            cfg = _with_crop(cfg, weights.card.resize_ratio)  # their evaluation's crop (BVLC AlexNet's 227 of 256)
+        if weights:
+            cfg = as_the_weights_need(cfg, weights.card, own_classes=classes_from_weights)
         spec = model_spec(cfg)
         check_memory(cfg, strategy, resolved.precision, spec, for_training)  # before any layer takes memory
         with strategy.scope():
@@ -150,12 +146,6 @@ def prepare_model(cfg: DictConfig, *, for_training: bool = True, classes_from_we
     card = weights.card if weights else None
     return ModelPart(cfg, strategy, worker(strategy), resolved, built, report(built), rows,
                      model_inputs(cfg.data, card), card, loaded)
-
-
-def _with_crop(cfg: DictConfig, resize_ratio: float) -> DictConfig:
-    copy = cfg.copy()
-    copy.eval.resize_ratio = resize_ratio
-    return copy
 
 
 def _weights_classifier(card: WeightsCard, rows: tuple[str, ...], built: BuiltModel) -> tuple[str, ...]:

@@ -45,6 +45,20 @@ def locate(cfg: DictConfig, downloads: pathlib.Path) -> Source | None:
     return _from_file(cfg, reference)
 
 
+def as_the_weights_need(cfg: DictConfig, card: WeightsCard, *, own_classes: bool) -> DictConfig:
+    """cfg as these weights compute: their LRN constants on every lrn row (Caffe's, not the paper's),
+    their evaluation's crop where eval.resize_ratio is unset (BVLC AlexNet's 227 of 256), and with
+    `own_classes` their number of classes on the classifier rows."""
+    if own_classes and card.num_classes:
+        cfg = with_classes(cfg, card.num_classes)
+    if card.lrn:
+        cfg = with_lrn(cfg, card.lrn)
+    if card.resize_ratio and cfg.eval.resize_ratio is None:
+        cfg = cfg.copy()
+        cfg.eval.resize_ratio = card.resize_ratio
+    return cfg
+
+
 def with_classes(cfg: DictConfig, count: int) -> DictConfig:
     """cfg with every classifier row (units: ${data.num_classes}) at `count` classes: the weights'
     own classifier, whatever data= holds."""
