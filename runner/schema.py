@@ -45,6 +45,9 @@ class DataConfig:
     cache: bool = False  # keep decoded, resized uint8 images after the first epoch
     cache_dir: Optional[str] = None  # with cache: null keeps them in memory; a folder: in files there, this run's own
     check_files: bool = True  # image folders: decode every file once first, skip those that fail
+    # An image file whose header claims more pixels is skipped before it is decoded (a few hundred KB of
+    # PNG can claim gigabytes of pixels); 100 megapixels is above any camera's photo.
+    max_pixels: int = at_least(1, 100_000_000)
     val_fraction: float = 0.2  # digits: stratified validation share
     train_size: int = at_least(1, 512)  # synthetic: images per split
     val_size: int = at_least(1, 128)

@@ -86,3 +86,18 @@ def _pil_bytes(image, format_name: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format_name)
     return buffer.getvalue()
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims `width` x `height` gray pixels, with one row of data: what a decoder
+    would allocate in full before finding the rest missing. Its chunks carry true CRCs, so a header
+    reader takes it for a real PNG."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit gray, no interlace
+    rows = zlib.compress(bytes(1 + width))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")

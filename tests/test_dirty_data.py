@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 
 from helpers import compose
-from image_folders import CLASS_COLOURS, dirty_files, make_image_folder
+from image_folders import CLASS_COLOURS, dirty_files, make_image_folder, png_claiming
 from runner.data import unreadable
 from runner.data.splits import load
 from runner.errors import UserError
 
 CLASSES = ("n01440764", "n02102040")
 PER_CLASS = 4
+MAX_PIXELS = 100_000_000  # data.max_pixels's default
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def folder(root, *overrides):
 def test_every_unreadable_file_is_found_with_the_decoders_reason(dirty_tree):
     readable, broken = dirty_files()
     paths = sorted(str(path) for path in dirty_tree.rglob("*") if path.is_file())
-    found = unreadable.find(paths)
+    found = unreadable.find(paths, MAX_PIXELS)
     assert sorted(found) == sorted(str(dirty_tree / split / CLASSES[0] / name)
                                    for split in ("train", "val") for name in broken)
     reasons = {path.rsplit("/", 1)[-1]: why for path, why in found.items()}
@@ -70,13 +71,13 @@ def test_cmyk_and_palette_images_keep_their_colours(tmp_path):
 
 def test_the_verdict_is_kept_for_unchanged_files(dirty_tree, monkeypatch):
     paths = sorted(str(path) for path in (dirty_tree / "train").rglob("*") if path.is_file())
-    first = unreadable.find(paths)
-    monkeypatch.setattr(unreadable, "_decode_all", lambda paths: pytest.fail("decoded again"))
-    assert unreadable.find(paths) == first
+    first = unreadable.find(paths, MAX_PIXELS)
+    monkeypatch.setattr(unreadable, "_decode_all", lambda paths, largest: pytest.fail("decoded again"))
+    assert unreadable.find(paths, MAX_PIXELS) == first
     # A changed file is a different listing: decoded again.
     changed = paths[:-1]
     with pytest.raises(pytest.fail.Exception, match="decoded again"):
-        unreadable.find(changed)
+        unreadable.find(changed, MAX_PIXELS)
 
 
 def test_check_files_false_reads_the_listing_as_it_is(dirty_tree):
@@ -151,5 +152,31 @@ def test_a_file_name_with_a_newline_stays_on_one_line_in_the_warning_and_the_lis
 
 def test_skip_reasons_are_the_decoders_words_without_tensorflows_wrapping(dirty_tree):
     paths = sorted(str(path) for path in dirty_tree.rglob("*") if path.is_file())
-    reasons = unreadable.find(paths).values()
+    reasons = unreadable.find(paths, MAX_PIXELS).values()
     assert reasons and not any("function_node" in why or "{{" in why or "[Op:" in why for why in reasons)
+
+
+def test_an_image_claiming_more_than_max_pixels_is_skipped_unread(tmp_path, monkeypatch):
+    root = make_image_folder(tmp_path / "photos", classes=CLASSES, per_class=2, size=(16, 16))
+    huge = root / "train" / CLASSES[0] / "huge.png"
+    huge.write_bytes(png_claiming(20_000, 20_000))  # 1.2 GB of RGB once decoded, from a few hundred bytes
+    decoded = []
+    real_decode_all = unreadable._decode_all
+    monkeypatch.setattr(unreadable, "_decode_all", lambda paths, largest: decoded.extend(paths)
+                        or real_decode_all(paths, largest))
+    for check_files in ("true", "false"):
+        splits = load(folder(root, f"data.check_files={check_files}"))
+        assert splits.skipped_files == {str(huge): "400,000,000 pixels, more than data.max_pixels=100,000,000"}
+        assert splits.train_examples == len(CLASSES) * 2
+    assert decoded and str(huge) not in decoded
+    paths = [str(path) for path in root.rglob("*") if path.is_file()]
+    assert len(unreadable.find(paths, 256, decode=False)) == 1  # 16 x 16 pixels each: at the limit, kept
+    assert len(unreadable.find(paths, 255, decode=False)) == len(paths)
+
+
+def test_the_file_check_decodes_no_more_images_at_once_than_memory_holds(monkeypatch):
+    monkeypatch.setattr(unreadable.psutil, "virtual_memory", lambda: type("Memory", (), {"available": 2**30}))
+    monkeypatch.setattr(unreadable.os, "cpu_count", lambda: 64)
+    assert unreadable._parallel_decodes(100) == 64
+    assert unreadable._parallel_decodes(10_000_000) == 6  # half of 1 GiB over 80 MB per decode
+    assert unreadable._parallel_decodes(100_000_000) == 1

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from apps import run_app
 from helpers import compose, new_store
+from image_folders import png_claiming
 from runner.data.splits import load
 from runner.weights import saved
 
@@ -201,15 +202,17 @@ def test_predict_skips_links_that_dangle_or_loop_and_notes_them_under_the_table(
     (photos / "a.png").write_bytes((tmp_path / "pngs" / "000_7.png").read_bytes())
     (photos / "dangling.png").symlink_to(photos / "nowhere.png")
     (photos / "loop.png").symlink_to(photos / "loop.png")
+    (photos / "huge.png").write_bytes(png_claiming(20_000, 20_000))  # never decoded: 1.2 GB of pixels
     model = f"predict.model={model_dir / 'digits' / 'model.keras'}"
     result = run_app("runner.predict", f"hydra.run.dir={tmp_path}/predict", model, f"predict.images={photos}")
     assert result.returncode == 0, result.stderr[-2000:]
     *table, note = result.stdout.strip().splitlines()
     assert table[-1].startswith(str(photos / "a.png"))
-    assert note == f"skipped 2 unreadable: {photos / 'dangling.png'}, {photos / 'loop.png'}"
+    assert note == f"skipped 3 unreadable: {photos / 'dangling.png'}, {photos / 'huge.png'}, {photos / 'loop.png'}"
+    assert "huge.png (400,000,000 pixels, more than data.max_pixels=100,000,000)" in result.stderr
     (photos / "a.png").unlink()
     result = run_app("runner.predict", f"hydra.run.dir={tmp_path}/none", model, f"predict.images={photos}")
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"error: predict.images={photos}: none of its 2 image files can be read "
+    assert result.stderr.strip() == (f"error: predict.images={photos}: none of its 3 image files can be read "
                                      f"({photos / 'dangling.png'}: symbolic link to nothing (No such file or "
                                      "directory))")

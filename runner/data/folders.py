@@ -48,8 +48,8 @@ def tree(root: Path, cfg, class_name=str, training: bool = True) -> source.Sourc
     train = _images(root, "train", classes) if training else {}
     val = _images(root, "val", classes)
     paths = [*train, *val]
-    # The file check finds links that cannot be followed first; without it, they are still skipped.
-    skipped = unreadable.find(paths) if cfg.data.check_files else unreadable.broken_links(paths)
+    # Without the file check, links that cannot be followed and oversized images are still skipped.
+    skipped = unreadable.find(paths, cfg.data.max_pixels, decode=cfg.data.check_files)
     _warn(skipped, root)
     return source.Source(
         train=source.files(*_labelled(train, skipped, root), channels) if training else None,

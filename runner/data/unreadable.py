@@ -1,8 +1,11 @@
-"""Which image files cannot be decoded: found once, before training, so no epoch stops on a bad file.
+"""Which image files cannot be read: found once, before training, so no epoch stops on a bad file.
 
-Every file is decoded whole (a truncated JPEG can still yield its top rows, so a crop alone proves
-nothing), in parallel with tf.data. The verdict is kept in the user's cache, keyed by every file's
-path, size and modification time: the next run on unchanged files reads it instead of decoding again.
+Links that cannot be followed and images whose header claims more than data.max_pixels are skipped
+first (runner/data/image_sizes.py). Every other file is decoded whole (a truncated JPEG can still
+yield its top rows, so a crop alone proves nothing), in parallel with tf.data, as many at once as
+half the available memory holds at the largest image's size. The verdict is kept in the user's
+cache, keyed by the limit and every file's path, size and modification time: the next run on
+unchanged files reads it instead of decoding again.
 """
 
 import errno
@@ -12,8 +15,10 @@ import os
 import re
 from pathlib import Path
 
+import psutil
 import tensorflow as tf
 
+from runner.data import image_sizes
 from runner.data.cache_home import cache_home
 
 # TensorFlow's wrapping of an op's message:
@@ -22,14 +27,17 @@ TF_WRAPPING = re.compile(r"\{\{function_node [^}]*\}\}\s*|\s*\[Op:\w+\]")
 TSV_HEADER = "file\treason\n"
 
 
-def find(paths: list[str]) -> dict[str, str]:
-    """{path: why it cannot be decoded} for those of `paths` that TensorFlow cannot decode, symbolic
-    links that cannot be followed (a loop, a missing target) first."""
-    broken = broken_links(paths)
-    return broken | _undecodable([path for path in paths if path not in broken])
+def find(paths: list[str], max_pixels: int, decode: bool = True) -> dict[str, str]:
+    """{path: why it cannot be read} for those of `paths` that are symbolic links that cannot be followed
+    (a loop, a missing target), images over `max_pixels`, and with `decode`, files TensorFlow cannot decode."""
+    broken = _broken_links(paths)
+    followed = [path for path in paths if path not in broken]
+    if decode:
+        return broken | _unreadable(followed, max_pixels)
+    return broken | image_sizes.oversized(_sizes(followed), max_pixels)
 
 
-def broken_links(paths: list[str]) -> dict[str, str]:
+def _broken_links(paths: list[str]) -> dict[str, str]:
     """{path: why} for those of `paths` that are symbolic links that cannot be followed."""
     return {path: why for path, why in ((path, _broken_link(path)) for path in paths) if why}
 
@@ -43,14 +51,18 @@ def _broken_link(path: str) -> str | None:
     return None
 
 
-def _undecodable(paths: list[str]) -> dict[str, str]:
-    """Of files that exist: those TensorFlow cannot decode, from the cached verdict where there is one."""
+def _unreadable(paths: list[str], max_pixels: int) -> dict[str, str]:
+    """Of files that exist: those too large or that TensorFlow cannot decode, from the cached verdict where
+    there is one."""
     if not paths:
         return {}
-    verdict = cache_home() / "file-checks" / f"{_fingerprint(paths)}.json"
+    verdict = cache_home() / "file-checks" / f"{_fingerprint(paths, max_pixels)}.json"
     if verdict.is_file():
         return json.loads(verdict.read_text())
-    found = _decode_all(paths)
+    sizes = _sizes(paths)
+    found = image_sizes.oversized(sizes, max_pixels)
+    found |= _decode_all([path for path in paths if path not in found],
+                         largest=max((count or max_pixels for count in sizes.values()), default=1))
     verdict.parent.mkdir(parents=True, exist_ok=True)
     partial = verdict.with_suffix(f".{os.getpid()}.partial")
     partial.write_text(json.dumps(found))
@@ -58,12 +70,23 @@ def _undecodable(paths: list[str]) -> dict[str, str]:
     return found
 
 
-def _decode_all(paths: list[str]) -> dict[str, str]:
+def _sizes(paths: list[str]) -> dict[str, int | None]:
+    return {path: image_sizes.pixels(path) for path in paths}
+
+
+def _decode_all(paths: list[str], largest: int) -> dict[str, str]:
     names = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string))
     shapes = names.map(lambda path: (path, tf.shape(_decode(tf.io.read_file(path)))),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+                       num_parallel_calls=_parallel_decodes(largest), deterministic=False)
     decodable = {path.decode() for path, _ in shapes.ignore_errors().as_numpy_iterator()}
     return {path: _reason(path) for path in paths if path not in decodable}
+
+
+def _parallel_decodes(largest: int) -> int:
+    """One decode per core, but no more at once than half the available memory holds at the largest
+    image's size: a folder of large images would otherwise take a core's share of memory each."""
+    budget = psutil.virtual_memory().available // 2
+    return max(1, min(os.cpu_count() or 1, budget // (largest * image_sizes.DECODE_BYTES_PER_PIXEL)))
 
 
 def _decode(data: tf.Tensor) -> tf.Tensor:
@@ -93,8 +116,8 @@ def as_tsv(skipped: dict[str, str]) -> str:
     return TSV_HEADER + "".join(f"{escaped(path)}\t{escaped(why)}\n" for path, why in sorted(skipped.items()))
 
 
-def _fingerprint(paths: list[str]) -> str:
-    digest = hashlib.sha256()
+def _fingerprint(paths: list[str], max_pixels: int) -> str:
+    digest = hashlib.sha256(f"max_pixels={max_pixels}\n".encode())
     for path in sorted(paths):
         stat = os.stat(path)
         digest.update(f"{os.path.abspath(path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())

@@ -41,7 +41,7 @@ def predict(cfg: DictConfig) -> Predictions:
         raise UserError(f"predict.output={options.output} is a folder; give the .csv file to write, e.g. "
                         f"{pathlib.Path(options.output) / 'predictions.csv'}")
     files = image_files(options.images)
-    skipped = unreadable.find(files)  # before the model: the cheaper mistake first
+    skipped = unreadable.find(files, cfg.data.max_pixels)  # before the model: the cheaper mistake first
     readable = [file for file in files if file not in skipped]
     if not readable:
         first = min(skipped)
