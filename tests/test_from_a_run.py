@@ -209,7 +209,7 @@ def test_predict_skips_links_that_dangle_or_loop_and_notes_them_under_the_table(
     *table, note = result.stdout.strip().splitlines()
     assert table[-1].startswith(str(photos / "a.png"))
     assert note == f"skipped 3 unreadable: {photos / 'dangling.png'}, {photos / 'huge.png'}, {photos / 'loop.png'}"
-    assert "huge.png (400,000,000 pixels, more than data.max_pixels=100,000,000)" in result.stderr
+    assert "huge.png (400,000,000 pixels, more than data.max_pixels=100,000,000)" in result.stdout
     (photos / "a.png").unlink()
     result = run_app("runner.predict", f"hydra.run.dir={tmp_path}/none", model, f"predict.images={photos}")
     assert result.returncode == 2
