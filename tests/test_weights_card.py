@@ -6,6 +6,7 @@ import json
 import shutil
 import zipfile
 
+import keras
 import mlflow
 import pytest
 
@@ -151,6 +152,12 @@ def _damaged(tmp_path, kind: str):
     data = good.read_bytes()
     if kind == "truncated":
         path.write_bytes(data[: len(data) // 2])
+    elif kind == "lambda":  # a layer whose Python function Keras's safe mode will not run
+        inputs = keras.Input((8, 8, 3))
+        doubled = keras.layers.Lambda(lambda x: x * 2)(inputs)
+        keras.Model(inputs, keras.layers.Dense(2, name="fc")(keras.layers.Flatten()(doubled))).save(path)
+        with zipfile.ZipFile(path, "a") as archive:
+            archive.writestr(saved.CARD, saved.read_card(good).to_json())
     elif kind == "foreign":
         with zipfile.ZipFile(path, "w") as archive:
             archive.writestr("notes.txt", "not a model")
@@ -167,6 +174,7 @@ DAMAGE_SAID = {
                  "cut short)",
     "foreign": ": {path} is a zip archive but not a Keras model (no config.json, model.weights.h5)",
     "garbled": ": {path} is a damaged Keras model file (",
+    "lambda": ": {path} holds Python code (a Lambda layer), which Keras's safe mode refuses to load",
 }
 # visualize draws a file's weights on model=, read by layer name, whose reader says so of a garbled file
 GARBLED_WEIGHTS = "error: weights file {path} is not a model saved by Keras 3 ("
@@ -184,6 +192,8 @@ def test_a_damaged_model_file_is_one_line_in_every_app(tmp_path, kind, app):
     [line] = result.stderr.strip().splitlines()
     if app == "visualize" and kind == "garbled":
         assert line.startswith(GARBLED_WEIGHTS.format(path=path)), line
+    elif app == "visualize" and kind == "lambda":  # read as weights, by layer name: the Lambda is never built
+        assert line.startswith("error: source tensors fc/0 (192, 2), fc/1 (2,) match no row"), line
     else:
         assert line.startswith(f"error: {app}.model" + DAMAGE_SAID[kind].format(path=path)), line
 

@@ -64,6 +64,8 @@ def save(path: pathlib.Path, network: keras.Model, card: WeightsCard) -> keras.M
 
 
 VALID = "give runs:/<run_id> or a model.keras file a run saved"
+# Keras's word when it refuses to read code stored in a file (a Lambda layer's function), which would run
+SAFE_MODE = "safe_mode"
 
 
 def load(path: pathlib.Path, key: str) -> keras.Model:
@@ -73,6 +75,9 @@ def load(path: pathlib.Path, key: str) -> keras.Model:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:  # a damaged member: zlib's, h5py's, Keras's own errors, which vary
         why = first_line(str(error)) or type(error).__name__
+        if SAFE_MODE in why:
+            raise UserError(f"{key}: {path} holds Python code (a Lambda layer), which Keras's safe mode refuses to "
+                            f"load because reading it would run it; this project's models hold none: {VALID}") from None
         raise UserError(f"{key}: {path} is a damaged Keras model file ({why}): {VALID}") from None
 
 
