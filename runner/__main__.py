@@ -6,7 +6,7 @@ import sys
 
 from omegaconf import DictConfig
 
-from runner import schema
+from runner import disk, schema
 from runner.app import hydra_app
 from runner.errors import reported_as_one_line
 from runner.logs import quiet_libraries
@@ -26,7 +26,7 @@ def main(cfg: DictConfig) -> float:
     quiet_libraries()
     say_when_no_gpu(cfg.trainer)
 
-    with reported_as_one_line():
+    with reported_as_one_line(disk.RESUMES):
         try:
             return train(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
         except KeyboardInterrupt as interrupt:  # a stop runner/training/stops.py raised, or a plain Ctrl-C

@@ -22,7 +22,8 @@ FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 # Where the path sits in the messages that carry it only in words.
 PATH_PATTERNS = (re.compile(r"filename = '([^']+)'"),  # HDF5
                  re.compile(rf"(\S+?)(?:_temp/\S*)?; {NO_SPACE}"))  # TensorFlow's file ops (a checkpoint's temp files)
-RESUMES = "free some space, then rerun the same command: it resumes from the last completed epoch"
+RERUN = "free some space, then rerun the same command"  # what a command that does not train can say
+RESUMES = f"{RERUN}: it resumes from the last completed epoch"  # what training says
 
 
 def partial_name(path: pathlib.Path) -> pathlib.Path:
@@ -53,17 +54,18 @@ def is_full(error: BaseException) -> bool:
     return any(_says_full(cause) for cause in causes(error))
 
 
-def full_disk_line(error: BaseException) -> str | None:
-    """What a full disk met anywhere in `error`'s chain says in one line; None if it is not one."""
+def full_disk_line(error: BaseException, advice: str) -> str | None:
+    """What a full disk met anywhere in `error`'s chain says in one line, ending in the command's
+    `advice` (RESUMES or RERUN); None if it is not one."""
     if not is_full(error):
         return None
     path = written_path(error)
     if path is not None:
-        return f"no space left on device writing {path} ({free_space(path)} free there); {RESUMES}"
+        return f"no space left on device writing {path} ({free_space(path)} free there); {advice}"
     # sqlite names no file; a run's end names its store (store_full_line)
     if store_is_full(error):
-        return f"the MLflow store is full (sqlite: {FULL_STORE}); {RESUMES}"
-    return f"no space left on device ({first_line(str(error))}); {RESUMES}"
+        return f"the MLflow store is full (sqlite: {FULL_STORE}); {advice}"
+    return f"no space left on device ({first_line(str(error))}); {advice}"
 
 
 def store_is_full(error: BaseException) -> bool:
@@ -71,9 +73,9 @@ def store_is_full(error: BaseException) -> bool:
     return any(FULL_STORE in str(cause) for cause in causes(error))
 
 
-def store_full_line(uri: str, run_id: str | None, cause: BaseException | None, ended: bool) -> str:
+def store_full_line(uri: str, run_id: str | None, cause: BaseException | None, ended: bool, resumable: bool) -> str:
     """The MLflow store met a full disk. Ended, the run is FAILED; not, it stays RUNNING (nothing can
-    record its end) until the same command, rerun with room, resumes it."""
+    record its end): a training run (`resumable`) until the same command, rerun with room, resumes it."""
     database = pathlib.Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
     line = f"the MLflow store {uri} is full" + (f" ({free_space(database)} free there)" if database else "")
     first = written_path(cause) if cause is not None else None
@@ -82,9 +84,10 @@ def store_full_line(uri: str, run_id: str | None, cause: BaseException | None, e
     elif cause is not None and not is_full(cause):
         line = f"{type(cause).__name__}: {first_line(str(cause))}; then {line}"
     if ended:
-        return f"{line}: MLflow run {run_id} ended FAILED; {RESUMES}"
-    return (f"{line}: MLflow run {run_id} stays RUNNING; free some space, then rerun the same command: "
-            "it resumes that run from its last completed epoch")
+        return f"{line}: MLflow run {run_id} ended FAILED; {RESUMES if resumable else RERUN}"
+    if not resumable:
+        return f"{line}: MLflow run {run_id} stays RUNNING; {RERUN}"
+    return f"{line}: MLflow run {run_id} stays RUNNING; {RERUN}: it resumes that run from its last completed epoch"
 
 
 def written_path(error: BaseException) -> str | None:

@@ -27,12 +27,14 @@ class JobError(CompactHydraException):
 
 
 @contextlib.contextmanager
-def reported_as_one_line():
+def reported_as_one_line(full_disk_advice: str = disk.RERUN):
+    """A user mistake, or a full disk, as one line; the full disk's ending in the command's
+    `full_disk_advice` (training's: disk.RESUMES)."""
     try:
         yield
     except Exception as error:
         if not _a_user_mistake(error):
-            full_disk = disk.full_disk_line(error)  # a weights file, a checkpoint, the store: the user's to free
+            full_disk = disk.full_disk_line(error, full_disk_advice)  # a file, a checkpoint, the store: the user's
             if full_disk is None:
                 raise
             error = UserError(full_disk)

@@ -17,8 +17,14 @@ import tensorflow as tf
 from mlflow.exceptions import MlflowException
 
 from apps import run_app
+from cards import tiny_card
 from helpers import REPO, new_store
+from image_folders import make_image_folder
 from runner import disk
+from runner.data import pipeline
+from runner.weights import saved
+
+import builders
 
 QUICK = ["trainer.epochs=2", "trainer.steps_per_epoch=3", "trainer.jit_compile=false"]
 STORE_FULL = "(sqlite3.OperationalError) database or disk is full"
@@ -113,7 +119,7 @@ def test_each_writers_words_for_a_full_disk_give_the_file_and_the_free_space(tmp
                     f"{tmp_path}/ckpt-3_temp/part-00000-of-00001.data-00000-of-00001.tempstate141; "
                     "No space left on device [Op:SaveV2]")
     for error, named in ((hdf5, f"{tmp_path}/a.h5"), (tensorflow, f"{tmp_path}/ckpt-3")):
-        line = disk.full_disk_line(error)
+        line = disk.full_disk_line(error, disk.RESUMES)
         assert line.startswith(f"no space left on device writing {named} (") and " free there)" in line
         assert "\n" not in line
     try:
@@ -123,8 +129,8 @@ def test_each_writers_words_for_a_full_disk_give_the_file_and_the_free_space(tmp
             raise MlflowException(STORE_FULL) from cause
     except MlflowException as chained:
         assert disk.is_full(chained)
-    assert disk.full_disk_line(MlflowException(STORE_FULL)).startswith("the MLflow store is full")
-    assert disk.full_disk_line(OSError(errno.EACCES, "Permission denied")) is None
+    assert disk.full_disk_line(MlflowException(STORE_FULL), disk.RERUN).startswith("the MLflow store is full")
+    assert disk.full_disk_line(OSError(errno.EACCES, "Permission denied"), disk.RERUN) is None
 
 
 def test_a_write_that_fails_leaves_the_previous_file_and_no_partial_one(tmp_path):
@@ -168,3 +174,19 @@ def test_on_a_full_tmpfs_the_run_ends_in_one_line_not_a_segfault(small_tmpfs):
     for weights in (small_tmpfs / "outputs").rglob("*.weights.h5"):
         with h5py.File(weights) as whole:
             assert len(whole.keys())
+
+
+def test_a_full_disk_in_predict_names_its_csv_and_gives_its_own_advice(small_tmpfs, tmp_path):
+    model = tmp_path / "model.keras"
+    network = builders.build_model({"name": "tiny", "input_shape": [8, 8, 3],
+                                    "blocks": [{"type": "flatten"}, {"type": "dense", "units": 2, "name": "fc"}]})
+    saved.save(model, network, tiny_card(("a", "b"), pipeline.IMAGENET))
+    images = make_image_folder(tmp_path / "images", classes=("a",), per_class=1)
+    (small_tmpfs / "filler").write_bytes(b"\0" * shutil.disk_usage(small_tmpfs).free)
+    output = small_tmpfs / "predictions.csv"
+    result = run_app("runner.predict", f"predict.model={model}", f"predict.images={images}", f"predict.output={output}",
+                     f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip() == (f"error: no space left on device writing {output} (0 B free there); free some "
+                                     "space, then rerun the same command")
+    assert os.listdir(small_tmpfs) == ["filler"]  # no CSV, whole or partial

@@ -10,7 +10,6 @@ and a server that stops answering ends the command in one line.
 
 import numbers
 import os
-import shlex
 import sys
 import time
 from typing import Any, Optional
@@ -26,6 +25,7 @@ from runner import disk
 from runner.errors import UserError
 from runner.messages import first_line
 from runner.tracking import per_class, plots
+from runner.tracking.dashboard import how_to_open
 from runner.tracking.labels import config_params, param_value, parent_tag, run_name, run_tags
 from runner.tracking.on_server import OnServer
 from runner.tracking.redact import redacted
@@ -41,6 +41,7 @@ class Run:
         """resumable: a training run, whose resume point holds what a lost tracking server lacks."""
         self._cfg = cfg
         self._resume_run_id = resume_run_id  # reopen this run (it keeps its params and metrics)
+        self._resumable = resumable
         self._uri = store_uri(cfg)
         self._client: Optional[mlflow.MlflowClient] = None
         self._uri_variable: Optional[str] = None
@@ -109,13 +110,13 @@ class Run:
             if not disk.is_full(failure):
                 raise
             # The store is full: the run stays RUNNING, which only a rerun with room can end.
-            raise UserError(disk.store_full_line(self._uri, self.run_id, exc, ended=False)) from failure
+            raise UserError(disk.store_full_line(self._uri, self.run_id, exc, False, self._resumable)) from failure
         finally:
             if self._server:
                 self._server.close()
             _restore_variable("MLFLOW_TRACKING_URI", self._uri_variable)
         if exc is not None and disk.written_path(exc) is None and disk.store_is_full(exc):  # full for a moment
-            raise UserError(disk.store_full_line(self._uri, self.run_id, exc, ended=True)) from exc
+            raise UserError(disk.store_full_line(self._uri, self.run_id, exc, True, self._resumable)) from exc
         return False
 
     def _end(self, status: str, exc: Optional[BaseException]) -> None:
@@ -123,7 +124,8 @@ class Run:
             return
         try:
             if status == "FAILED" and self.run_id:
-                reason = disk.full_disk_line(exc) or _one_line(exc)
+                advice = disk.RESUMES if self._resumable else disk.RERUN
+                reason = disk.full_disk_line(exc, advice) or _one_line(exc)
                 self._client.set_tag(self.run_id, "failure_reason", reason[:MAX_TAG_VAL_LENGTH])
         finally:
             mlflow.end_run(status)  # also stops the system-metrics monitor
@@ -200,18 +202,8 @@ class Run:
                                pip_requirements=[f"keras=={keras.__version__}", f"tensorflow=={tf.__version__}"])
 
     def ui_command(self) -> str:
-        """How to see this run: the store's dashboard, at the run's page (MLflow 3's own route; an
-        experiment's first page is its runs, as store.py tags it)."""
-        if is_server(self._uri):
-            return f"open {self._uri.rstrip('/')}/{self._run_page()} in a browser"
-        return (f"mlflow ui --backend-store-uri {shlex.quote(self._uri)}\n"
-                f"  then open http://127.0.0.1:5000/{self._run_page()}")
-
-    def _run_page(self) -> str:
-        if self.run_id is None:
-            return ""
-        experiment = self._client.get_run(self.run_id).info.experiment_id
-        return f"#/experiments/{experiment}/runs/{self.run_id}"
+        """How to see this run: its page in the store's dashboard, in the training view (dashboard.py)."""
+        return how_to_open(self._uri, self._client.get_run(self.run_id).info.experiment_id, self.run_id)
 
 
 class NotRecorded:
