@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner.errors import USAGE_EXIT_CODE, UserError
 from runner.messages import first_line
 from runner.schema import Direction
+from runner.tracking.dashboard import how_to_open
 from runner.tracking.redact import redacted
 from runner.tracking.server import check_store
 from runner.tracking.store import open_experiment, store_uri
@@ -60,7 +61,8 @@ class SweepRun(Callback):
         os.environ[PARENT_RUN_ENV] = self._run_id
         atexit.register(self._end_if_open)
         self._sigterm.start()
-        print(f"MLflow parent run {self._run_id} groups this sweep's jobs")
+        print(f"MLflow parent run {self._run_id} groups this sweep's jobs; follow them in the dashboard with:\n"
+              f"  {how_to_open(self._client.tracking_uri, experiment_id)}")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self._end(completed=True)

@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from helpers import CONF, compose
+from runner.tracking.dashboard import how_to_open
 from runner.tracking.run import Run
 from runner.tracking.store import store_uri
 from runner.errors import UserError
@@ -224,12 +225,12 @@ def test_hydra_overrides_become_tags(store, client):
     assert client.get_run(run.run_id).data.tags["hydra.overrides"] == "optimizer.lr=0.1"
 
 
-def test_ui_command_names_the_store_and_the_runs_page(store, monkeypatch):
+def test_ui_command_names_the_store_and_the_runs_page_in_the_training_view(store):
     with Run(compose(f"tracking.uri={store}")) as run:
         experiment = mlflow.MlflowClient(store).get_run(run.run_id).info.experiment_id
-        assert run.ui_command() == (f"mlflow ui --backend-store-uri {store}\n"
-                                    f"  then open http://127.0.0.1:5000/#/experiments/{experiment}/runs/{run.run_id}")
-    # MLflow 3's dashboard opens an experiment of this kind on its runs, not on its GenAI traces.
+        page = f"#/experiments/{experiment}/runs/{run.run_id}?workflowType=machine_learning"
+        assert run.ui_command() == f"mlflow ui --backend-store-uri {store}\n  then open http://127.0.0.1:5000/{page}"
+    # Still tagged for the MLflow 3 dashboards that open an experiment by its kind, before the workflow switch.
     assert mlflow.MlflowClient(store).get_experiment(experiment).tags["mlflow.experimentKind"] == "custom_model_development"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking.example:5000")
-    assert Run(compose()).ui_command() == "open http://tracking.example:5000/ in a browser"
+    assert how_to_open("http://tracking.example:5000/", "7") == (
+        "open http://tracking.example:5000/#/experiments/7?workflowType=machine_learning in a browser")

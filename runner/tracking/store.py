@@ -18,8 +18,9 @@ from runner.errors import UserError
 
 DEFAULT_STORE_DIR = pathlib.Path("outputs")  # relative to where the command runs, as Hydra's outputs
 PAGE_SIZE = 1000  # MLflow's largest page; a sweep can have hundreds of children
-# MLflow 3's dashboard opens an experiment by its kind: untagged, on its GenAI pages (Traces) with no
-# runs in sight; a model-training experiment on its runs (the UI's ExperimentKind enum).
+# What an experiment is for (the UI's ExperimentKind enum). MLflow 3 dashboards before the "GenAI / Model
+# training" switch open an experiment by it (untagged: on its GenAI pages, Traces, with no runs in sight);
+# later ones by the switch alone, so the addresses the commands print choose the view (dashboard.py).
 EXPERIMENT_KIND = "mlflow.experimentKind"
 TRAINING_EXPERIMENT = "custom_model_development"
 
