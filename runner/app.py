@@ -24,6 +24,7 @@ from hydra.errors import (
 )
 from omegaconf import DictConfig
 
+from runner import bounded_yaml
 from runner.errors import (
     USAGE_EXIT_CODE,
     JobError,
@@ -59,7 +60,7 @@ def hydra_app(config_name: str, tensorflow: bool = True) -> Callable:
 
         @functools.wraps(task)
         def main() -> Any:
-            with _composition_errors_in_one_line():
+            with _composition_errors_in_one_line(), bounded_yaml.loading():
                 return hydra_main()
 
         return main

@@ -12,6 +12,8 @@ from runner.messages import first_line
 from runner.suggestions import did_you_mean, for_key
 
 UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '(?:tag:yaml\.org,2002:)?(.+)'")
+# Hydra's words for a mistake inside one config file (it chains the cause only as the context)
+IN_FILE = re.compile(r"In '(?P<file>[^']+)': \w+ raised while composing config:?")
 
 
 def yaml_error_line(error: yaml.MarkedYAMLError) -> str:
@@ -33,13 +35,23 @@ def hydra_error_line(error: Exception) -> str:
     first = first_line(str(error)).rstrip(".")
     if isinstance(error, OverrideParseException):
         return f"{error.override}: {first}"
-    cause = error.__cause__
+    cause = error.__cause__ or error.__context__
     if not isinstance(cause, OmegaConfBaseException):
         return first
+    in_file = IN_FILE.fullmatch(first)
+    if in_file and isinstance(cause, AttributeError | KeyError) and cause.full_key:
+        return f"{cause.full_key}: unknown key (in {in_file['file']}.yaml)" + _declared(cause)
     reason = f"{first}: {first_line(cause.msg)}"
-    if isinstance(cause, AttributeError | KeyError) and dataclasses.is_dataclass(cause.object_type) and cause.full_key:
-        return reason + for_key(cause.full_key, [field.name for field in dataclasses.fields(cause.object_type)])
+    if isinstance(cause, AttributeError | KeyError) and cause.full_key:
+        return reason + _declared(cause)
     return reason
+
+
+def _declared(cause: OmegaConfBaseException) -> str:
+    """The closest key the schema declares beside an unknown one, else all of them; "" without a schema."""
+    if not dataclasses.is_dataclass(cause.object_type):
+        return ""
+    return for_key(cause.full_key, [field.name for field in dataclasses.fields(cause.object_type)])
 
 
 def _missing_option(error: MissingConfigException) -> str:

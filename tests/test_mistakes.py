@@ -62,6 +62,36 @@ def test_an_unknown_yaml_tag_is_one_line_and_nothing_runs(tmp_path):
     assert not executed.exists()
 
 
+# Nine levels of ten aliases: a billion values once copied out, from 600 bytes.
+ALIAS_BOMB = "name: bomb\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{level}: &a{level} [{', '.join([f'*a{level - 1}'] * 10)}]\n" for level in range(1, 10)) + "blocks: *a9\n"
+
+
+@pytest.mark.parametrize("text", [ALIAS_BOMB, "name: loop\nblocks: &b [*b]\n"], ids=["nested", "recursive"])
+def test_aliases_that_expand_past_the_bound_are_refused_before_they_expand(tmp_path, text):
+    conf = config_dir(tmp_path, "bomb", text)
+    result = run_runner(tmp_path, "--config-dir", conf, "model=bomb")
+    assert one_line(result) == (f"error: {conf}/model/bomb.yaml:1:1: its aliases expand to more than 100,000 values "
+                                "(each alias repeats all its anchor holds); write the values out, or use fewer "
+                                "nested aliases")
+
+
+def test_aliases_within_the_bound_compose_as_written(tmp_path):
+    conf = config_dir(tmp_path, "tiny", "name: tiny\ninput_shape: [8, 8, 1]\n"
+                                        "blocks: [{type: flatten}, &row {type: dense, units: 4}, *row]\n")
+    result = run_app("runner.describe", "--config-dir", conf, "model=tiny", f"hydra.run.dir={tmp_path / 'run'}",
+                     cwd=REPO, env=SHELL_UNSET)
+    assert result.returncode == 0, result.stderr
+    assert sum("dense" in line for line in result.stdout.splitlines()) == 2  # the alias is a row of its own
+
+
+def test_an_unknown_key_in_a_config_file_is_named_with_its_file(tmp_path):
+    lenet = (CONF / "model" / "lenet.yaml").read_text()
+    conf = config_dir(tmp_path, "mine", lenet.replace("name: lenet", "name: mine\nblocs: []", 1))
+    assert one_line(run_runner(tmp_path, "--config-dir", conf, "model=mine")) == (
+        "error: model.blocs: unknown key (in model/mine.yaml); did you mean model.blocks?")
+
+
 def test_hydra_full_error_keeps_the_traceback_of_a_yaml_error(tmp_path):
     conf = config_dir(tmp_path, "broken", BROKEN_YAML)
     result = run_runner(tmp_path, "--config-dir", conf, "model=broken", HYDRA_FULL_ERROR="1")
