@@ -83,6 +83,8 @@ def store_full_line(uri: str, run_id: str | None, cause: BaseException | None, e
         line = f"no space left on device writing {first} ({free_space(first)} free there), and {line}"
     elif cause is not None and not is_full(cause):
         line = f"{type(cause).__name__}: {first_line(str(cause))}; then {line}"
+    if run_id is None:
+        return f"{line}: no MLflow run could start; {RERUN}"
     if ended:
         return f"{line}: MLflow run {run_id} ended FAILED; {RESUMES if resumable else RERUN}"
     if not resumable:

@@ -18,6 +18,13 @@ def quiet_libraries() -> None:
     are noise there."""
     for chatty in ("tensorflow", "absl"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    logging.getLogger("mlflow.store.db.utils").addFilter(_raised_anyway)
+
+
+def _raised_anyway(record: logging.LogRecord) -> bool:
+    """MLflow's sqlite store logs each database error with its whole traceback, then raises it again as
+    an MlflowException, which the command reports (a full store: one line); its INFO lines stay."""
+    return not record.getMessage().startswith("SQLAlchemy database error")
 
 
 def import_tensorflow_quietly() -> None:

@@ -153,7 +153,8 @@ def small_tmpfs(tmp_path):
     if mounted.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+    # Lazily: a store opened in this process keeps its database open in MLflow's cached engine.
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)
 
 
 @pytest.mark.slow
@@ -190,3 +191,13 @@ def test_a_full_disk_in_predict_names_its_csv_and_gives_its_own_advice(small_tmp
     assert result.stderr.strip() == (f"error: no space left on device writing {output} (0 B free there); free some "
                                      "space, then rerun the same command")
     assert os.listdir(small_tmpfs) == ["filler"]  # no CSV, whole or partial
+
+
+def test_a_store_too_full_to_start_a_run_is_one_line_without_mlflows_tracebacks(small_tmpfs, tmp_path):
+    store = f"sqlite:///{small_tmpfs / 'mlflow.db'}"
+    mlflow.MlflowClient(store).search_experiments()  # creates the store's tables
+    (small_tmpfs / "filler").write_bytes(b"\0" * shutil.disk_usage(small_tmpfs).free)
+    result = run_app("runner", f"hydra.run.dir={tmp_path}/run", *QUICK, cwd=tmp_path, env={"MLFLOW_TRACKING_URI": store})
+    assert result.returncode == 2
+    assert result.stderr.strip() == (f"error: the MLflow store {store} is full (0 B free there): no MLflow run could "
+                                     "start; free some space, then rerun the same command")
