@@ -49,6 +49,13 @@ def written_whole(path: pathlib.Path) -> Iterator[pathlib.Path]:
         os.replace(partial, path)
 
 
+def unwritable(folder: pathlib.Path) -> pathlib.Path | None:
+    """The nearest existing folder at or above `folder` (the one a write would create the rest in) when
+    this process cannot create files there: a read-only file system, another user's folder; else None."""
+    existing = next(path for path in (folder, *folder.parents) if path.exists())
+    return None if os.access(existing, os.W_OK | os.X_OK) else existing
+
+
 def is_full(error: BaseException) -> bool:
     """Whether `error`, or an error it was raised from or during, is a full disk."""
     return any(_says_full(cause) for cause in causes(error))

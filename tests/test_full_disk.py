@@ -177,11 +177,16 @@ def test_on_a_full_tmpfs_the_run_ends_in_one_line_not_a_segfault(small_tmpfs):
             assert len(whole.keys())
 
 
-def test_a_full_disk_in_predict_names_its_csv_and_gives_its_own_advice(small_tmpfs, tmp_path):
+def tiny_model(tmp_path) -> pathlib.Path:
     model = tmp_path / "model.keras"
     network = builders.build_model({"name": "tiny", "input_shape": [8, 8, 3],
                                     "blocks": [{"type": "flatten"}, {"type": "dense", "units": 2, "name": "fc"}]})
     saved.save(model, network, tiny_card(("a", "b"), pipeline.IMAGENET))
+    return model
+
+
+def test_a_full_disk_in_predict_names_its_csv_and_gives_its_own_advice(small_tmpfs, tmp_path):
+    model = tiny_model(tmp_path)
     images = make_image_folder(tmp_path / "images", classes=("a",), per_class=1)
     (small_tmpfs / "filler").write_bytes(b"\0" * shutil.disk_usage(small_tmpfs).free)
     output = small_tmpfs / "predictions.csv"
@@ -201,3 +206,35 @@ def test_a_store_too_full_to_start_a_run_is_one_line_without_mlflows_tracebacks(
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: the MLflow store {store} is full (0 B free there): no MLflow run could "
                                      "start; free some space, then rerun the same command")
+
+
+@pytest.fixture
+def read_only_folder(tmp_path):
+    """A folder no one may write in, root included: a read-only tmpfs (skipped where mounting is not
+    permitted); for another user, a folder without write permission does the same."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    if os.geteuid():
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                             check=False, capture_output=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", "--lazy", str(folder)], check=True)
+
+
+@pytest.mark.parametrize("app, output", [("predict", "out/predictions.csv"), ("export", "out")])
+def test_an_output_where_nothing_can_be_written_is_one_line_before_any_work(read_only_folder, tmp_path, app, output):
+    extra = [f"predict.images={make_image_folder(tmp_path / 'images', classes=('a',), per_class=1)}",
+             ] if app == "predict" else ["export.format=tflite"]
+    target = read_only_folder / output
+    result = run_app(f"runner.{app}", f"{app}.model={tiny_model(tmp_path)}", *extra, f"{app}.output={target}",
+                     f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 2
+    what = "a file in a folder" if app == "predict" else "a folder"
+    assert result.stderr.strip() == (f"error: {app}.output={target}: {read_only_folder} is not writable; give {what} "
+                                     "you can write to")

@@ -2,7 +2,6 @@
 weights) to SavedModel, ONNX or TFLite, each written beside its folder, run on a few images against
 Keras, and only then moved into place."""
 
-import os
 import pathlib
 import shutil
 import tempfile
@@ -13,6 +12,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
+from runner import disk
 from runner.bounds import check_bounds
 from runner.errors import UserError
 from runner.schema import ExportConfig
@@ -60,9 +60,9 @@ def _check_output(folder: pathlib.Path, target: pathlib.Path, overwrite: bool) -
     if target.exists() and not overwrite:
         raise UserError(f"export.output={folder} already holds {target.name}; pass export.overwrite=true to "
                         "replace it, or give another folder")
-    writable = folder if folder.exists() else next(parent for parent in folder.parents if parent.exists())
-    if not os.access(writable, os.W_OK | os.X_OK):
-        raise UserError(f"export.output={folder}: {writable} is not writable; give a folder you can write to")
+    unwritable = disk.unwritable(folder)
+    if unwritable:
+        raise UserError(f"export.output={folder}: {unwritable} is not writable; give a folder you can write to")
 
 
 def _saved_model(model: keras.Model, path: pathlib.Path) -> None:

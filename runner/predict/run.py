@@ -37,9 +37,8 @@ class Predictions:
 def predict(cfg: DictConfig) -> Predictions:
     options = cfg.predict
     check_bounds(options, PredictConfig, "predict")
-    if options.output and pathlib.Path(options.output).is_dir():
-        raise UserError(f"predict.output={options.output} is a folder; give the .csv file to write, e.g. "
-                        f"{pathlib.Path(options.output) / 'predictions.csv'}")
+    if options.output:
+        _check_output(pathlib.Path(options.output))
     files = image_files(options.images)
     skipped = unreadable.find(files, cfg.data.max_pixels)  # before the model: the cheaper mistake first
     readable = [file for file in files if file not in skipped]
@@ -62,6 +61,15 @@ def predict(cfg: DictConfig) -> Predictions:
     top = [[(card.class_names[index], float(row[index])) for index in order]
            for row, order in zip(probabilities, ranked)]
     return Predictions(readable, top, skipped)
+
+
+def _check_output(path: pathlib.Path) -> None:
+    """predict.output is a file that can be written, checked before the model loads."""
+    if path.is_dir():
+        raise UserError(f"predict.output={path} is a folder; give the .csv file to write, e.g. {path / 'predictions.csv'}")
+    unwritable = disk.unwritable(path.parent)
+    if unwritable:
+        raise UserError(f"predict.output={path}: {unwritable} is not writable; give a file in a folder you can write to")
 
 
 def image_files(pattern: str | None) -> list[str]:
