@@ -101,7 +101,7 @@ def dashboard(finished_run, tmp_path_factory):
             time.sleep(0.3)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGKILL)  # the CLI, uvicorn and the job runner's consumers at once
         process.wait(timeout=30)
 
 
