@@ -169,15 +169,59 @@ def _cluster_resolver():
 
 
 def _slurm_resolver() -> tf.distribute.cluster_resolver.SlurmClusterResolver:
-    """TensorFlow's resolver counts a node's GPUs from CUDA_VISIBLE_DEVICES, which SLURM sets when it
-    allocates GPUs, else by running nvidia-smi: on CPU nodes, where that binary is missing, a traceback.
-    There it is told one placeholder GPU per task, never made visible (auto_set_gpu off): it pairs each
-    task with a GPU id and would drop the tasks that get none."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES") is not None:
-        return tf.distribute.cluster_resolver.SlurmClusterResolver()
-    tasks = max(expand_tasks_per_node(os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1")))
-    return tf.distribute.cluster_resolver.SlurmClusterResolver(gpus_per_node=tasks, gpus_per_task=1,
-                                                                auto_set_gpu=False)
+    """The cluster of this SLURM job step, with this task's GPUs as TensorFlow sees them.
+
+    TensorFlow's resolver counts a node's GPUs from CUDA_VISIBLE_DEVICES, else by running nvidia-smi (a
+    traceback where that binary is missing: CPU nodes, containers), and shares them evenly over the
+    node's tasks: a task SLURM bound to its own GPU (srun --gpus-per-task=1, CUDA_VISIBLE_DEVICES one
+    id) gets none. It would make each task's share visible by setting CUDA_VISIBLE_DEVICES, too late
+    once TensorFlow has listed the GPUs (_configure_devices), and numbering them from 0, not as SLURM
+    does. Here the GPUs are the ones TensorFlow lists (SLURM's CUDA_VISIBLE_DEVICES applied); where
+    every task of a node sees all of them, each takes its own share.
+    """
+    tasks_per_node = max(expand_tasks_per_node(os.environ.get("SLURM_STEP_TASKS_PER_NODE", "1")))
+    gpus = _this_tasks_gpus(tf.config.list_physical_devices("GPU"), tasks_per_node)
+    if gpus:
+        tf.config.set_visible_devices(gpus, "GPU")
+    return _SlurmResolver(len(gpus), tasks_per_node, port_base=_port_base(tasks_per_node))
+
+
+def _this_tasks_gpus(gpus: list, tasks_per_node: int) -> list:
+    """All the GPUs a task sees where SLURM bound them to it (fewer than SLURM_GPUS_ON_NODE, the step's
+    GPUs on the node); where the node's tasks all see the same ones, this task's share by SLURM_LOCALID."""
+    shared = len(gpus) >= int(os.environ.get("SLURM_GPUS_ON_NODE", len(gpus)))
+    if not gpus or not shared or tasks_per_node == 1:
+        return gpus
+    share = len(gpus) // tasks_per_node
+    if not share:
+        raise UserError(f"{tasks_per_node} tasks per node share {len(gpus)} GPUs; ask SLURM for a GPU per task "
+                        "(srun --gpus-per-task=1) or as many tasks per node as GPUs")
+    local = int(os.environ.get("SLURM_LOCALID", "0"))
+    return gpus[local * share:(local + 1) * share]
+
+
+def _port_base(tasks_per_node: int) -> int:
+    """The first of the node's ports for this step's workers, the same in every task: from TensorFlow's
+    default 8888, moved by the job and step ids, so two steps sharing a node do not both bind 8888.
+    Ports stay below 28888, under Linux's ephemeral range (32768 on)."""
+    step = int(os.environ.get("SLURM_JOB_ID", "0")) * 16 + int(os.environ.get("SLURM_STEP_ID", "0"))
+    return 8888 + step % (20000 // tasks_per_node) * tasks_per_node
+
+
+class _SlurmResolver(tf.distribute.cluster_resolver.SlurmClusterResolver):
+    """TensorFlow's resolver told this task's GPU count instead of counting the node's. It pairs each task
+    of a node with a GPU slot and drops the tasks that get none: on CPU nodes each task has one
+    placeholder slot, never made visible (auto_set_gpu off), and no accelerator."""
+
+    def __init__(self, gpus_per_task: int, tasks_per_node: int, port_base: int):
+        slots = max(gpus_per_task, 1)
+        super().__init__(port_base=port_base, gpus_per_node=slots * tasks_per_node, gpus_per_task=slots,
+                         auto_set_gpu=False)
+        self._gpus = gpus_per_task
+
+    def num_accelerators(self, task_type=None, task_id=None, config_proto=None):
+        """The devices MultiWorkerMirroredStrategy puts this worker's replicas on: its GPUs, else its CPU."""
+        return {"GPU": self._gpus} if self._gpus else {}
 
 
 def _configure_devices(cpu_replicas: int) -> None:
