@@ -17,7 +17,7 @@ import time
 PARTITION = "debug"
 # How long the three daemons may take to come up: on this 2-core machine they are ready in 2 to 5 s.
 START_SECONDS = 60
-BINARIES = ("munged", "slurmctld", "slurmd", "sinfo", "srun", "sbatch", "squeue")
+BINARIES = ("munged", "slurmctld", "slurmd", "sinfo", "srun", "sbatch", "squeue", "scancel", "scontrol")
 
 
 class Unavailable(Exception):
@@ -52,6 +52,8 @@ def single_node_slurm(root: pathlib.Path):
         _wait_until_idle(cluster, daemons)
         yield cluster
     finally:
+        if len(daemons) == 3:
+            _cancel_jobs(Cluster(root, node))
         for daemon in reversed(daemons):
             _stop(daemon)
 
@@ -59,10 +61,15 @@ def single_node_slurm(root: pathlib.Path):
 def _check_can_start() -> None:
     if os.geteuid() != 0:
         raise Unavailable("starting slurmd and munged needs root")
-    missing = [name for name in BINARIES if shutil.which(name, path=os.environ["PATH"] + ":/usr/sbin:/sbin") is None]
+    missing = [name for name in BINARIES if _binary(name) is None]
     if missing:
         raise Unavailable(f"SLURM or munge is not installed ({', '.join(missing)} missing; apt-get install slurm-wlm "
                           "munge)")
+
+
+def _binary(name: str):
+    """The daemons live in /usr/sbin, which a PATH may lack."""
+    return shutil.which(name, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
 
 
 def _start_munge(root: pathlib.Path) -> subprocess.Popen:
@@ -122,7 +129,8 @@ def _free_ports(count: int) -> list[int]:
 
 def _start(root: pathlib.Path, name: str, command: list[str]) -> subprocess.Popen:
     with open(root / f"{name}.out", "wb") as output:
-        return subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen([_binary(command[0]), *command[1:]], stdout=output, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
 
 def _wait_until_idle(cluster: Cluster, daemons: list[subprocess.Popen]) -> None:
@@ -139,8 +147,18 @@ def _wait_until_idle(cluster: Cluster, daemons: list[subprocess.Popen]) -> None:
     raise Unavailable(f"the SLURM node was not idle within {START_SECONDS} s; see {cluster.root}")
 
 
+def _cancel_jobs(cluster: Cluster) -> None:
+    """Jobs a failed test left running: SLURM ends their processes, which run outside the daemons' groups."""
+    subprocess.run(["scancel", f"--user={os.geteuid()}"], env=cluster.environment, capture_output=True, timeout=30)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and subprocess.run(
+            ["squeue", "--noheader", "--states=RUNNING,COMPLETING"], env=cluster.environment, capture_output=True,
+            text=True, timeout=30).stdout.strip():
+        time.sleep(0.5)
+
+
 def _stop(daemon: subprocess.Popen) -> None:
-    """Each daemon leads its own session: the whole group goes, slurmstepd processes included."""
+    """Each daemon leads its own session: its whole group goes."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(daemon.pid, signal.SIGTERM)
     try:
