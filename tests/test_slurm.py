@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from helpers import new_store
 from runner.errors import UserError
+from runner.slurm_queue import QueueWatcher
 from runner.training import strategy
 from slurm_cluster import Unavailable, single_node_slurm
 from sweeps import assert_finished_with_metrics, sweep_runs
@@ -112,6 +113,15 @@ def running_job(env, sweep) -> str:
             return listed[0]
         time.sleep(0.5)
     raise AssertionError("the sweep's job did not start in 120 s")
+
+
+def test_the_queue_watcher_reads_squeue_and_takes_a_job_it_no_longer_lists_for_ended():
+    watcher = QueueWatcher(delay_s=600)
+    for job in ("7_0", "7_1", "8"):
+        watcher.register_job(job)
+    assert watcher._make_command()[0] == "squeue"
+    info = watcher.read_info(b"7_0|RUNNING|vm\n7_1|CANCELLED|vm\n")
+    assert {job: info[job]["State"] for job in info} == {"7_0": "RUNNING", "7_1": "CANCELLED", "8": "ENDED"}
 
 
 @pytest.fixture
