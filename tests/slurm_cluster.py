@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import random
 import shutil
 import signal
 import socket
@@ -110,6 +111,9 @@ def _write_config(root: pathlib.Path, node: str) -> None:
         "SelectTypeParameters": "CR_CPU",
         "MpiDefault": "none",
         "ReturnToService": 2,
+        # Job ids pick the ports of a step's workers (runner.training.strategy): two test sessions on one machine
+        # would both number their jobs from 1.
+        "FirstJobId": random.randrange(1, 1_000_000),
         "NodeName": f"{node} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} State=UNKNOWN",
         "PartitionName": f"{PARTITION} Nodes={node} Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES",
     }
