@@ -16,7 +16,7 @@ import subprocess
 import time
 
 PARTITION = "debug"
-# How long the three daemons may take to come up: on this 2-core machine they are ready in 2 to 5 s.
+# How long the three daemons may take to come up: about 1.5 s on this 2-core machine, more when it is loaded.
 START_SECONDS = 60
 BINARIES = ("munged", "slurmctld", "slurmd", "sinfo", "srun", "sbatch", "squeue", "scancel", "scontrol")
 
