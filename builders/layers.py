@@ -138,12 +138,16 @@ class LocalResponseNormalization(layers.Layer):
         self.beta = beta
 
     def call(self, inputs):
+        # In float32 under mixed precision, as Keras's BatchNormalization does: float16 squares overflow
+        # from activations of 256 (65504 is its largest number) and the layer then outputs zeros; weights
+        # trained in Caffe on 0-255 pixels (AlexNet's, GoogLeNet's) can reach such activations.
+        values = ops.cast(inputs, "float32")
         radius = self.depth_radius
-        channels = inputs.shape[-1]
-        squares = ops.pad(ops.square(inputs), [[0, 0]] * (len(inputs.shape) - 1) + [[radius, radius]])
+        channels = values.shape[-1]
+        squares = ops.pad(ops.square(values), [[0, 0]] * (len(values.shape) - 1) + [[radius, radius]])
         # The window is a handful of channels: summing shifted slices beats a convolution here.
         window_sum = sum(squares[..., shift : shift + channels] for shift in range(2 * radius + 1))
-        return inputs / ops.power(self.bias + self.alpha * window_sum, self.beta)
+        return ops.cast(values / ops.power(self.bias + self.alpha * window_sum, self.beta), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
