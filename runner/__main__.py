@@ -20,7 +20,7 @@ def main(cfg: DictConfig) -> float:
     from hydra.core.hydra_config import HydraConfig
 
     from runner.training.gpu_notice import say_when_no_gpu
-    from runner.training.stops import Stopped
+    from runner.signals import Stopped
     from runner.training.train import train
 
     quiet_libraries()

@@ -32,7 +32,8 @@ from runner.tracking.redact import redacted
 from runner.tracking.server import check_store
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep_parent import PARENT_RUN_ENV
-from runner.training.stops import Trap, interrupt
+from runner.signals import interrupt
+from runner.training.stops import Trap
 
 
 class SweepRun(Callback):

@@ -18,7 +18,8 @@ from runner.tracking.dashboard import how_to_open
 from runner.tracking.run import Run
 from runner.tracking.store import store_uri
 from runner.errors import UserError
-from runner.training.stops import DeferredStops, Stopped, Trap, interrupt, stop_if_requested
+from runner.signals import Stopped, interrupt
+from runner.training.stops import DeferredStops, Trap, stop_if_requested
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,8 @@ from runner.schema import BenchConfig
 from runner.tracking.run import Run
 from runner.training.checks import check_trainer
 from runner.training.session import prepare
-from runner.training.stops import Trap, interrupt
+from runner.signals import interrupt
+from runner.training.stops import Trap
 
 
 def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib.Path]:

@@ -8,10 +8,12 @@ On a tracking server (on_server.py) the metrics go without waiting, requests giv
 and a server that stops answering ends the command in one line.
 """
 
+import functools
 import numbers
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any, Optional
 
 import mlflow
@@ -24,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from runner import disk
 from runner.errors import UserError
 from runner.messages import first_line
+from runner.signals import held
 from runner.tracking import per_class, plots
 from runner.tracking.dashboard import how_to_open
 from runner.tracking.labels import config_params, param_value, parent_tag, run_name, run_tags
@@ -32,6 +35,18 @@ from runner.tracking.redact import redacted
 from runner.tracking.server import is_server
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep_parent import parent_run_id
+
+
+def _held(method: Callable) -> Callable:
+    """`method` with stops held until it returns (runner/signals.py): a stop raised inside MLflow's sqlite
+    driver would leave the store locked, and the run could not end KILLED."""
+
+    @functools.wraps(method)
+    def holding(*args, **kwargs):
+        with held():
+            return method(*args, **kwargs)
+
+    return holding
 
 
 class Run:
@@ -52,7 +67,6 @@ class Run:
         self.run_id: Optional[str] = None
 
     def __enter__(self) -> "Run":
-        cfg = self._cfg
         # The fluent API is the public way to get the system-metrics monitor; it reads the global URI.
         # MLflow 3 also exports it as MLFLOW_TRACKING_URI, which would outrank tracking.uri for the
         # next job in this process and for every subprocess; __exit__ puts the variable back.
@@ -60,29 +74,35 @@ class Run:
         if self._server:
             self._server.open()
         try:
-            self._client, experiment = self._open_experiment()
-            mlflow.set_tracking_uri(self._uri)
-            if self._resume_run_id:
-                self._check_resumable(self._resume_run_id)
-                active = mlflow.start_run(run_id=self._resume_run_id, log_system_metrics=cfg.tracking.system_metrics)
-            else:
-                active = mlflow.start_run(
-                    experiment_id=experiment,
-                    run_name=cfg.tracking.run_name or run_name(cfg),
-                    tags=run_tags(cfg) | parent_tag(),
-                    log_system_metrics=cfg.tracking.system_metrics,
-                )
-            self.run_id = active.info.run_id
-            if self._server:
-                self._server.started(self._client, self.run_id)
-            if not self._resume_run_id:
-                self.log_params(config_params(cfg))
-                self.log_text(redacted(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
+            self._start()
         except BaseException:
-            # __exit__ is not called when __enter__ raises, and the run may have started.
+            # __exit__ is not called when __enter__ raises, and the run may have started (a stop held
+            # during the start is raised as it ends).
             self.__exit__(*sys.exc_info())
             raise
         return self
+
+    @_held
+    def _start(self) -> None:
+        cfg = self._cfg
+        self._client, experiment = self._open_experiment()
+        mlflow.set_tracking_uri(self._uri)
+        if self._resume_run_id:
+            self._check_resumable(self._resume_run_id)
+            active = mlflow.start_run(run_id=self._resume_run_id, log_system_metrics=cfg.tracking.system_metrics)
+        else:
+            active = mlflow.start_run(
+                experiment_id=experiment,
+                run_name=cfg.tracking.run_name or run_name(cfg),
+                tags=run_tags(cfg) | parent_tag(),
+                log_system_metrics=cfg.tracking.system_metrics,
+            )
+        self.run_id = active.info.run_id
+        if self._server:
+            self._server.started(self._client, self.run_id)
+        if not self._resume_run_id:
+            self.log_params(config_params(cfg))
+            self.log_text(redacted(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
 
     def _check_resumable(self, run_id: str) -> None:
         try:
@@ -100,6 +120,7 @@ class Run:
         client = mlflow.MlflowClient(self._uri)
         return client, client.get_run(parent).info.experiment_id
 
+    @_held
     def __exit__(self, exc_type, exc, traceback) -> bool:
         try:
             self._end(_end_status(exc), exc)
@@ -136,10 +157,12 @@ class Run:
         if self._server:
             self._server.confirm()
 
+    @_held
     def log_params(self, params: dict[str, Any]) -> None:
         entries = [Param(key, param_value(value)) for key, value in params.items()]
         self._client.log_batch(self.run_id, params=entries)  # the client splits it into legal batches
 
+    @_held
     def log_metrics(self, metrics: dict[str, Optional[float]], step: int) -> None:
         """Written now; to a tracking server, queued without waiting (confirm_metrics waits)."""
         timestamp = int(time.time() * 1000)
@@ -149,12 +172,14 @@ class Run:
         elif entries:
             self._client.log_batch(self.run_id, metrics=entries)
 
+    @_held
     def log_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
         """Every number of an epoch's logs, in one batch, at step=epoch (the loop's recorder hook); not
         ReduceLROnPlateau's `learning_rate`, the next epoch's rate (`lr` is the epoch's own)."""
         numeric = {key: value for key, value in logs.items() if _is_number(value) and key != "learning_rate"}
         self.log_metrics(numeric, step=epoch)
 
+    @_held
     def set_tags(self, tags: dict[str, Any]) -> None:
         for key, value in tags.items():
             self._client.set_tag(self.run_id, key, str(value))
@@ -163,12 +188,15 @@ class Run:
     def client(self) -> mlflow.MlflowClient:
         return self._client
 
+    @_held
     def log_text(self, text: str, artifact_file: str) -> None:
         self._client.log_text(self.run_id, text, artifact_file)
 
+    @_held
     def log_curves(self, history: dict[str, list[float]]) -> None:
         self._client.log_figure(self.run_id, plots.curves(history), "curves.png")
 
+    @_held
     def log_confusion_matrix(self, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> None:
         """The matrix's picture, and beside it each class's precision, recall and F1 and the most
         confused pairs: CSV files, and MLflow tables the dashboard's artifact view shows as tables."""
@@ -179,14 +207,17 @@ class Run:
             self.log_text(per_class.as_csv(columns), f"{name}.csv")
             self._client.log_table(self.run_id, data=columns, artifact_file=f"{name}.json")
 
+    @_held
     def log_mistakes(self, images: np.ndarray, titles: list[str]) -> None:
         if len(images):
             self._client.log_figure(self.run_id, plots.mistakes(images, titles), "mistakes.png")
 
+    @_held
     def log_artifact(self, path: str | os.PathLike, folder: Optional[str] = None) -> None:
         """The file at `path` as an artifact of this run, in the artifact folder `folder` (None: the top)."""
         self._client.log_artifact(self.run_id, os.fspath(path), folder)
 
+    @_held
     def log_model(self, model, registered_name: Optional[str] = None) -> None:
         """`model` in MLflow's Keras flavor as `model`, with its input signature, so that
         `mlflow models serve -m runs:/<run_id>/model` answers; registered as `registered_name` if given.

@@ -1,13 +1,14 @@
 """SIGTERM and Ctrl-C end a run at a step boundary, as a `Stopped` that carries the signal.
 
-`Stopped` is a KeyboardInterrupt, so a stop unwinds through `finally` and atexit, and the MLflow
-run ends KILLED. While a run trains (`DeferredStops`, installed on every worker) SIGTERM and the
+`Stopped` (runner/signals.py) is a KeyboardInterrupt, so a stop unwinds through `finally` and atexit,
+and the MLflow run ends KILLED. While a run trains (`DeferredStops`, installed on every worker) SIGTERM and the
 first Ctrl-C only note the request, and the loop raises at its next step boundary
 (`stop_if_requested`): an exception raised at an arbitrary point can land inside a library that
 turns it into another error (TensorFlow's runtime, a database driver), and the run would end FAILED
 instead of KILLED. A step takes seconds at most; schedulers give a grace period of tens of seconds.
 A second Ctrl-C stops at once. Outside training (a sweep between its jobs) `interrupt` raises at once.
-The other commands (`stopped_in_one_line`) stop at once, unwinding as a stop does, in one line.
+The other commands (`stopped_in_one_line`) stop at once, unwinding as a stop does, in one line,
+except inside an MLflow store call (runner/signals.py `held`).
 """
 
 import contextlib
@@ -16,28 +17,11 @@ import sys
 import threading
 from typing import Optional
 
+from runner.signals import Stopped, interrupt
+
 DEFERRED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 _requested: Optional[signal.Signals] = None
-
-
-class Stopped(KeyboardInterrupt):
-    """A stop by `signal`; `exit_code` is what a shell reports for a process the signal ended."""
-
-    def __init__(self, signum: int):
-        self.signal = signal.Signals(signum)
-        super().__init__(f"signal {self.signal.name}")
-
-    def __reduce__(self):  # a launcher's worker process may hand it back to the sweep's
-        return Stopped, (self.signal.value,)
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signal.value  # SIGTERM 143, SIGINT 130
-
-
-def interrupt(signum: int, frame) -> None:
-    raise Stopped(signum)
 
 
 def request_stop(signum: int, frame) -> None:
