@@ -88,6 +88,20 @@ def _reported_as_one_line(function: Callable[[], Any]) -> Any:
             raise
         print(_line(error), file=sys.stderr)
         sys.exit(USAGE_EXIT_CODE)
+    except Exception as error:
+        if full_error_wanted() or not _a_lost_cluster_job(error):
+            raise
+        # submitit's first two lines name the job and its SLURM state; the rest is the job's log, on disk
+        what = " ".join(str(error).splitlines()[:2])
+        print(f"error: a sweep job ended without a result: {what}; rerun the sweep to run it again", file=sys.stderr)
+        sys.exit(USAGE_EXIT_CODE)
+
+
+def _a_lost_cluster_job(error: Exception) -> bool:
+    """submitit's word for a SLURM job that ended without a result (cancelled, preempted, out of time): the
+    cluster's doing, not a mistake in the code; submitit is imported only by the sweeps that use it."""
+    lost = getattr(sys.modules.get("submitit.core.utils"), "UncompletedJobError", None)
+    return lost is not None and isinstance(error, lost)
 
 
 def _line(error: Exception) -> str:

@@ -98,6 +98,7 @@ def test_a_sweep_whose_job_slurm_cancelled_ends_failed_instead_of_waiting(slurm,
         sweep.kill()
     assert sweep.returncode != 0
     assert "has not produced any output (state: CANCELLED)" in output, output[-5000:]
+    assert "Traceback" not in output and "error: a sweep job ended without a result: Job " in output, output[-5000:]
     _, [parent] = runs(tmp_path)
     assert parent.data.tags["runner.role"] == "sweep" and parent.info.status == "FAILED"
 
