@@ -121,7 +121,8 @@ def test_evaluate_decodes_no_training_image(tmp_path, offline_resnet18, monkeypa
     root = make_image_folder(tmp_path / "imagenette", per_class=1, size=(72, 80))
     decoded = []
     real_find = unreadable.find
-    monkeypatch.setattr(unreadable, "find", lambda files, *args, **kwargs: decoded.extend(files) or real_find(files, *args, **kwargs))
+    monkeypatch.setattr(unreadable, "find",
+                        lambda files, *args, **kwargs: decoded.extend(files) or real_find(files, *args, **kwargs))
     result = run_app("runner.evaluate", *SMALL_RESNET, "model.weights=imagenet", "data=imagenette",
                      f"data.root={root}", f"hydra.run.dir={tmp_path}/run",
                      env={"MLFLOW_TRACKING_URI": new_store(tmp_path)})
