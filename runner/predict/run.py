@@ -66,10 +66,12 @@ def predict(cfg: DictConfig) -> Predictions:
 def _check_output(path: pathlib.Path) -> None:
     """predict.output is a file that can be written, checked before the model loads."""
     if path.is_dir():
-        raise UserError(f"predict.output={path} is a folder; give the .csv file to write, e.g. {path / 'predictions.csv'}")
+        raise UserError(f"predict.output={path} is a folder; give the .csv file to write, e.g. "
+                        f"{path / 'predictions.csv'}")
     unwritable = disk.unwritable(path.parent)
     if unwritable:
-        raise UserError(f"predict.output={path}: {unwritable} is not writable; give a file in a folder you can write to")
+        raise UserError(f"predict.output={path}: {unwritable} is not writable; give a file in a folder you can "
+                        "write to")
 
 
 def image_files(pattern: str | None) -> list[str]:
