@@ -89,7 +89,8 @@ def dashboard(finished_run, tmp_path_factory):
     port = free_port()
     log = tmp_path_factory.mktemp("ui") / "ui.log"
     with open(log, "w") as output:  # a file, not a pipe: nothing reads it while the dashboard runs
-        process = subprocess.Popen([sys.executable, "-m", "mlflow", *command[1:], "--port", str(port), "--workers", "1"],
+        process = subprocess.Popen([sys.executable, "-m", "mlflow", *command[1:], "--port", str(port),
+                                    "--workers", "1"],
                                    stdout=output, stderr=output,
                                    start_new_session=True)  # its own group: it serves from uvicorn children
     url = f"http://127.0.0.1:{port}"

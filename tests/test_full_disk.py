@@ -202,7 +202,8 @@ def test_a_store_too_full_to_start_a_run_is_one_line_without_mlflows_tracebacks(
     store = f"sqlite:///{small_tmpfs / 'mlflow.db'}"
     mlflow.MlflowClient(store).search_experiments()  # creates the store's tables
     (small_tmpfs / "filler").write_bytes(b"\0" * shutil.disk_usage(small_tmpfs).free)
-    result = run_app("runner", f"hydra.run.dir={tmp_path}/run", *QUICK, cwd=tmp_path, env={"MLFLOW_TRACKING_URI": store})
+    result = run_app("runner", f"hydra.run.dir={tmp_path}/run", *QUICK, cwd=tmp_path,
+                     env={"MLFLOW_TRACKING_URI": store})
     assert result.returncode == 2
     assert result.stderr.strip() == (f"error: the MLflow store {store} is full (0 B free there): no MLflow run could "
                                      "start; free some space, then rerun the same command")
