@@ -101,7 +101,8 @@ class TrainerConfig:
     # > 0: split the CPU into N logical devices (a real MirroredStrategy without GPUs)
     cpu_replicas: int = at_least(0, 0)
     precision: Precision = Precision.auto
-    jit_compile: Optional[bool] = None  # None: XLA on one GPU under the default strategy (runner.training.strategy.uses_xla)
+    # None: XLA on one GPU under the default strategy (runner.training.strategy.uses_xla)
+    jit_compile: Optional[bool] = None
     # None: 16 with GPUs, 1 on a CPU (runner.training.strategy.steps_per_execution)
     steps_per_execution: Optional[int] = at_least(1, None)
     steps_per_epoch: Optional[int] = at_least(1, None)  # cap, for smoke runs; None: one pass over the data

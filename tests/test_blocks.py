@@ -118,7 +118,8 @@ def test_repeat_keeps_strides_only_on_the_first_application():
         {"type": "conv", "filters": 4, "kernel_size": 3, "strides": 2, "padding": "same", "repeat": 3, "name": "c"},
         {"type": "flatten"}, {"type": "dense", "units": 2}]}
     rows = report(builders.build(spec)).layers
-    assert [(r.name, r.output_shape[0], r.stride) for r in rows[:3]] == [("c_block1", 8, 2), ("c_block2", 8, 1), ("c_block3", 8, 1)]
+    assert [(r.name, r.output_shape[0], r.stride) for r in rows[:3]] == [
+        ("c_block1", 8, 2), ("c_block2", 8, 1), ("c_block3", 8, 1)]
 
 
 def test_last_dense_row_is_linear_logits():

@@ -94,7 +94,8 @@ def test_a_block_too_big_for_its_input_names_the_row():
     # GoogLeNet's auxiliary classifier pools 5x5: a 4x4 map is too small for it.
     too_small = {**spec({"type": "aux_classifier", "units": 3, "name": "aux1"}, *HEAD, input_shape=(4, 4, 8)),
                  "aux_loss_weight": 0.3}
-    with pytest.raises(SpecError, match=r"^model\.blocks\[0\] \(aux1: aux_classifier\): cannot be applied to a 4x4x8 input"):
+    with pytest.raises(SpecError,
+                       match=r"^model\.blocks\[0\] \(aux1: aux_classifier\): cannot be applied to a 4x4x8 input"):
         builders.build(too_small)
 
 

@@ -72,6 +72,10 @@ def test_a_run_fine_tunes_into_a_new_head_and_records_what_it_loaded(digits_run)
     assert not np.array_equal(before.get_weights()[0], after.get_weights()[0])
 
 
+def kernel(model, name):
+    return model.get_layer(name).get_weights()[0]
+
+
 @pytest.mark.slow
 def test_the_loaded_weights_are_the_source_runs_and_frozen_rows_stay_fixed(digits_run):
     tmp_path, client, source = digits_run
@@ -81,8 +85,8 @@ def test_the_loaded_weights_are_the_source_runs_and_frozen_rows_stay_fixed(digit
     assert result.returncode == 0, result.stderr[-3000:]
     tuned = network(tmp_path / "frozen")
     frozen, trained = "c1_conv", "f6"
-    np.testing.assert_array_equal(tuned.get_layer(frozen).get_weights()[0], source_model.get_layer(frozen).get_weights()[0])
-    assert not np.array_equal(tuned.get_layer(trained).get_weights()[0], source_model.get_layer(trained).get_weights()[0])
+    np.testing.assert_array_equal(kernel(tuned, frozen), kernel(source_model, frozen))
+    assert not np.array_equal(kernel(tuned, trained), kernel(source_model, trained))
     assert tuned.get_layer("output").get_weights()[0].shape[-1] == 5
 
 
@@ -154,7 +158,8 @@ def test_predict_on_digit_files_matches_the_runs_validation_accuracy(digits_run)
     tmp_path, _, trained = digits_run
     count = write_digit_pngs(tmp_path / "pngs")
     output = tmp_path / "predictions.csv"
-    result = run_app("runner.predict", f"hydra.run.dir={tmp_path}/predict", f"predict.model=runs:/{trained.info.run_id}",
+    result = run_app("runner.predict", f"hydra.run.dir={tmp_path}/predict",
+                     f"predict.model=runs:/{trained.info.run_id}",
                      f"predict.images={tmp_path / 'pngs'}", f"predict.output={output}",
                      env={"MLFLOW_TRACKING_URI": new_store(tmp_path)})
     assert result.returncode == 0, result.stderr[-2000:]

@@ -22,6 +22,7 @@ FLOORS = {
     "runner.describe": 4, "runner.visualize": 4, "runner.evaluate": 4, "runner.predict": 4, "runner.export": 4,
 }
 MAX_LINES = 300
+MAX_LINE_LENGTH = 120
 
 
 def module_name(path: pathlib.Path) -> str:
@@ -59,7 +60,8 @@ def test_no_import_goes_up_a_floor(name):
 @pytest.mark.parametrize("name", sorted(name for name in MODULES if name.startswith("builders")))
 def test_builders_import_only_keras_and_the_standard_library(name):
     tree = ast.parse(MODULES[name].read_text())
-    roots = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    roots = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+             for alias in node.names}
     roots |= {node.module.split(".")[0] for node in ast.walk(tree)
               if isinstance(node, ast.ImportFrom) and node.module and not node.level}
     foreign = roots - {"keras", "builders", "__future__"} - set(sys.stdlib_module_names)
@@ -70,7 +72,8 @@ def test_no_two_modules_import_each_other_directly_or_through_others():
     graph = {name: imported(name) - {name} for name in MODULES}
     # A package's __init__ counts as imported by its modules (Python runs it first), so leave those
     # edges out: an __init__ that imported its own modules would show as a cycle through them.
-    graph = {name: {module for module in targets if not name.startswith(module + ".")} for name, targets in graph.items()}
+    graph = {name: {module for module in targets if not name.startswith(module + ".")}
+             for name, targets in graph.items()}
     state: dict[str, str] = {}
 
     def visit(name: str, path: list[str]) -> None:
@@ -92,8 +95,16 @@ def test_source_files_stay_small(name):
     assert lines <= MAX_LINES, f"{MODULES[name].relative_to(REPO)} has {lines} lines"
 
 
+def test_no_line_is_longer_than_the_house_allows():
+    files = sorted(path for folder in ("builders", "runner", "tests") for path in (REPO / folder).rglob("*.py"))
+    long = [f"{path.relative_to(REPO)}:{number}" for path in files
+            for number, line in enumerate(path.read_text().splitlines(), start=1) if len(line) > MAX_LINE_LENGTH]
+    assert not long, f"lines over {MAX_LINE_LENGTH} characters: {', '.join(long)}"
+
+
 def test_no_logic_in_package_inits():
     """An __init__.py holds a docstring, and at most the set-up every module of its package needs."""
     heavy = [name for name in MODULES if MODULES[name].name == "__init__.py"
-             and any(isinstance(node, (ast.FunctionDef, ast.ClassDef)) for node in ast.parse(MODULES[name].read_text()).body)]
+             and any(isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                     for node in ast.parse(MODULES[name].read_text()).body)]
     assert not heavy, f"logic in {heavy}"

@@ -52,7 +52,8 @@ def test_average_pool_counts_the_padding_or_not():
     # 3x3/2 on 4x4 in ceil mode: ceil((4 - 3) / 2) + 1 = 2; the second window in each axis covers
     # rows (columns) 2..4, of which 2..3 exist.
     ("maxpool", [[10, 11], [14, 15]]),
-    # Mean of the cells that exist: [0..2]x[0..2] 45 / 9; [0..2]x[2..3] 39 / 6; [2..3]x[0..2] 66 / 6; [2..3]x[2..3] 50 / 4.
+    # Mean of the cells that exist: [0..2]x[0..2] 45 / 9; [0..2]x[2..3] 39 / 6; [2..3]x[0..2] 66 / 6;
+    # [2..3]x[2..3] 50 / 4.
     ("avgpool", [[5, 6.5], [11, 12.5]]),
 ])
 def test_ceil_mode_adds_a_last_clipped_window(pool, expected):
@@ -120,7 +121,8 @@ def test_padding_that_cannot_work_is_one_line_naming_the_key(row, message):
 def test_a_model_with_the_new_layers_saves_and_reloads(tmp_path):
     rows = [{"type": "conv", "filters": 4, "kernel_size": 7, "strides": 2, "padding": 3, "name": "conv1"},
             {"type": "maxpool", "pool_size": 3, "strides": 2, "padding": 1, "name": "pool1"},
-            {"type": "avgpool", "pool_size": 3, "strides": 2, "ceil_mode": True, "count_padding": False, "name": "pool2"},
+            {"type": "avgpool", "pool_size": 3, "strides": 2, "ceil_mode": True, "count_padding": False,
+             "name": "pool2"},
             {"type": "global_avgpool"}, {"type": "dense", "units": 3}]
     # 22 -> conv1 11 -> pool1 6 -> pool2 in ceil mode 3, its last window one cell past the map.
     model = builders.build_model({"name": "probe", "input_shape": [22, 22, 3], "blocks": rows})

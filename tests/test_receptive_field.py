@@ -115,7 +115,8 @@ def test_resnet50_with_the_papers_strides_gives_the_published_483():
         for block in range(1, blocks + 1):
             first = {"strides": stride if block == 1 else 1}
             rows += [{"type": "conv", "filters": 2, "kernel_size": 1, "name": f"conv{stage}_{block}a", **first},
-                     {"type": "conv", "filters": 2, "kernel_size": 3, "padding": "same", "name": f"conv{stage}_{block}b"},
+                     {"type": "conv", "filters": 2, "kernel_size": 3, "padding": "same",
+                      "name": f"conv{stage}_{block}b"},
                      {"type": "conv", "filters": 2, "kernel_size": 1, "name": f"conv{stage}_{block}c"}]
     report_ = probe(rows, size=224)
     # Each stage's end: the published resnet_v1_50 block1..4 fields (their jumps differ: TF-Slim strides later).
@@ -129,7 +130,8 @@ def test_inception_sees_what_its_5x5_branch_sees():
     # branch (3x3 pool, 1x1) gives 27 + 2 * 8 = 43.
     assert fields(report_, "conv1", "pool1", "conv2", "pool2", "inception_3a", "inception_3b", "pool3") == [
         (7, 2), (11, 4), (19, 4), (27, 8), (59, 8), (91, 8), (107, 16)]
-    assert fields(report_, "inception_4a", "aux1", "inception_4b", "inception_4e", "pool4", "inception_5b", "pool5") == [
+    rows = ("inception_4a", "aux1", "inception_4b", "inception_4e", "pool4", "inception_5b", "pool5")
+    assert fields(report_, *rows) == [
         (171, 16), (None, None), (235, 16), (427, 16), (459, 32), (715, 32), (None, None)]
 
 

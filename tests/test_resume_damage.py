@@ -102,7 +102,8 @@ def test_a_second_launch_refuses_while_the_first_lives_and_a_separate_run_leaves
     recorded = by_id(folder)
     assert recorded[live_run].info.status == "RUNNING" and "failure_reason" not in recorded[live_run].data.tags
     [other] = set(recorded) - {live_run}
-    assert recorded[other].info.status == "FINISHED" and recorded[other].data.tags["resume_key"] == directory.name + "-2"
+    assert recorded[other].info.status == "FINISHED"
+    assert recorded[other].data.tags["resume_key"] == directory.name + "-2"
     assert (folder / "separate" / "model.keras").exists() and not (folder / "live" / "model.keras").exists()
 
 

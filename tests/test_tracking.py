@@ -75,7 +75,8 @@ def test_a_run_leaves_the_tracking_uri_variable_as_it_found_it(store, monkeypatc
 def test_run_records_config_tags_metrics_and_artifacts(store, client, tmp_path):
     model_file = tmp_path / "model.keras"
     model_file.write_bytes(b"weights")
-    history = {"loss": [1.2, 0.8, 0.5], "top1": [0.3, 0.6, 0.8], "val_loss": [1.3, 0.9, 0.7], "val_top1": [0.2, 0.5, 0.7]}
+    history = {"loss": [1.2, 0.8, 0.5], "top1": [0.3, 0.6, 0.8],
+               "val_loss": [1.3, 0.9, 0.7], "val_top1": [0.2, 0.5, 0.7]}
     cfg = compose("model=resnet18", "model.input_shape=[64,64,3]", "optimizer.lr=0.125", "trainer.strategy=mirrored",
                   f"tracking.uri={store}")
     with Run(cfg) as run:
@@ -232,6 +233,7 @@ def test_ui_command_names_the_store_and_the_runs_page_in_the_training_view(store
         page = f"#/experiments/{experiment}/runs/{run.run_id}?workflowType=machine_learning"
         assert run.ui_command() == f"mlflow ui --backend-store-uri {store}\n  then open http://127.0.0.1:5000/{page}"
     # Still tagged for the MLflow 3 dashboards that open an experiment by its kind, before the workflow switch.
-    assert mlflow.MlflowClient(store).get_experiment(experiment).tags["mlflow.experimentKind"] == "custom_model_development"
+    tags = mlflow.MlflowClient(store).get_experiment(experiment).tags
+    assert tags["mlflow.experimentKind"] == "custom_model_development"
     assert how_to_open("http://tracking.example:5000/", "7") == (
         "open http://tracking.example:5000/#/experiments/7?workflowType=machine_learning in a browser")

@@ -296,7 +296,8 @@ def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
     uri, run_id, _ = trained
     with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = hydra.compose("visualize", overrides=[
-            f"tracking.uri={uri}", f"visualize.model=runs:/{run_id}", "visualize.rows=[c3]", "visualize.top_row=c1", "visualize.images=3",
+            f"tracking.uri={uri}", f"visualize.model=runs:/{run_id}", "visualize.rows=[c3]", "visualize.top_row=c1",
+            "visualize.images=3",
             "visualize.feature_channels=4", "visualize.channels=2", "visualize.top_k=5", "visualize.max_images=40"])
     result = visualize_model(cfg, tmp_path / "out")
     assert {path.name: png_size(path) for path in result.paths} == {
@@ -325,4 +326,5 @@ def test_an_unknown_run_is_one_line_and_exit_status_2(trained):
     result = visualize_command(uri, root, "visualize.model=runs:/0123abcd")
     said = [line for line in result.stderr.splitlines() if line.strip() and not NOISE.match(line)]
     assert result.returncode == 2, result.stderr[-3000:]
-    assert len(said) == 1 and said[0].startswith("error: visualize.model=runs:/0123abcd: no such run in sqlite:///"), said
+    assert len(said) == 1, said
+    assert said[0].startswith("error: visualize.model=runs:/0123abcd: no such run in sqlite:///"), said

@@ -105,7 +105,8 @@ def _bench_run(cfg: DictConfig) -> Iterator[Optional[Run]]:
     if not cfg.bench.log_mlflow:
         yield None
         return
-    run_name = cfg.tracking.run_name or f"bench-{cfg.model.name}-{cfg.data.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    started = datetime.datetime.now()
+    run_name = cfg.tracking.run_name or f"bench-{cfg.model.name}-{cfg.data.name}-{started:%Y%m%d-%H%M%S}"
     named = stages.with_values(cfg, {"tracking.experiment": cfg.tracking.experiment or "bench",
                                      "tracking.run_name": run_name})
     # SIGTERM raises at once (the input stages have no step boundaries), so the run ends KILLED.

@@ -40,7 +40,8 @@ def parent_tag() -> dict[str, str]:
 
 def _git_commit() -> Optional[str]:
     try:
-        result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+        result = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10)
     except (OSError, subprocess.SubprocessError):
         return None  # no git installed, or it hangs
     return result.stdout.strip() if result.returncode == 0 else None
