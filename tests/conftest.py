@@ -6,9 +6,13 @@ import math
 import os
 import tempfile
 
-import keras
-import pytest
-import tensorflow as tf
+from runner.logs import import_tensorflow_quietly
+
+import_tensorflow_quietly()  # before Keras imports it: without the lines it writes as it loads, as the commands do
+
+import keras  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 # Downloads and file checks go to a cache of this session, not the user's (subprocesses inherit it).
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="classic-cnns-test-cache-")
