@@ -7,11 +7,9 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 
 import mlflow
 import pytest
@@ -19,6 +17,7 @@ import pytest
 from helpers import compose, new_store
 from runner.tracking.dashboard import UI_ADDRESS, how_to_open
 from runner.tracking.run import Run
+from test_tracking_server import answers, free_port
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [pytest.mark.slow,
@@ -53,20 +52,6 @@ class PageText(html.parser.HTMLParser):
     def handle_data(self, data):
         if not self._skipping:
             self._parts.append(data)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

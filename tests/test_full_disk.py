@@ -1,6 +1,7 @@
 """A full disk: one line naming the file and the free space, the run FAILED (or, when the MLflow store
 itself cannot be written, RUNNING and said so), no truncated file under a final name, no segfault."""
 
+import contextlib
 import errno
 import json
 import os
@@ -8,6 +9,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import h5py
 import keras
@@ -148,13 +150,23 @@ def small_tmpfs(tmp_path):
     """A 3 MB tmpfs, as the issue's probe; skipped where mounting is not permitted (not root, a container)."""
     folder = tmp_path / "disk"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(folder)],
+    with tmpfs(folder, "size=3m"):
+        yield folder
+
+
+@contextlib.contextmanager
+def tmpfs(folder: pathlib.Path, options: str) -> Iterator[None]:
+    """A tmpfs mounted on `folder` with `options` for the block; the test skips where mounting is not
+    permitted."""
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)],
                              check=False, capture_output=True)
     if mounted.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield folder
-    # Lazily: a store opened in this process keeps its database open in MLflow's cached engine.
-    subprocess.run(["umount", "--lazy", str(folder)], check=True)
+    try:
+        yield
+    finally:
+        # Lazily: a store opened in this process keeps its database open in MLflow's cached engine.
+        subprocess.run(["umount", "--lazy", str(folder)], check=True)
 
 
 @pytest.mark.slow
@@ -220,12 +232,8 @@ def read_only_folder(tmp_path):
         yield folder
         folder.chmod(0o755)
         return
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
-                             check=False, capture_output=True)
-    if mounted.returncode:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield folder
-    subprocess.run(["umount", "--lazy", str(folder)], check=True)
+    with tmpfs(folder, "ro,size=1m"):
+        yield folder
 
 
 @pytest.mark.parametrize("app, output", [("predict", "out/predictions.csv"), ("export", "out")])
