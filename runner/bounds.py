@@ -1,5 +1,5 @@
 """What a config value may be, checked before anything is built: the bounds the schema's fields carry
-(runner/schema.py `at_least`), and the names of a closed choice, looked up in the one table that
+(`at_least`, which runner/schema.py uses), and the names of a closed choice, looked up in the one table that
 also dispatches them (`Choices`).
 
 The schema already rejects a wrong type (`trainer.epochs=many`) when the config is composed; these
@@ -9,11 +9,19 @@ inside tf.data or Keras (`trainer.batch_size=0` fails in BatchDatasetV2).
 
 import dataclasses
 import typing
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from runner.errors import UserError
+
+
+def at_least(minimum: int, default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,
+             says: Optional[str] = None) -> Any:
+    """A field whose value (each item, for a list) must be at least `minimum`; a null passes (unset).
+    `says` replaces the message's "expected a positive int"."""
+    metadata = {"min": minimum, **({"says": says} if says else {})}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
 
 
 def check_bounds(node: DictConfig, schema: type, path: str = "") -> None:
