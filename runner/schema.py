@@ -51,6 +51,10 @@ class DataConfig:
     # (runner/data/pipeline.py IMAGENET). Set here, it wins over the weights' (with a warning).
     mean: Optional[list[float]] = None
     std: Optional[list[float]] = None
+    # Imbalanced training sets (runner/data/balance.py): a loss weight per class, `balanced`
+    # (n / (classes * n_c), scikit-learn's rule) or one number per class in label order; None: all 1.
+    class_weights: Any = None
+    sampling: str = "shuffle"  # shuffle: every image once an epoch; balanced: every class equally often
 
 
 @dataclasses.dataclass
@@ -104,12 +108,15 @@ class SweepMetric(enum.Enum):
     eval_top5 = "eval_top5"
     eval_top1_10crop = "eval_top1_10crop"  # these two need eval.ten_crop=true
     eval_top5_10crop = "eval_top5_10crop"
+    eval_top1_multiscale = "eval_top1_multiscale"  # these two need eval.scales
+    eval_top5_multiscale = "eval_top5_multiscale"
     val_top1 = "val_top1"
     val_top5 = "val_top5"
     val_loss = "val_loss"
 
 
 TEN_CROP_METRICS = (SweepMetric.eval_top1_10crop, SweepMetric.eval_top5_10crop)
+MULTISCALE_METRICS = (SweepMetric.eval_top1_multiscale, SweepMetric.eval_top5_multiscale)
 
 
 class Direction(enum.Enum):

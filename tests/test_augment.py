@@ -185,7 +185,7 @@ def test_cached_images_crop_like_the_originals():
 
 def test_unknown_augmentation_is_a_one_line_error():
     cfg = compose("augment.name=cutmix")
-    message = r"^augment.name: unknown augmentation 'cutmix'; valid: crop_flip, crop, inception, none$"
+    message = r"^augment.name: unknown augmentation 'cutmix'; valid: crop_flip, crop, inception, scale_jitter, none$"
     with pytest.raises(UserError, match=message):
         augment.training(cfg.augment, SIZE)
 

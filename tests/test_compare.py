@@ -245,9 +245,10 @@ def test_csv_holds_raw_values_and_empty_cells(store, depth):
     assert [record["run id"] for record in records] == _run_ids(depth)
     vgg16, lenet, failed = records
     assert vgg16["parameters"] == "138357544" and lenet["parameters"] == "61706"
-    assert float(vgg16["top-1"]) == 0.97 and float(vgg16["10-crop top-1"]) == 0.975
+    assert float(vgg16["top-1 mean"]) == 0.97 and float(vgg16["10-crop top-1 mean"]) == 0.975
+    assert (vgg16["top-1 std"], vgg16["top-1 n"], failed["top-1 n"]) == ("", "1", "0")  # one run: no sample std
     assert float(lenet["wall seconds"]) == 192 and float(lenet["images/s"]) == 1100
-    assert (failed["status"], failed["parameters"], failed["top-1"], failed["epochs"]) == ("FAILED", "", "", "0")
+    assert (failed["status"], failed["parameters"], failed["top-1 mean"], failed["epochs"]) == ("FAILED", "", "", "0")
 
 
 def test_the_figure_is_a_three_panel_png(depth):

@@ -8,8 +8,8 @@ from runner.compare.rows import Row
 def row(model="resnet18", objective=0.5, **swept):
     return Row(label=" ".join(f"{key}={value}" for key, value in swept.items()), model=model, status="FINISHED",
                run_id="id", parameters=11_000_000, gmacs=1.8, top1=objective, top5=None, top1_10crop=None,
-               published_top1=None, epochs=1, images_per_second=None, wall_seconds=None, objective=objective,
-               val_top1_curve=[(0, objective)], top1_curve=[], swept=swept)
+               top1_multiscale=None, published_top1=None, epochs=1, images_per_second=None, wall_seconds=None,
+               objective=objective, val_top1_curve=[(0, objective)], top1_curve=[], swept=swept)
 
 
 LR_SWEEP = [row(objective=0.4, **{"optimizer.lr": "0.001", "optimizer.name": "sgd"}),

@@ -190,7 +190,8 @@ def test_check_trainer_names_the_key(override, message):
     [
         ("optimizer.name=lion", "optimizer.name: unknown optimizer 'lion'; valid: sgd, adam, adamw"),
         ("schedule.name=linear", "schedule.name: unknown schedule 'linear'; valid: constant, step, cosine, plateau"),
-        ("augment.name=cutmix", "augment.name: unknown augmentation 'cutmix'; valid: crop_flip, crop, inception, none"),
+        ("augment.name=cutmix",
+         "augment.name: unknown augmentation 'cutmix'; valid: crop_flip, crop, inception, scale_jitter, none"),
         ("data.name=cifar",
          "data.name: unknown dataset 'cifar'; valid: digits, imagenette, imagenet, folder, synthetic"),
         ("sweep.objective=eval_top1_10crop",

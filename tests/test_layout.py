@@ -4,6 +4,7 @@ from a running process."""
 
 import ast
 import pathlib
+import subprocess
 import sys
 
 import pytest
@@ -108,3 +109,16 @@ def test_no_logic_in_package_inits():
              and any(isinstance(node, (ast.FunctionDef, ast.ClassDef))
                      for node in ast.parse(MODULES[name].read_text()).body)]
     assert not heavy, f"logic in {heavy}"
+
+
+def test_importing_any_module_leaves_tensorflow_unstarted():
+    """Devices are configured after the imports (trainer.cpu_replicas, multi_worker's collectives), which
+    TensorFlow refuses once its runtime has started: a module-level tf.constant would start it."""
+    modules = sorted(".".join(path.relative_to(REPO).with_suffix("").parts) for path in (REPO / "runner").rglob("*.py")
+                     if path.name != "__main__.py")
+    script = ("import importlib, sys, tensorflow as tf\n"
+              f"for name in {modules!r}: importlib.import_module(name)\n"
+              "cpu = tf.config.list_physical_devices('CPU')[0]\n"
+              "tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)\n")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]

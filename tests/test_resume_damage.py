@@ -28,13 +28,13 @@ from test_resume import QUICK, environment, epochs_logged, run_here, runs
 LIVE_AFTER_TWO_EPOCHS = """
 import pathlib, time
 from runner.training import loop
-end_epoch = loop._end_epoch
-def end_then_stay(hooks, callbacks, model, epoch, *rest):
-    end_epoch(hooks, callbacks, model, epoch, *rest)
+record_epoch = loop._record_epoch
+def record_then_stay(hooks, model, epoch, *rest):
+    record_epoch(hooks, model, epoch, *rest)
     if epoch == 1:
         pathlib.Path("two-epochs-done").touch()
         time.sleep(600)
-loop._end_epoch = end_then_stay
+loop._record_epoch = record_then_stay
 from runner.__main__ import main
 main()
 """

@@ -103,3 +103,13 @@ def test_a_nan_loss_stops_training_at_the_step_it_appears(per_call, where):
     with pytest.raises(loop.Diverged, match=f"^the training loss became nan {where}"):
         loop.fit(dataclasses.replace(session, splits=splits), loop.EpochHooks([counter]))
     assert batches_seen == [0, 1] if per_call == 1 else batches_seen == [1]  # nothing after the NaN
+
+
+def test_mirrored_runs_of_different_models_follow_one_another_in_one_process():
+    """The jobs of an in-process multirun: each MirroredStrategy's collectives are its own, so the
+    second model's gradients (another shape) are not taken for the first's."""
+    for channels in (1, 3):
+        cfg = compose("trainer.epochs=1", "trainer.steps_per_epoch=1", "trainer.strategy=mirrored",
+                      "trainer.cpu_replicas=2", f"model.input_shape=[32,32,{channels}]")
+        assert math.isfinite(loop.fit(prepare(cfg), loop.EpochHooks([])).history["loss"][0])
+        keras.backend.clear_session()

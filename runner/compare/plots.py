@@ -8,6 +8,9 @@ The third panel reads like Figure 4 of the ResNet paper: top-1 error (the papers
 per run, validation solid, training dashed, so over- and under-fitting nets, and a deeper plain net
 that trains worse than a shallower one (degradation), separate at a glance. Built on
 matplotlib.figure.Figure with an Agg canvas, as the run's own figures: no pyplot state to close, no display.
+
+A row that pools seeds (groups.py) is its means: a point with an error bar of ± one sample std, and a
+mean validation curve in a band of ± one std per epoch.
 """
 
 import math
@@ -20,6 +23,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from runner.compare.groups import SEED
 from runner.compare.rows import Row
 
 RUNS_PER_LEGEND_COLUMN = 20
@@ -49,8 +53,9 @@ def figure(rows: list[Row], objective: str) -> Figure:
 
 
 def hyperparameters(rows: list[Row]) -> list[str]:
-    """The keys a sweep varies when it does not vary the model (nor the data); none otherwise."""
-    keys = list(dict.fromkeys(key for row in rows for key in row.swept))
+    """The keys a sweep varies when it does not vary the model (nor the data); none otherwise. Never the
+    seed: it varies no recipe, and runs that differ only in it share a row."""
+    keys = list(dict.fromkeys(key for row in rows for key in row.swept if key.lstrip("+") != SEED))
     if len({row.model for row in rows}) > 1 or any(key.split(".")[0] in ("model", "data") for key in keys):
         return []
     return keys[:MAX_HYPERPARAMETER_PANELS]
@@ -63,24 +68,25 @@ def log_scaled(key: str, values: list[float]) -> bool:
 def _against_key(axes, rows: list[Row], colours: list, key: str, objective: str) -> None:
     axes.set_title(f"{objective} against {key}")
     axes.set_ylabel(objective)
-    points = [(row.swept[key], row.objective, colour) for row, colour in zip(rows, colours)
+    points = [(row.swept[key], row.objective, _std(row, "objective"), colour) for row, colour in zip(rows, colours)
               if key in row.swept and row.objective is not None and not math.isnan(row.objective)]
     if not points:
         _say(axes, f"no run has both {objective} and {key}")
         return
-    values = [_number(value) for value, _, _ in points]
+    values = [_number(value) for value, *_ in points]
     if all(value is not None for value in values):
         xs = values
         if log_scaled(key, values):
             axes.set_xscale("log")
         axes.set_xlabel(key + (" (log scale)" if axes.get_xscale() == "log" else ""))
     else:  # categories (an optimizer's name): one position each, in first-seen order
-        categories = list(dict.fromkeys(value for value, _, _ in points))
-        xs = [categories.index(value) for value, _, _ in points]
+        categories = list(dict.fromkeys(value for value, *_ in points))
+        xs = [categories.index(value) for value, *_ in points]
         axes.set_xticks(range(len(categories)), categories)
         axes.set_xlabel(key)
-    for x, (_, y, colour) in zip(xs, points):
+    for x, (_, y, std, colour) in zip(xs, points):
         axes.scatter(x, y, color=colour)
+        _error_bar(axes, x, y, std, colour)
     axes.margins(0.15)
     axes.grid(True, which="both", alpha=0.3)
 
@@ -96,13 +102,14 @@ def _scatter(axes, rows: list[Row], colours: list, x_of: Callable[[Row], Optiona
     axes.set_title(f"top-1 against {x_name}")
     axes.set_xlabel(f"{x_name} (log scale)")
     axes.set_ylabel("top-1 (%)")
-    points = [(x_of(row), row.top1 * 100, row.label, colour)
+    points = [(x_of(row), row.top1 * 100, _std(row, "top1", 100), row.label, colour)
               for row, colour in zip(rows, colours) if x_of(row) and row.top1 is not None]
     if not points:
         _say(axes, f"no run has both top-1 and {x_name}")
         return
-    for x, y, label, colour in points:
+    for x, y, std, label, colour in points:
         axes.scatter(x, y, color=colour)
+        _error_bar(axes, x, y, std, colour)
         axes.annotate(label, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
     axes.set_xscale("log")
     axes.margins(0.15)  # room for the labels of the outermost points
@@ -118,7 +125,8 @@ def _curves(axes, rows: list[Row], colours: list) -> None:
         _say(axes, "no run recorded an epoch")
         return
     for row, colour in plotted:
-        _line(axes, row.val_top1_curve, colour, "-", row.label)
+        _line(axes, row.val_top1_curve, colour, "-", row.label + (f" (mean of {row.n})" if row.n > 1 else ""))
+        _band(axes, row.val_top1_curve, row.val_top1_std, colour)
         _line(axes, row.top1_curve, colour, "--", None if row.val_top1_curve else row.label)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.legend(fontsize="small", ncol=math.ceil(len(plotted) / RUNS_PER_LEGEND_COLUMN))
@@ -131,6 +139,26 @@ def _line(axes, curve: list[tuple[int, float]], colour, style: str, label: Optio
         # Markers, so a one-epoch run still shows a point.
         axes.plot(np.array(epochs) + 1, (1 - np.array(values)) * 100, style, marker="o", markersize=3,
                   color=colour, label=label)
+
+
+def _std(row: Row, field: str, scale: float = 1.0) -> Optional[float]:
+    spread = row.spread.get(field)
+    return spread.std * scale if spread and spread.std is not None else None
+
+
+def _error_bar(axes, x, y: float, std: Optional[float], colour) -> None:
+    if std is not None:
+        axes.errorbar(x, y, yerr=std, fmt="none", ecolor=colour, capsize=4)
+
+
+def _band(axes, means: list[tuple[int, float]], stds: list[tuple[int, float]], colour) -> None:
+    """± one std of the top-1 error around the mean curve, at the epochs two or more runs reached."""
+    mean_at = dict(means)
+    if stds:
+        epochs, spread = (np.array(column) for column in zip(*stds))
+        error = (1 - np.array([mean_at[epoch] for epoch in epochs])) * 100
+        axes.fill_between(epochs + 1, error - spread * 100, error + spread * 100, color=colour, alpha=0.2,
+                          linewidth=0)
 
 
 def _colours(count: int) -> list:

@@ -11,6 +11,7 @@ import pathlib
 import mlflow
 from mlflow.entities import Run
 
+from runner.compare.groups import by_recipe
 from runner.compare.plots import save_figure
 from runner.compare.rows import Row, objective_of, sweep_rows
 from runner.compare.select import sweep_children
@@ -22,7 +23,7 @@ MARKDOWN, CSV, FIGURE = "comparison.md", "comparison.csv", "comparison.png"
 @dataclasses.dataclass
 class Comparison:
     parent: Run
-    rows: list[Row]  # best first
+    rows: list[Row]  # best first; runs that differ only in trainer.seed share one (groups.py)
     table: str  # the terminal text
     paths: list[pathlib.Path]  # the Markdown, the CSV and the figure, as logged on the parent
 
@@ -30,7 +31,8 @@ class Comparison:
 def compare_sweep(client: mlflow.MlflowClient, parent_run_id: str, out_dir: pathlib.Path) -> Comparison:
     """Write the comparison of the sweep's children into out_dir and log it on the parent run."""
     parent = client.get_run(parent_run_id)
-    rows = sweep_rows(client, parent, sweep_children(client, parent))
+    children = sweep_children(client, parent)
+    rows = by_recipe(sweep_rows(client, parent, children), children, objective_of(parent)[1])
     markdown_path, csv_path, figure_path = paths = [out_dir / name for name in (MARKDOWN, CSV, FIGURE)]
     markdown_path.write_text(markdown(parent, rows, FIGURE), encoding="utf-8")
     csv_path.write_text(csv_text(rows), encoding="utf-8")

@@ -1,4 +1,8 @@
-"""One row per child run of a sweep: what it is, how it ended, its metrics and curves, best first."""
+"""One row per child run of a sweep: what it is, how it ended, its metrics and curves, best first.
+
+groups.py pools the rows of runs that differ only in trainer.seed into one row of means, with each
+metric's sample standard deviation in `spread`.
+"""
 
 import dataclasses
 import math
@@ -12,11 +16,21 @@ from mlflow.entities import Run
 
 from runner.schema import Direction, SweepConfig
 
+# runner.evaluate's runs (runner/evaluate/run.py ROLE): weights scored as they are, trained by no seed.
+EVALUATION_ROLE = "evaluate"
 # A parent run recorded before the sweep.* tags existed optimised the schema's default objective.
 DEFAULT_SWEEP = SweepConfig()
 # `hydra.overrides` joins the job's overrides with spaces, so a value may hold one; split only where
 # the next `key=` (keys may start with + or ~ and hold dots, slashes and @) or a bare `~key` begins.
 OVERRIDE_START = re.compile(r"\s+(?=[+~]{0,2}[\w./@-]+=|~[\w./@-]+(?:\s|$))")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spread:
+    """A metric over a row's runs: the row's field holds the mean, this its sample standard deviation
+    (n - 1 in the denominator; None when n < 2) and n, the runs that have the metric."""
+    std: Optional[float]
+    n: int
 
 
 @dataclasses.dataclass
@@ -30,14 +44,24 @@ class Row:
     top1: Optional[float]
     top5: Optional[float]
     top1_10crop: Optional[float]
+    top1_multiscale: Optional[float]  # eval.scales' softmax averaged over the scales
     published_top1: Optional[float]  # runner.evaluate's: what the weights' publisher reports
-    epochs: int
+    epochs: float  # a count for one run; the mean for a row of several (early stopping may differ)
     images_per_second: Optional[float]
     wall_seconds: Optional[float]
     objective: Optional[float]  # the sweep's objective metric, the sort key
     val_top1_curve: list[tuple[int, float]]  # (epoch from 0, value)
     top1_curve: list[tuple[int, float]]
     swept: dict[str, str] = dataclasses.field(default_factory=dict)  # this run's values of the keys the sweep varies
+    run_ids: tuple[str, ...] = ()  # a row of several runs: each run's id, in seed order; run_id is the first
+    spread: dict[str, Spread] = dataclasses.field(default_factory=dict)  # by field name (top1, ...): several runs
+    val_top1_std: list[tuple[int, float]] = dataclasses.field(default_factory=list)  # per epoch, over the runs
+    trained: bool = True  # False: an evaluation of given weights, which no seed changes
+
+    @property
+    def n(self) -> int:
+        """How many runs the row pools: its seeds."""
+        return len(self.run_ids) or 1
 
 
 def sweep_rows(client: mlflow.MlflowClient, parent: Run, children: list[Run]) -> list[Row]:
@@ -48,7 +72,7 @@ def sweep_rows(client: mlflow.MlflowClient, parent: Run, children: list[Run]) ->
     rows = [dataclasses.replace(_row(client, child, _label(child, job_overrides, keys), objective),
                                 swept={key: job_overrides[key] for key in keys if key in job_overrides})
             for child, job_overrides in zip(children, overrides)]
-    return _sorted_best_first(rows, direction)
+    return sorted_best_first(rows, direction)
 
 
 def objective_of(parent: Run) -> tuple[str, str]:
@@ -58,7 +82,7 @@ def objective_of(parent: Run) -> tuple[str, str]:
             tags.get("sweep.direction", DEFAULT_SWEEP.direction.value))
 
 
-def _sorted_best_first(rows: list[Row], direction: str) -> list[Row]:
+def sorted_best_first(rows: list[Row], direction: str) -> list[Row]:
     """Stable: equal scores (and the unscored, last) keep their start order."""
     sign = 1 if Direction(direction) is Direction.minimize else -1
 
@@ -82,8 +106,11 @@ def differing_keys(overrides: list[dict[str, str]]) -> list[str]:
 
 
 def _label(child: Run, overrides: dict[str, str], keys: list[str]) -> str:
-    label = " ".join(f"{key}={_short(overrides[key])}" for key in keys if key in overrides)
-    return label or child.info.run_name
+    return label_of({key: overrides[key] for key in keys if key in overrides}) or child.info.run_name
+
+
+def label_of(swept: dict[str, str]) -> str:
+    return " ".join(f"{key}={_short(value)}" for key, value in swept.items())
 
 
 def _short(value: str) -> str:
@@ -108,6 +135,7 @@ def _row(client: mlflow.MlflowClient, child: Run, label: str, objective: str) ->
         top1=metrics.get("eval_top1"),
         top5=metrics.get("eval_top5"),
         top1_10crop=metrics.get("eval_top1_10crop"),
+        top1_multiscale=metrics.get("eval_top1_multiscale"),
         published_top1=metrics.get("published_top1"),
         epochs=len(val_top1),
         images_per_second=_steady_throughput([value for _, value in _history(client, child, "images_per_second")]),
@@ -115,6 +143,7 @@ def _row(client: mlflow.MlflowClient, child: Run, label: str, objective: str) ->
         objective=metrics.get(objective),
         val_top1_curve=val_top1,
         top1_curve=top1,
+        trained=child.data.tags.get("runner.role") != EVALUATION_ROLE,
     )
 
 

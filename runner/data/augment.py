@@ -10,6 +10,7 @@ import math
 import tensorflow as tf
 
 from runner.bounds import Choices
+from runner.data import policies
 from runner.data.pixels import resize, to_uint8
 from runner.errors import UserError
 
@@ -84,6 +85,22 @@ def centre_crop(size, ratio: float):
     return view
 
 
+def centre_crops(size, ratios):
+    """[len(ratios), height, width, channels]: the centre crop (see `centre_crop`) at each ratio, from one
+    read of the image. VGG evaluates at several scales (Simonyan & Zisserman 2015, Section 4.2); it runs
+    the network densely over each whole image, where we take each scale's centre crop."""
+
+    def view(shape, read):
+        image = read(0, 0, shape[0], shape[1])
+
+        def whole(y, x, h, w):
+            return image[y : y + h, x : x + w]
+
+        return tf.stack([centre_crop(size, ratio)(shape, whole) for ratio in ratios])
+
+    return view
+
+
 def random_crop(size, ratio: float, seed):
     """Resize (see `cover`), then a `size` crop anywhere inside (AlexNet's and VGG's recipe)."""
 
@@ -94,6 +111,14 @@ def random_crop(size, ratio: float, seed):
         return scaled_window(shape, read, resized, tf.minimum(corner, resized - size), size, exact=False)
 
     return view
+
+
+def scale_jitter(size, sides: tuple[int, int], seed):
+    """VGG's scale jittering (Simonyan & Zisserman 2015, Section 3.1): the shorter side resized to S,
+    an integer drawn uniformly from `sides` (for a 224 input; see `side_ratios`), then a random crop."""
+    side_seed, crop_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    side = tf.random.stateless_uniform([], side_seed, sides[0], sides[1] + 1, dtype=tf.int32)
+    return random_crop(size, tf.cast(side, tf.float32) / REFERENCE_SIDE, crop_seed)
 
 
 def inception_crop(size, area_range, aspect_range, seed):
@@ -145,25 +170,71 @@ def _random_crop(augment, size, seed):
     return random_crop(size, augment.resize_ratio, seed)
 
 
+def _scale_jitter(augment, size, seed):
+    return scale_jitter(size, jitter_range(augment), seed)
+
+
 CROPS = Choices("augment.name", "augmentation", {
     "crop_flip": _random_crop,
     "crop": _random_crop,  # the same crop; its config turns the flip off
     "inception": lambda augment, size, seed: inception_crop(
         size, augment.area_range, augment.aspect_range, seed),
+    "scale_jitter": _scale_jitter,
     "none": lambda augment, size, seed: centre_crop(size, augment.resize_ratio),
 })
 
 
-def training(augment, size):
-    """seed [2] -> the view that prepares one training image under `augment` (conf/augment)."""
+def training(augment, size, recolour=None):
+    """seed [2] -> the view that prepares one training image under `augment` (conf/augment); `recolour`
+    (runner/data/colour.py `recolouring`) changes its colours after the crop and flip."""
     crop = CROPS.of(augment.name)
+    finish = policies.finishing(augment, size)  # augment.policy and augment.random_erasing, last
 
     def view(seed):
-        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        # Three seeds: the first two are those a split in two gives, so crops and flips stay as they were.
+        crop_seed, flip_seed, colour_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
         chosen = crop(augment, size, crop_seed)
-        return flipped(chosen, flip_seed) if augment.flip else chosen
+        chosen = flipped(chosen, flip_seed) if augment.flip else chosen
+        return finish(recoloured(chosen, recolour, colour_seed) if recolour else chosen, seed)
 
     return view
+
+
+def recoloured(view, recolour, seed):
+    """`view`, its pixels then through `recolour(image, seed)`."""
+    return lambda shape, read: recolour(view(shape, read), seed)
+
+
+# augment.scale_range and eval.scales are shorter sides for a 224 input, as the papers give them; for
+# another input they scale with it (input * side / 224: [256, 512] is [36, 73] for LeNet's 32).
+REFERENCE_SIDE = 224
+
+
+def side_ratios(key: str, sides) -> list[float]:
+    """`sides` (shorter sides for a 224 input) as ratios to the input, as `cover` takes them."""
+    if not sides or any(side < REFERENCE_SIDE for side in sides):
+        raise UserError(f"{key}={_shown(sides)}: expected shorter sides of at least {REFERENCE_SIDE} (for a 224 "
+                        "input, scaled with the input), e.g. [256, 384, 512]")
+    return [side / REFERENCE_SIDE for side in sides]
+
+
+def jitter_range(augment) -> tuple[int, int]:
+    """augment.scale_range as (low, high), refused unless 224 <= low <= high."""
+    sides = augment.scale_range
+    if sides is None or len(sides) != 2 or not REFERENCE_SIDE <= sides[0] <= sides[1]:
+        raise UserError(f"augment.scale_range={_shown(sides)}: expected [low, high], {REFERENCE_SIDE} <= low <= high, "
+                        "the shorter side's range for a 224 input (VGG: [256, 512])")
+    return int(sides[0]), int(sides[1])
+
+
+def cache_ratio(augment) -> float:
+    """What data.cache keeps of a training image: its shorter side at input * this. Scale jittering
+    crops from images up to its range's top, so the cache keeps them at that size."""
+    return jitter_range(augment)[1] / REFERENCE_SIDE if augment.name == "scale_jitter" else augment.resize_ratio
+
+
+def _shown(sides) -> str:
+    return "null" if sides is None else str(list(sides))
 
 
 def check_ratio(name: str, ratio: float) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from runner.data import pixels
+from runner.data import balance, pixels
 from runner.data.source import Examples
 from runner.errors import UserError
 
@@ -21,22 +21,29 @@ def cached(examples: Examples, view, *, deterministic: bool = True, filename: st
     (or in `filename`'s files); in their order unless not `deterministic`."""
     images = examples.keys.map(lambda key, label: (examples.pixels(key, view), label),
                                num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    return Examples(images.cache(filename), examples.count, pixels.decoded)
+    return Examples(images.cache(filename), examples.count, pixels.decoded, examples.labels)
 
 
 def training(examples: Examples, view, *, batch_size: int, seed: int, shuffle_buffer: int, cache_view=None,
-             cache_file: str = ""):
+             cache_file: str = "", balanced: bool = False):
     """One epoch per iteration, reshuffled each time; `view(seed)` prepares each image.
 
     Only keys are shuffled (file names, not pixels), so the whole split fits in the buffer. With
     `cache_view` the cache freezes the first epoch's order, so its output is reshuffled within
-    `shuffle_buffer` images (`cache_file`: see `cached`). The last partial batch is dropped: XLA
+    `shuffle_buffer` images (`cache_file`: see `cached`). `balanced`: as many keys, drawn so every
+    class comes up equally often (runner/data/balance.py). The last partial batch is dropped: XLA
     needs static shapes.
     """
-    keys = examples.keys.shuffle(examples.count, seed, reshuffle_each_iteration=cache_view is None)
+    if balanced and cache_view is not None:
+        raise UserError("data.sampling=balanced draws every epoch anew, which data.cache would freeze "
+                        "after the first: pass data.cache=false")
+    if balanced:
+        keys = balance.balanced_keys(examples.keys, examples.labels, seed)
+    else:
+        keys = examples.keys.shuffle(examples.count, seed, reshuffle_each_iteration=cache_view is None)
     if cache_view is not None:
-        examples = cached(Examples(keys, examples.count, examples.pixels), cache_view, deterministic=False,
-                          filename=cache_file)
+        examples = cached(Examples(keys, examples.count, examples.pixels, examples.labels), cache_view,
+                          deterministic=False, filename=cache_file)
         keys = examples.keys.shuffle(shuffle_buffer, seed, reshuffle_each_iteration=True)
     # One stateless seed per example, new every epoch: crops differ between epochs, yet a run
     # repeats given trainer.seed (stateful random ops in a map would repeat each epoch's draws).

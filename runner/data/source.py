@@ -16,6 +16,7 @@ class Examples:
     keys: tf.data.Dataset  # (key, label int32): a file path, an index or a small image
     count: int
     pixels: Callable  # pixels(key, view): the view (see pixels.py) applied to the example's pixels
+    labels: np.ndarray  # int32 [count], in the keys' order: class counts (data.class_weights, data.sampling)
 
 
 @dataclasses.dataclass
@@ -30,14 +31,16 @@ class Source:
 
 def files(paths: list[str], labels: np.ndarray, channels: int) -> Examples:
     """Image files of any format TensorFlow decodes, decoded with `channels` channels."""
-    keys = tf.data.Dataset.from_tensor_slices((paths, labels.astype(np.int32)))
-    return Examples(keys, len(paths), lambda path, view: pixels.encoded(tf.io.read_file(path), channels, view))
+    labels = labels.astype(np.int32)
+    keys = tf.data.Dataset.from_tensor_slices((paths, labels))
+    return Examples(keys, len(paths), lambda path, view: pixels.encoded(tf.io.read_file(path), channels, view),
+                    labels)
 
 
 def tensors(images: np.ndarray, labels: np.ndarray) -> Examples:
     """Images already in memory: [n, height, width, channels], uint8 or float in [0, 1]."""
-    keys = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
-    return Examples(keys, len(labels), pixels.decoded)
+    labels = labels.astype(np.int32)
+    return Examples(tf.data.Dataset.from_tensor_slices((images, labels)), len(labels), pixels.decoded, labels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,5 +57,6 @@ class Shard:
 def sharded(examples: Examples, shard: Shard) -> Examples:
     """This worker's examples: keys (file names), not pixels, are split, so each file is read once."""
     return Examples(examples.keys.shard(shard.count, shard.index),
-                    len(range(shard.index, examples.count, shard.count)), examples.pixels)
+                    len(range(shard.index, examples.count, shard.count)), examples.pixels,
+                    examples.labels[shard.index::shard.count])
 

@@ -8,7 +8,8 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 from runner.bounds import Choices
-from runner.data import augment, cache_files, digits, folders, imagenette, pipeline, synthetic
+from runner.data import augment, balance, cache_files, digits, folders, imagenette, pipeline, synthetic
+from runner.data import colour, colour_statistics
 from runner.data import source as source_module
 from runner.errors import UserError
 
@@ -30,11 +31,13 @@ class Splits:
     train: tf.data.Dataset | None
     val: tf.data.Dataset  # centre crops, every example once, the last batch possibly smaller
     val_ten_crop: tf.data.Dataset | None  # eval.ten_crop: (images [B, 10, H, W, C], labels [B])
+    val_scales: tf.data.Dataset | None  # eval.scales: (images [B, len(scales), H, W, C], labels [B])
     class_names: list[str]
     class_ids: list[str]  # as the files name them (ImageNet-style folders: WordNet ids), else the names
     train_examples: int  # in this worker's shard under multi_worker, as val_examples
     val_examples: int
     steps_per_epoch: int  # full batches an epoch holds (under multi_worker: on every worker)
+    class_counts: list[int]  # training images per class, in label order (every worker's); [] without train
     skipped_files: dict[str, str]  # {file: why it cannot be decoded}, left out of both splits
     normalise: Callable[[tf.Tensor], tf.Tensor]  # uint8 images -> what the model takes (pipeline.Preprocessing)
 
@@ -50,12 +53,16 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
     crop, augmentation = evaluation_crop(cfg), training_augmentation(cfg)
     augment.check_ratio("augment.resize_ratio", augmentation.resize_ratio)
     augment.check_ratio("eval.resize_ratio", crop)
+    kept_ratio = augment.cache_ratio(augmentation)  # data.cache's; refuses a scale_range no crop fits
     height, width, channels = cfg.model.input_shape
     size, batch_size = (height, width), cfg.trainer.batch_size
     training = "train" in splits
     source = SOURCES.of(cfg.data.name)(cfg, training)
     _check_num_classes(cfg.data, len(source.class_names))
+    # From every worker's images, before sharding: every worker then recolours alike.
+    recolour = _recolouring(augmentation, source.train, channels) if training else None
     train_count = source.train.count if training else 0
+    counts = balance.class_counts(source.train.labels, len(source.class_names)) if training else []
     steps_per_epoch = train_count // batch_size
     if shard:
         # The smallest shard decides: every worker must run every step (its collectives wait for all).
@@ -70,10 +77,11 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
     cache = cfg.data.cache
     folder = cache_files.cache_folder(cfg.data.cache_dir) if cache else None
     train = pipeline.training(
-        source.train, augment.training(augmentation, size), batch_size=batch_size, seed=cfg.trainer.seed,
+        source.train, augment.training(augmentation, size, recolour), batch_size=batch_size, seed=cfg.trainer.seed,
         shuffle_buffer=cfg.data.shuffle_buffer,
-        cache_view=augment.resized(size, augmentation.resize_ratio) if cache else None,
-        cache_file=cache_files.cache_file(folder, "train")) if training else None
+        cache_view=augment.resized(size, kept_ratio) if cache else None,
+        cache_file=cache_files.cache_file(folder, "train"),
+        balanced=balance.BALANCED.of(cfg.data.sampling)) if training else None
     # One cache serves the centre crops and the ten crops.
     val = (pipeline.cached(source.val, augment.resized(size, crop),
                            filename=cache_files.cache_file(folder, "val")) if cache else source.val)
@@ -82,14 +90,31 @@ def load(cfg: DictConfig, shard: Optional[source_module.Shard] = None,
         val=pipeline.evaluation(val, augment.centre_crop(size, crop), batch_size=batch_size),
         val_ten_crop=(pipeline.evaluation(val, augment.ten_crop(size, crop), batch_size=batch_size)
                       if cfg.eval.ten_crop else None),
+        val_scales=_several_scales(cfg, source.val, size, batch_size),
         class_names=source.class_names,
         class_ids=source.class_folders or source.class_names,
         train_examples=source.train.count if training else 0,
         val_examples=source.val.count,
         steps_per_epoch=steps_per_epoch,
+        class_counts=counts,
         skipped_files=source.skipped,
         normalise=normalise,
     )
+
+
+def _recolouring(augmentation: DictConfig, examples: source_module.Examples, channels: int):
+    """augment.pca_lighting's and augment.photometric's recolouring (runner/data/colour.py), None when off;
+    the PCA lighting's components come from the training images."""
+    components = colour_statistics.principal_components(examples, channels) if augmentation.pca_lighting else None
+    return colour.recolouring(augmentation, components, channels)
+
+
+def _several_scales(cfg: DictConfig, examples: source_module.Examples, size, batch_size: int):
+    """eval.scales' centre crops, read from the source (data.cache keeps one scale, not several)."""
+    if cfg.eval.scales is None:
+        return None
+    ratios = augment.side_ratios("eval.scales", cfg.eval.scales)
+    return pipeline.evaluation(examples, augment.centre_crops(size, ratios), batch_size=batch_size)
 
 
 def _check_num_classes(data: DictConfig, found: int) -> None:

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import tensorflow as tf
 
 from runner.data import pixels, source
@@ -24,7 +26,8 @@ def _examples(count: int, split: int, shape, num_classes: int, seed: int) -> sou
     # Labels cycle through the classes, so every split is balanced.
     keys = tf.data.Dataset.range(count).map(lambda index: (index, tf.cast(index % num_classes, tf.int32)))
     return source.Examples(
-        keys, count, lambda index, view: pixels.decoded(image(index, split, shape, num_classes, seed), view))
+        keys, count, lambda index, view: pixels.decoded(image(index, split, shape, num_classes, seed), view),
+        (np.arange(count) % num_classes).astype(np.int32))
 
 
 def image(index, split: int, shape, num_classes: int, seed: int) -> tf.Tensor:

@@ -1,11 +1,12 @@
 """`python -m runner.evaluate model=X model.weights=W data=D`: evaluate weights without training.
 
-W is `imagenet[:<tag>]` (published weights), `runs:/<run_id>` or a file; the usual data.* keys and
-eval.ten_crop apply, and only the validation split is read (a folder of val/ alone will do). The run
-is recorded in MLflow with the metrics training ends with (eval_top1, eval_top5, and with
-eval.ten_crop the 10-crop pair), the publisher's (published_top1, published_top5) when the weights'
-card has them, the confusion matrix and the card. Weights of more classes than the data's, which are
-among them (ImageNet's on Imagenette's synset folders), are scored on those classes' logits alone.
+W is `imagenet[:<tag>]` (published weights), `runs:/<run_id>` or a file; the usual data.* keys,
+eval.ten_crop and eval.scales apply, and only the validation split is read (a folder of val/ alone will
+do). The run is recorded in MLflow with the metrics training ends with (eval_top1, eval_top5, with
+eval.ten_crop the 10-crop pair, with eval.scales the multiscale pair), the publisher's (published_top1,
+published_top5) when the weights' card has them, the confusion matrix and the card. Weights of more
+classes than the data's, which are among them (ImageNet's on Imagenette's synset folders), are scored on
+those classes' logits alone.
 """
 
 

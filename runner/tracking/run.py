@@ -197,12 +197,14 @@ class Run:
         self._client.log_figure(self.run_id, plots.curves(history), "curves.png")
 
     @_held
-    def log_confusion_matrix(self, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> None:
-        """The matrix's picture, and beside it each class's precision, recall and F1 and the most
-        confused pairs: CSV files, and MLflow tables the dashboard's artifact view shows as tables."""
+    def log_confusion_matrix(self, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str],
+                             training: dict[str, list] | None = None) -> None:
+        """The matrix's picture, and beside it each class's precision, recall and F1 (and `training`'s
+        columns: what training saw of each class) and the most confused pairs: CSV files, and MLflow
+        tables the dashboard's artifact view shows as tables."""
         figure = plots.confusion_matrix(y_true, y_pred, class_names)
         self._client.log_figure(self.run_id, figure, "confusion_matrix.png")
-        for name, columns in (("per_class", per_class.table(y_true, y_pred, class_names)),
+        for name, columns in (("per_class", {**per_class.table(y_true, y_pred, class_names), **(training or {})}),
                               ("confused_pairs", per_class.confused_pairs(y_true, y_pred, class_names))):
             self.log_text(per_class.as_csv(columns), f"{name}.csv")
             self._client.log_table(self.run_id, data=columns, artifact_file=f"{name}.json")

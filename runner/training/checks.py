@@ -7,7 +7,7 @@ from runner.bounds import check_bounds
 from runner.data.augment import CROPS
 from runner.data.splits import SOURCES
 from runner.errors import UserError
-from runner.schema import TEN_CROP_METRICS, Config
+from runner.schema import MULTISCALE_METRICS, TEN_CROP_METRICS, Config
 from runner.training.optim import OPTIMIZERS, SCHEDULES
 
 CHOICES = (SOURCES, CROPS, OPTIMIZERS, SCHEDULES)
@@ -21,6 +21,8 @@ def check_trainer(cfg: DictConfig) -> None:
     objective = cfg.sweep.objective
     if objective in TEN_CROP_METRICS and not cfg.eval.ten_crop:
         raise UserError(f"sweep.objective={objective.value}: expected eval.ten_crop=true, which logs it")
+    if objective in MULTISCALE_METRICS and not cfg.eval.scales:
+        raise UserError(f"sweep.objective={objective.value}: expected eval.scales=[...], which logs it")
     if cfg.trainer.resume_run and not cfg.trainer.resume:
         raise UserError(f"trainer.resume_run={cfg.trainer.resume_run}: expected trainer.resume=true "
                         "(false starts afresh)")

@@ -2,7 +2,8 @@
 
 The last epoch has already evaluated the final weights on the centre crops, so the final
 evaluation reuses that pass (its predictions make the confusion matrix) and computes only what is
-new: AlexNet's ten crops with eval.ten_crop. On ImageNet that spares a 50,000-image pass per run.
+new: AlexNet's ten crops with eval.ten_crop, VGG's scales with eval.scales. On ImageNet that spares a
+50,000-image pass per run.
 `val_loss` is the training objective's cross-entropy, label smoothing included (what Keras's fit
 reports); no loss is logged at the end, only top-1 and top-5, which smoothing does not change.
 """
@@ -33,7 +34,8 @@ class Evaluation:
 
 @dataclasses.dataclass
 class FinalEvaluation:
-    metrics: dict[str, float]  # eval_top1, eval_top5 and with eval.ten_crop the *_10crop pair
+    # eval_top1, eval_top5; with eval.ten_crop the *_10crop pair, with eval.scales the *_multiscale pair
+    metrics: dict[str, float]
     centre: Evaluation  # the centre-crop pass the metrics and the confusion matrix come from
 
 
@@ -53,13 +55,15 @@ def evaluate(session: Session, dataset: tf.data.Dataset, eval_step) -> Evaluatio
 
 def final_evaluation(session: Session, last_epoch: Optional[Evaluation]) -> FinalEvaluation:
     """eval_top1/eval_top5 on centre crops (the last epoch's pass when there was one: a run resumed
-    after its last epoch evaluates again), and with eval.ten_crop the ten-crop metrics."""
+    after its last epoch evaluates again), and with eval.ten_crop and eval.scales the metrics of their views."""
     splits = session.splits
     centre = last_epoch or evaluate(session, splits.val, steps.make_eval_step(session))
     metrics = {"eval_top1": centre.metrics["top1"], "eval_top5": centre.metrics["top5"]}
-    if splits.val_ten_crop is not None:
-        ten = evaluate(session, splits.val_ten_crop, steps.make_eval_step(session, ten_crop=True))
-        metrics.update(eval_top1_10crop=ten.metrics["top1"], eval_top5_10crop=ten.metrics["top5"])
+    several = {"10crop": splits.val_ten_crop, "multiscale": splits.val_scales}  # suffix: views of each image
+    for suffix, dataset in several.items():
+        if dataset is not None:
+            views = evaluate(session, dataset, steps.make_eval_step(session, views=True))
+            metrics.update({f"eval_{key}_{suffix}": views.metrics[key] for key in ("top1", "top5")})
     return FinalEvaluation(metrics, centre)
 
 

@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from runner.errors import UserError
 from runner.training import steps
+from runner.training.averaged import averaged_weights, keep_averaged_weights
 from runner.training.evaluation import Evaluation, evaluate
 from runner.training.freeze import freeze, thaws_at
 from runner.training.optim import current_learning_rate
@@ -49,8 +50,9 @@ class EpochHooks:
     """What the loop calls at the end of every epoch, in this order, which is the contract:
 
     1. `callbacks` (Keras's: best and last weights, early stopping, the plateau schedule) see the
-       epoch's logs, so their counters move;
-    2. `resume_point.save` then holds the epoch and those counters (runner/training/resume.py);
+       epoch's logs, so their counters move; with trainer.ema the model holds the average meanwhile
+       (runner/training/averaged.py), which the logs' val_* measured;
+    2. `resume_point.save` then holds the epoch, those counters and the raw weights (runner/training/resume.py);
     3. `recorder.log_epoch` records it in MLflow: an epoch the run shows is always one the resume
        point holds, and an epoch lost between 2 and 3 (a kill) is logged when the run resumes.
     At the start, after the callbacks reset themselves, `resume_point.restore_counters` sets them back.
@@ -100,12 +102,17 @@ def _fit(session: Session, hooks: EpochHooks, start: Start) -> Trained:
         logs, seconds = _train_epoch(session, train_steps, callback_list, epoch)
         if average_statistics:
             average_statistics()
-        last = evaluate(session, session.splits.val, eval_step)
-        logs.update({f"val_{key}": value for key, value in last.metrics.items()})
-        logs.update(lr=lr, epoch_seconds=seconds,
-                    images_per_second=session.training.steps_per_epoch * cfg.trainer.batch_size / seconds)
-        _end_epoch(hooks, callback_list, model, epoch, logs, history)
+        # trainer.ema: the average is what is evaluated and what the best and last checkpoints hold; the
+        # resume point holds the raw weights (and the average, in the optimizer), from which training goes on.
+        with averaged_weights(session.training.optimizer, session.strategy):
+            last = evaluate(session, session.splits.val, eval_step)
+            logs.update({f"val_{key}": value for key, value in last.metrics.items()})
+            logs.update(lr=lr, epoch_seconds=seconds,
+                        images_per_second=session.training.steps_per_epoch * cfg.trainer.batch_size / seconds)
+            callback_list.on_epoch_end(epoch, logs)
+        _record_epoch(hooks, model, epoch, logs, history)
         stop_if_requested()  # after the epoch's resume point and record: nothing of it is lost
+    keep_averaged_weights(session.training.optimizer, session.strategy)  # what is evaluated last and saved
     callback_list.on_train_end()
     return Trained(history, last)
 
@@ -118,8 +125,8 @@ def _training_functions(session: Session):
     return steps.make_train_steps(session), (steps.make_statistics_average(model, strategy) if several else None)
 
 
-def _end_epoch(hooks: EpochHooks, callback_list, model, epoch: int, logs: dict, history: History) -> None:
-    callback_list.on_epoch_end(epoch, logs)
+def _record_epoch(hooks: EpochHooks, model, epoch: int, logs: dict, history: History) -> None:
+    """After the callbacks (EpochHooks' order): the epoch in the history, the resume point, the record."""
     for key, value in logs.items():
         history.setdefault(key, []).append(value)
     if hooks.resume_point:

@@ -82,8 +82,12 @@ def training_need(cfg: DictConfig, strategy: tf.distribute.Strategy, precision: 
     weight_bytes, value_bytes = _size_of(policy.variable_dtype), _size_of(policy.compute_dtype)
     slots = optimizer_slots(cfg, precision) if training else 0
     cast = value_bytes if policy.compute_dtype != policy.variable_dtype else 0
-    per_trainable = weight_bytes * (2 + slots) + cast if training else weight_bytes + cast
-    images = math.ceil(cfg.trainer.batch_size / strategy.num_replicas_in_sync)
+    # trainer.grad_accumulation: one pass holds a k-th of the batch's activations, and the passes'
+    # gradients are summed in one more weight-sized buffer.
+    passes = cfg.trainer.grad_accumulation if training else 1
+    gradients = 2 if passes > 1 else 1
+    per_trainable = weight_bytes * (1 + gradients + slots) + cast if training else weight_bytes + cast
+    images = math.ceil(cfg.trainer.batch_size / passes / strategy.num_replicas_in_sync)
     copies = 1 if tf.config.list_logical_devices("GPU") else strategy.num_replicas_in_sync // worker(strategy).count
     weights = [copies * ((row.params - row.frozen) * per_trainable + row.frozen * weight_bytes) for row in sized.rows]
     activations = [copies * images * value_bytes * row.kept * training for row in sized.rows]

@@ -11,29 +11,43 @@ import keras
 from omegaconf import DictConfig
 
 from runner.bounds import Choices
+from runner.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)
 class Optimizer:
-    make: Callable[[Any, DictConfig], keras.optimizers.Optimizer]  # (rate or schedule, cfg.optimizer)
+    # (rate or schedule, cfg.optimizer, **Keras's options common to every optimizer: the average's)
+    make: Callable[..., keras.optimizers.Optimizer]
     decoupled_decay: bool = False  # weight_decay is the optimizer's own (AdamW), not the loss's L2 term
 
 
 # SGD and Adam take weight decay as the L2 term of the loss (l2_coefficient); AdamW decouples it.
 OPTIMIZERS = Choices("optimizer.name", "optimizer", {
-    "sgd": Optimizer(lambda lr, opt: keras.optimizers.SGD(lr, momentum=opt.momentum, nesterov=opt.nesterov)),
-    "adam": Optimizer(lambda lr, opt: keras.optimizers.Adam(lr)),
-    "adamw": Optimizer(lambda lr, opt: keras.optimizers.AdamW(lr, weight_decay=opt.weight_decay),
+    "sgd": Optimizer(lambda lr, opt, **common: keras.optimizers.SGD(lr, momentum=opt.momentum,
+                                                                   nesterov=opt.nesterov, **common)),
+    "adam": Optimizer(lambda lr, opt, **common: keras.optimizers.Adam(lr, **common)),
+    "adamw": Optimizer(lambda lr, opt, **common: keras.optimizers.AdamW(lr, weight_decay=opt.weight_decay, **common),
                        decoupled_decay=True),
 })
 
 
 def make_optimizer(cfg: DictConfig, steps_per_epoch: int, precision: str) -> keras.optimizers.Optimizer:
     """`precision` is the dtype policy the model was built under: float16 needs loss scaling."""
-    optimizer = OPTIMIZERS.of(cfg.optimizer.name).make(learning_rate(cfg, steps_per_epoch), cfg.optimizer)
+    optimizer = OPTIMIZERS.of(cfg.optimizer.name).make(learning_rate(cfg, steps_per_epoch), cfg.optimizer,
+                                                       **averaging(cfg.trainer.ema))
     if precision == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer
+
+
+def averaging(decay: float | None) -> dict[str, Any]:
+    """Keras's options for trainer.ema (runner/training/averaged.py): the average updated after every
+    update, never copied over the weights while training (the loop swaps it in to evaluate)."""
+    if not decay:
+        return {}
+    if decay >= 1:
+        raise UserError(f"trainer.ema={decay}: expected a decay in [0, 1), e.g. 0.9999; null or 0: off")
+    return {"use_ema": True, "ema_momentum": decay, "ema_overwrite_frequency": None}
 
 
 def l2_coefficient(cfg: DictConfig) -> float:

@@ -4,7 +4,7 @@ the loop's recorder hook, runner/training/loop.py)."""
 import pathlib
 import socket
 
-from runner.data import unreadable
+from runner.data import balance, unreadable
 from runner.data.splits import evaluation_crop
 from runner.tracking.run import NotRecorded, Run
 from runner.tracking.supersede import end_superseded
@@ -129,7 +129,10 @@ def record_weights(run: Run | NotRecorded, part: ModelPart) -> None:
 
 def record_evaluation(run: Run | NotRecorded, session: Session, centre: Evaluation) -> None:
     """A centre-crop pass's confusion matrix, per-class figures and most confident mistakes."""
-    run.log_confusion_matrix(centre.labels, centre.predicted, session.splits.class_names)
+    cfg, splits = session.cfg, session.splits
+    training = (balance.training_shares(cfg.data.sampling, session.training.objective.class_weights,
+                                        splits.class_counts) if splits.class_counts else {})
+    run.log_confusion_matrix(centre.labels, centre.predicted, splits.class_names, training)
     if session.worker.chief:  # the others record nothing: spare them the pass over the images
         run.log_mistakes(*mistakes(session, centre))
 

@@ -2,8 +2,9 @@
 
 The resume point of a run lives in outputs/resume/<key>/, where the key is a hash of the resolved
 config without the keys that do not change what is trained (where it is recorded, where the data
-sit). After every epoch it holds a TensorFlow checkpoint of the model, the optimizer (its step
-counter is the schedule's position) and the epoch, and `state.json`: the MLflow run id, the epoch
+sit). After every epoch it holds a TensorFlow checkpoint of the model (its raw weights, as training
+left them), the optimizer (its step counter is the schedule's position; with trainer.ema, the
+weights' average) and the epoch, and `state.json`: the MLflow run id, the epoch
 and the history so far, the run's output folder (where its best and last weights are) and the
 counters of the callbacks that decide the rest of the run (early stopping, the plateau schedule,
 the best checkpoint's score), which Keras resets at the start of training. The checkpoint is

@@ -29,9 +29,11 @@ from omegaconf import DictConfig
 import builders
 from builders.report import Report, report
 from builders.rows import BuiltModel
+from runner.data import balance
 from runner.data.pipeline import Preprocessing
 from runner.data.splits import ALL_SPLITS, Splits, evaluation_crop, load
 from runner.errors import UserError
+from runner.training.accumulation import check_passes
 from runner.training.freeze import freeze
 from runner.training.memory_check import check_memory
 from runner.training.model_report import model_spec
@@ -172,6 +174,7 @@ def load_splits(part: ModelPart, splits: Collection[str] = ALL_SPLITS) -> Splits
 
 def prepare_training(part: ModelPart, splits: Splits) -> TrainingPart:
     cfg = part.cfg
+    check_passes(cfg.trainer.batch_size, cfg.trainer.grad_accumulation, part.strategy.num_replicas_in_sync)
     steps_per_epoch = epoch_steps(cfg, splits)
     with part.strategy.scope():
         optimizer = make_optimizer(cfg, steps_per_epoch, part.resolved.precision)
@@ -181,7 +184,7 @@ def prepare_training(part: ModelPart, splits: Splits) -> TrainingPart:
         optimizer.build(part.model.trainable_variables)
     freeze(part.built, cfg, epoch=0)
     objective = Objective(cfg.data.num_classes, cfg.trainer.label_smoothing, cfg.model.aux_loss_weight,
-                          l2_coefficient(cfg))
+                          l2_coefficient(cfg), balance.class_weights(cfg.data.class_weights, splits.class_counts))
     steps_per_call = max(1, min(part.resolved.steps_per_execution, steps_per_epoch))
     return TrainingPart(optimizer, objective, steps_per_epoch, steps_per_call)
 

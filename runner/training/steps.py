@@ -11,6 +11,8 @@ graph, instead of on the host's few cores.
 import keras
 import tensorflow as tf
 
+from runner.training import mixing
+from runner.training.accumulation import accumulated
 from runner.training.objective import Objective
 from runner.training.session import Session
 
@@ -42,20 +44,32 @@ def make_train_steps(session: Session):
     of the session's strategy (runner/training/session.py)."""
     model, strategy = session.model, session.strategy
     optimizer, objective = session.training.optimizer, session.training.objective
-    global_batch_size, normalise = session.cfg.trainer.batch_size, session.splits.normalise
+    passes, normalise = session.cfg.trainer.grad_accumulation, session.splits.normalise
+    global_batch_size = session.cfg.trainer.batch_size // passes  # of one forward pass
+    mix = mixing.from_config(session.cfg)
 
     def replica_step(images, labels):
+        images, targets = normalise(images), tf.one_hot(labels, objective.num_classes)
+        if mix:  # seeded by the update count, which a resume point restores
+            images, targets = mix(images, targets, optimizer.iterations)
+        # trainer.grad_accumulation: the batch in that many passes, one update (training/accumulation.py)
+        gradients, totals = accumulated(gradients_and_sums, (images, targets, labels), passes,
+                                        model.trainable_variables, SUMS)
+        optimizer.apply(gradients, model.trainable_variables)
+        return totals
+
+    def gradients_and_sums(images, targets, labels):
         with tf.GradientTape() as tape:
-            outputs = model(normalise(images), training=True)
-            per_example = objective.per_example_loss(labels, outputs)
-            # Average over the global batch so the all-reduced gradient is the full batch's.
+            outputs = model(images, training=True)
+            per_example = objective.per_example_loss(targets, outputs)
+            # Average over the global batch (of one pass) so the all-reduced gradient is the full batch's.
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
             if objective.weight_decay:
                 loss += objective.l2_penalty(model.trainable_variables)
             scaled = optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, model.trainable_variables)
-        optimizer.apply(gradients, model.trainable_variables)
-        return sums(per_example, labels, main_output(outputs))
+        # mixed: top-1 counts each image's own label
+        return gradients, sums(per_example, labels, main_output(outputs))
 
     xla = session.part.resolved.jit_compile
     step = tf.function(replica_step, jit_compile=xla) if xla else replica_step
@@ -86,19 +100,21 @@ def make_statistics_average(model, strategy):
     return average
 
 
-def make_eval_step(session: Session, ten_crop: bool = False):
+def make_eval_step(session: Session, views: bool = False):
     """One evaluation batch: sums, plus the predicted and true labels for the confusion matrix. Its
-    loss is the training objective's cross-entropy (label smoothing included), which needs no training part."""
+    loss is the training objective's cross-entropy (label smoothing included), which needs no training part.
+    `views`: each example is several views [B, N, H, W, C] (eval.ten_crop's ten crops, eval.scales' scales),
+    scored by their averaged softmax (Krizhevsky et al. 2012, Section 4.1; Simonyan & Zisserman 2015, 4.2)."""
     model, strategy, normalise = session.model, session.strategy, session.splits.normalise
     trainer = session.cfg.trainer
     objective = Objective(session.cfg.data.num_classes, trainer.label_smoothing, aux_loss_weight=None)
 
     def replica_step(images, labels):
         images = normalise(images)
-        if ten_crop:  # [B, 10, H, W, C]: average the ten crops' softmax (Krizhevsky et al. 2012, Section 4.1)
+        if views:  # [B, N, H, W, C]: the N views in one batch, their softmax averaged
             crops = tf.reshape(images, [-1, *images.shape[2:]])
             logits = tf.cast(main_output(model(crops, training=False)), tf.float32)
-            scores = tf.reduce_mean(tf.reshape(tf.nn.softmax(logits), [-1, 10, logits.shape[-1]]), axis=1)
+            scores = tf.reduce_mean(tf.reshape(tf.nn.softmax(logits), [-1, images.shape[1], logits.shape[-1]]), axis=1)
             per_example = keras.losses.sparse_categorical_crossentropy(labels, scores)
             probabilities = scores
         else:

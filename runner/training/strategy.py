@@ -3,6 +3,7 @@ multi_worker which worker this process is."""
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import pathlib
@@ -45,6 +46,21 @@ def make_strategy(trainer: DictConfig) -> tf.distribute.Strategy:
         # One device: the default strategy, under which Keras keeps XLA on.
         return tf.distribute.get_strategy()
     devices = [device.name for device in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+    return _mirrored(devices)
+
+
+_KEY_BASES = itertools.count(0, 10_000)  # far more group keys than one strategy uses (one per device set)
+
+
+def _mirrored(devices: list[str]) -> tf.distribute.MirroredStrategy:
+    """A MirroredStrategy over `devices` whose collective keys are its own in this process.
+
+    TensorFlow starts every MirroredStrategy's collective group keys at 1, and its runtime keeps what
+    it learnt of each (group, instance) key: a second strategy in one process (the next job of an
+    in-process multirun) would meet the first one's shapes and stop ("Shape mismatch in the
+    collective instance"). The base TensorFlow reads, a class attribute, moves on for each strategy.
+    """
+    tf.distribute.MirroredStrategy._collective_key_base = next(_KEY_BASES)
     return tf.distribute.MirroredStrategy(devices)
 
 
