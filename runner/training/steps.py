@@ -52,6 +52,7 @@ def make_train_steps(session: Session):
         images, targets = normalise(images), tf.one_hot(labels, objective.num_classes)
         if mix:  # seeded by the update count, which a resume point restores
             images, targets = mix(images, targets, optimizer.iterations)
+            labels = tf.argmax(targets, axis=-1, output_type=labels.dtype)  # what most of each image shows
         # trainer.grad_accumulation: the batch in that many passes, one update (training/accumulation.py)
         gradients, totals = accumulated(gradients_and_sums, (images, targets, labels), passes,
                                         model.trainable_variables, SUMS)
@@ -68,7 +69,6 @@ def make_train_steps(session: Session):
                 loss += objective.l2_penalty(model.trainable_variables)
             scaled = optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled, model.trainable_variables)
-        # mixed: top-1 counts each image's own label
         return gradients, sums(per_example, labels, main_output(outputs))
 
     xla = session.part.resolved.jit_compile
