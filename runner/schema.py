@@ -93,12 +93,14 @@ class ReportFormat(enum.Enum):
     table = "table"
     markdown = "markdown"
     json = "json"
+    png = "png"  # the network drawn, one box per row (runner/training/model_drawing.py)
+    svg = "svg"
 
 
 @dataclasses.dataclass
 class DescribeConfig:
     format: ReportFormat = ReportFormat.table
-    output: Optional[str] = None  # write the report here instead of printing it
+    output: Optional[str] = None  # write the report here instead of printing it (png, svg: <model>.<format>)
 
 
 class SweepMetric(enum.Enum):
@@ -179,6 +181,10 @@ class VisualizeConfig:
     patches: int = at_least(1, 9)  # Figure 2: receptive-field patches per channel (the paper shows 9)
     max_images: int = at_least(1, 512)  # validation images scanned for the top activations
     batch_size: int = at_least(1, 32)  # images per forward pass
+    # Grad-CAM's row (describe's names; no auxiliary head, none after global pooling); None: the last conv row
+    gradcam_row: Optional[str] = None
+    occlusion_size: float = 0.25  # the grey square's side, a fraction of the image's side, in (0, 1]
+    occlusion_stride: float = 0.125  # its step between positions, a fraction of the image's side, in (0, 1]
 
 
 @dataclasses.dataclass

@@ -16,7 +16,7 @@ from runner.training.strategy import cpu_has_bfloat16
 
 EPOCH_METRICS = {"loss", "top1", "top5", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds",
                  "images_per_second"}
-ARTIFACTS = {"config.yaml", "architecture.md", "curves.png", "confusion_matrix.png"}
+ARTIFACTS = {"config.yaml", "architecture.md", "architecture.png", "curves.png", "confusion_matrix.png"}
 
 
 def run_runner(tmp_path, *overrides):

@@ -110,7 +110,7 @@ def test_guided_backprop_equals_the_hand_computed_guided_gradient(net):
 
 
 @pytest.mark.parametrize(("name", "size", "default_rows_expected"), [
-    ("resnet18", 64, ["conv1", "conv3_block2", "conv5_block2"]),
+    ("resnet18", 64, ["conv1", "conv3_block2", "conv5_block2"]),  # the last is Grad-CAM's default row too
     ("googlenet", 96, ["conv1", "inception_4b", "inception_5b"]),
 ])
 def test_every_figure_of_a_nested_zoo_model(name, size, default_rows_expected, tmp_path):
@@ -140,7 +140,9 @@ def test_every_figure_of_a_nested_zoo_model(name, size, default_rows_expected, t
                 **{f"feature_maps_{row}.png": figures.grid_size(2, 1 + 4) for row in default_rows_expected},
                 f"top_images_{last}.png": figures.grid_size(3, 4),
                 f"projections_{last}.png": figures.grid_size(2, 4),
-                f"figure2_{last}.png": figures.grid_size(3, 2 * 9, figure2.TILE)}  # 9 of the 12 images
+                f"figure2_{last}.png": figures.grid_size(3, 2 * 9, figure2.TILE),  # 9 of the 12 images
+                f"gradcam_{last}.png": figures.grid_size(2, 5, footer=figures.CAPTION),
+                "occlusion.png": figures.grid_size(2, 3, footer=figures.CAPTION)}
     assert {path.name: png_size(path) for path in paths} == expected
     # Only ReLUs to guide; the deconvnet's note on GoogLeNet's two LRN layers, passed down unchanged.
     lrn_notes = [] if name == "resnet18" else ["deconvnet: 2 LRN layer(s) passed the reconstruction down unchanged, "
@@ -259,7 +261,10 @@ def test_the_command_draws_the_latest_run_and_logs_the_figures_on_it(trained, tm
                 "feature_maps_s4.png": figures.grid_size(8, 1 + 16),
                 "top_images_s4.png": figures.grid_size(8, 6),
                 "projections_s4.png": figures.grid_size(8, 4),
-                "figure2_s4.png": figures.grid_size(8, 2 * 9, figure2.TILE)}
+                "figure2_s4.png": figures.grid_size(8, 2 * 9, figure2.TILE),
+                # Grad-CAM at the last convolution row, c3 (s4 is a pooling row); the occlusion of the 8 images
+                "gradcam_c3.png": figures.grid_size(8, 5, footer=figures.CAPTION),
+                "occlusion.png": figures.grid_size(8, 3, footer=figures.CAPTION)}
     written = sorted((tmp_path / "outputs" / "visualize").glob("*/*/*.png"))
     assert sorted(path.name for path in written) == sorted(expected)
     for path in written:
@@ -297,7 +302,7 @@ def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
     with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = hydra.compose("visualize", overrides=[
             f"tracking.uri={uri}", f"visualize.model=runs:/{run_id}", "visualize.rows=[c3]", "visualize.top_row=c1",
-            "visualize.images=3",
+            "visualize.images=3", "visualize.gradcam_row=c1", "visualize.occlusion_size=0.5",
             "visualize.feature_channels=4", "visualize.channels=2", "visualize.top_k=5", "visualize.max_images=40"])
     result = visualize_model(cfg, tmp_path / "out")
     assert {path.name: png_size(path) for path in result.paths} == {
@@ -305,7 +310,9 @@ def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
         "feature_maps_c3.png": figures.grid_size(3, 1 + 4),
         "top_images_c1.png": figures.grid_size(2, 5),
         "projections_c1.png": figures.grid_size(3, 4),
-        "figure2_c1.png": figures.grid_size(2, 2 * 9, figure2.TILE)}
+        "figure2_c1.png": figures.grid_size(2, 2 * 9, figure2.TILE),
+        "gradcam_c1.png": figures.grid_size(3, 5, footer=figures.CAPTION),
+        "occlusion.png": figures.grid_size(3, 3, footer=figures.CAPTION)}
     assert result.artifacts == [f"visualize/{path.name}" for path in result.paths]
     logged = logged_sizes(mlflow.MlflowClient(uri), run_id, tmp_path / "downloads")
     assert logged["top_images_c1.png"] == figures.grid_size(2, 5)
@@ -317,6 +324,14 @@ def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
         visualize_model(not_spatial, tmp_path / "out")
     not_spatial.visualize.rows = ["c9"]
     with pytest.raises(UserError, match="visualize.rows: the model has no row or layer 'c9'; spatial rows: c1, s2"):
+        visualize_model(not_spatial, tmp_path / "out")
+    not_spatial.visualize.rows = None
+    not_spatial.visualize.gradcam_row = "f6"
+    with pytest.raises(UserError, match=r"^visualize.gradcam_row: f6 gives a 84 vector \(after global pooling or "
+                                        r"flattening\), not feature maps; rows: c1, s2, c3, s4$"):
+        visualize_model(not_spatial, tmp_path / "out")
+    not_spatial.visualize.gradcam_row, not_spatial.visualize.occlusion_stride = None, 2.0
+    with pytest.raises(UserError, match=r"^visualize.occlusion_stride=2.0: expected a fraction"):
         visualize_model(not_spatial, tmp_path / "out")
 
 

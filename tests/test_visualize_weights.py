@@ -47,7 +47,9 @@ def test_published_weights_are_drawn_on_a_folder_and_recorded_as_a_run_of_their_
                 "feature_maps_conv1.png": figures.grid_size(2, 1 + 16),
                 "top_images_conv3_block1.png": figures.grid_size(2, 3),
                 "projections_conv3_block1.png": figures.grid_size(2, 4),
-                "figure2_conv3_block1.png": figures.grid_size(2, 2 * 4, figure2.TILE)}
+                "figure2_conv3_block1.png": figures.grid_size(2, 2 * 4, figure2.TILE),
+                "gradcam_conv5_block2.png": figures.grid_size(2, 5, footer=figures.CAPTION),
+                "occlusion.png": figures.grid_size(2, 3, footer=figures.CAPTION)}
     logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "visualize")}
     assert logged == {f"visualize/{name}" for name in expected}
     for name, size in expected.items():

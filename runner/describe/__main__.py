@@ -1,6 +1,8 @@
 """`python -m runner.describe model=X`: the architecture report, row by row, as the article reads.
 
 describe.format=table|markdown|json, describe.output=FILE. With -m, several models in one process.
+describe.format=png|svg draws the network instead (runner/training/model_drawing.py): a picture is
+not printed, so without describe.output it is written to <model>.png (or .svg) in the current folder.
 Each row shows its feature maps, how the size follows, its receptive field (RF: the input pixels
 per side one output unit sees) and jump (input pixels between neighbouring units), parameters and
 MACs. Rows after the last feature map (global pooling, flatten, dense) see the whole input: RF
@@ -19,6 +21,7 @@ from runner.training.stops import stopped_in_one_line
 schema.register()
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "run it again for the report"
+PICTURES = ("png", "svg")
 
 
 @hydra_app("describe")
@@ -28,8 +31,13 @@ def main(cfg: DictConfig) -> None:
     from runner.training.model_report import describe, render
 
     keras.backend.clear_session()  # a multirun describes many models in one process
+    fmt = cfg.describe.format.value
     with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
-        text = render(describe(cfg), cfg.describe.format.value)
+        result = describe(cfg)
+        if fmt in PICTURES:
+            draw(cfg, result, fmt)
+            return
+        text = render(result, fmt)
     if cfg.describe.output:
         path = pathlib.Path(cfg.describe.output)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -37,6 +45,16 @@ def main(cfg: DictConfig) -> None:
         print(f"wrote {path}")
     else:
         print(text)
+
+
+def draw(cfg: DictConfig, result, fmt: str) -> None:
+    from runner.training.model_drawing import figure, save
+    from runner.training.model_report import model_spec
+
+    path = pathlib.Path(cfg.describe.output or f"{result.model}.{fmt}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(figure(result, model_spec(cfg)["blocks"]), path)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -50,10 +50,10 @@ def render(result: Report, fmt: str) -> str:
                      colalign=("right",) + ("left",) * 6 + ("right",) * 4)
     totals = (
         f"total params {result.total_params:,} (trainable {result.trainable_params:,}), "
-        f"MACs {result.macs:,} ({_giga(result.macs)}) per image"
+        f"MACs {result.macs:,} ({giga(result.macs)}) per image"
     )
     if result.inference_macs != result.macs:
-        totals += f", {_giga(result.inference_macs)} without the training-only side outputs"
+        totals += f", {giga(result.inference_macs)} without the training-only side outputs"
     title = f"{result.model}, input {_shape(result.input_shape)}"
     notes = [note for note in (totals, _last_map(result), LEGEND) if note]
     if fmt == "markdown":
@@ -85,7 +85,7 @@ def _last_map(result: Report) -> str:
             f"{last.receptive_field}x{last.receptive_field} input pixels, its neighbours {last.jump} apart")
 
 
-def _giga(count: int) -> str:
+def giga(count: int) -> str:
     return f"{count / 1e9:.2f} G" if count >= 1e8 else f"{count / 1e6:.2f} M"
 
 

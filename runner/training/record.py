@@ -11,7 +11,8 @@ from runner.tracking.supersede import end_superseded
 from runner.training import resume
 from runner.training.evaluation import Evaluation, FinalEvaluation, mistakes
 from runner.training.loop import Trained
-from runner.training.model_report import render
+from runner.training.model_drawing import drawn_file
+from runner.training.model_report import model_spec, render
 from runner.training.session import ModelPart, Session
 from runner.weights import saved
 from runner.weights.card import Provenance, WeightsCard
@@ -80,6 +81,8 @@ def record_start(run: Run | NotRecorded, session: Session, start: resume.Start) 
         run.log_metrics({"parameters": size.total_params, "gmacs": size.inference_macs / 1e9,
                          "data_skipped_files": len(skipped)}, step=0)
         run.log_text(render(session.part.report, "markdown"), "architecture.md")
+        with drawn_file(session.part.report, model_spec(session.part.cfg)["blocks"]) as drawing:
+            run.log_artifact(drawing)
         record_weights(run, session.part)
         if skipped:
             run.log_text(unreadable.as_tsv(skipped), "skipped_files.txt")

@@ -7,7 +7,7 @@ the figures are logged on that run under visualize/. With model.weights (imagene
 visualize.model unset, or visualize.model=<a model.keras file>: those weights on model= and data='s
 validation images, logged on a new run (tag runner.role=visualize). The PNGs land in Hydra's folder
 (outputs/visualize/...): filters.png, feature_maps_<row>.png, top_images_<row>.png,
-projections_<row>.png and figure2_<row>.png.
+projections_<row>.png, figure2_<row>.png, gradcam_<row>.png and occlusion.png.
 Options and the PNG sizes: runner/schema.py VisualizeConfig and runner/visualize/render.py.
 """
 

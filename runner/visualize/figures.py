@@ -12,6 +12,7 @@ tallest height.
 
 import math
 import os
+import textwrap
 
 import matplotlib
 import numpy as np
@@ -25,6 +26,7 @@ TITLE = 24  # the strip above the grid for its title (two lines)
 MIN_WIDTH = 320  # room for the title
 MARK = (1.0, 0.0, 0.0)  # colour of a marked position
 MARK_RADIUS = 3.5  # pixels
+CAPTION = 44  # a footer for a figure's one-sentence caption: four lines of 6-point text
 
 
 def grid_size(lines: int, columns: int, tile_size: int = TILE, footer: int = 0) -> tuple[int, int]:
@@ -92,6 +94,10 @@ class Grid(Canvas):
         grid_y, grid_x = np.mgrid[0:side, 0:side] + 0.5
         distance = np.hypot(grid_y - y * side, grid_x - x * side)
         self.canvas[top : top + side, left : left + side][np.abs(distance - MARK_RADIUS) < 0.8] = MARK
+
+    def caption(self, text: str) -> None:
+        """`text` wrapped to the grid's width in a footer of CAPTION pixels (made with footer=CAPTION)."""
+        self.text(PAD, self.footer_top + 2, "\n".join(textwrap.wrap(text, self.width // 5)), 6)
 
     def _origin(self, line: int, column: int) -> tuple[int, int]:
         return TITLE + line * (LABEL + self.tile_size + PAD) + LABEL, PAD + column * (self.tile_size + PAD)

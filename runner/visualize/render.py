@@ -20,6 +20,12 @@ scanned images) and p = min(patches, scanned images):
                                backpropagation of the strongest channel's peak (projections.py)
   figure2_<row>.png            c lines x 2p columns: per strongest channel, its top p images cropped to
                                the peak unit's receptive field, each after its deconvnet projection
+  gradcam_<row>.png            n lines x 5 columns and a caption (grid_size(n, 5, footer=figures.CAPTION)):
+                               image, Grad-CAM of the predicted and the true class over it, Guided
+                               Grad-CAM of each (gradcam.py); the row: visualize.gradcam_row, else the
+                               last convolution row
+  occlusion.png                n lines x 3 columns and a caption: image, the true class's probability and
+                               the most probable class as a grey square slides (occlusion.py)
 """
 
 import dataclasses
@@ -29,8 +35,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import keras
 import numpy as np
 
-from runner.visualize import figure2, figures, filters, projections
-from runner.visualize.rows import Row, default_rows, model_rows, pick
+from runner.visualize import figure2, figures, filters, gradcam, occlusion, projections
+from runner.visualize.classes import Classes
+from runner.visualize.rows import Row, default_rows, explained_row, model_rows, pick
 from runner.visualize.scan import Scan, scan
 
 
@@ -44,6 +51,10 @@ class Options:
     top_k: int = 6
     max_images: int = 512
     patches: int = 9
+    gradcam_row: str | None = None
+    occlusion_size: float = 0.25
+    occlusion_stride: float = 0.125
+    batch_size: int = 32
 
     @classmethod
     def of(cls, cfg: Mapping) -> "Options":
@@ -51,13 +62,14 @@ class Options:
 
 
 def visualize(model: keras.Model, spec: Mapping, batches: Iterable, class_names: Sequence[str],
-              normalise: Callable, options: Options,
-              folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str]]:
+              normalise: Callable, options: Options, folder: pathlib.Path,
+              classes: Classes | None = None) -> tuple[list[pathlib.Path], list[str]]:
     """Writes the figures into `folder`; returns their paths and notes worth printing.
 
     `batches` yields (uint8 images [B, H, W, C], labels [B]), as the pipeline gives them; `normalise`
-    maps them to what the model takes (runner.data.splits.Splits.normalise). Drawn are the uint8 pictures."""
-    shown_rows, top = chosen_rows(model, spec, options)
+    maps them to what the model takes (runner.data.splits.Splits.normalise). Drawn are the uint8 pictures.
+    `classes`: what the classifier predicts; None: `class_names`, the data's."""
+    shown_rows, top, explained = chosen_rows(model, spec, options)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [filters.model_filters(model, folder / "filters.png")]
     top_probe = _probe(model, top)
@@ -69,17 +81,21 @@ def visualize(model: keras.Model, spec: Mapping, batches: Iterable, class_names:
     path, notes = projections.figure(model, top_probe, top, int(ranked[0]), scanned, folder)
     paths.append(path)
     paths.append(figure2.figure(model, top_probe, top, ranked, scanned, normalise, options.patches, folder))
+    classes = classes or Classes.of(keras.tree.flatten(model.outputs)[0].shape[-1], class_names)
+    paths.append(gradcam.figure(model, explained, scanned, classes, folder))
+    paths.append(occlusion.figure(model, scanned, classes, dataclasses.asdict(options), folder))
     return paths, notes
 
 
-def chosen_rows(model: keras.Model, spec: Mapping, options: Options) -> tuple[list[Row], Row]:
-    """The rows whose feature maps are drawn and the top row; a name that is no spatial row is an error."""
+def chosen_rows(model: keras.Model, spec: Mapping, options: Options) -> tuple[list[Row], Row, Row]:
+    """The rows whose feature maps are drawn, the top row and Grad-CAM's row; a name that is no spatial
+    row is an error."""
     rows = model_rows(model, spec)
     names = list(dict.fromkeys(options.rows or []))  # each once, in order
     shown_rows = [pick(rows, name, "visualize.rows", model) for name in names] or default_rows(rows)
     top = (pick(rows, options.top_row, "visualize.top_row", model) if options.top_row
            else [row for row in rows if row.spatial][-1])
-    return shown_rows, top
+    return shown_rows, top, explained_row(model, spec, options.gradcam_row, "visualize.gradcam_row")
 
 
 def _probe(model: keras.Model, row: Row) -> keras.Model:

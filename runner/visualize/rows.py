@@ -65,5 +65,29 @@ def pick(rows: list[Row], name: str, key: str, model: keras.Model) -> Row:
     return row
 
 
+def explained_row(model: keras.Model, spec: Mapping[str, Any], name: str | None, key: str) -> Row:
+    """The main-path row `name` (describe's names only) whose feature maps Grad-CAM weighs; None: the last
+    convolution row, as Selvaraju et al. (2017, Section 3) take the last convolutional layer's maps."""
+    rows = model_rows(model, spec)
+    spatial = [row for row in rows if row.spatial]
+    if name is None:
+        return ([row for row in spatial if row.has_conv] or spatial)[-1]
+    choices = ", ".join(row.name for row in spatial)
+    if name in _side_rows(model, spec):
+        raise UserError(f"{key}: {name} is an auxiliary head's row, which the class score does not pass through; "
+                        f"rows: {choices}")
+    row = next((row for row in rows if row.name == name), None)
+    if row is None:
+        raise UserError(f"{key}: the model has no row {name!r}; rows: {choices}")
+    if not row.spatial:
+        raise UserError(f"{key}: {name} gives a {_shape(row)} vector (after global pooling or flattening), "
+                        f"not feature maps; rows: {choices}")
+    return row
+
+
+def _side_rows(model: keras.Model, spec: Mapping[str, Any]) -> list[str]:
+    return [name for name, row in layers_by_row(model, plan(spec)).items() if row.application.block.side_output]
+
+
 def _shape(row: Row) -> str:
     return "x".join(str(size) for size in row.layer.output.shape[1:])

@@ -28,10 +28,13 @@ from runner.tracking.store import store_uri
 from runner.training.model_report import model_spec
 from runner.training.record import record_weights
 from runner.training.session import load_splits, prepare_model
+from runner.visualize.classes import Classes
 from runner.visualize.filters import first_conv
+from runner.visualize.occlusion import check_fractions
 from runner.visualize.render import Options, chosen_rows, visualize
 from runner.visualize.source import find_run, log_figures, open_store
 from runner.weights import saved
+from runner.weights.card import WeightsCard
 from runner.weights.source import run_model
 
 ARTIFACT_FOLDER = "visualize"
@@ -54,6 +57,7 @@ def visualize_model(cfg: DictConfig, folder: pathlib.Path, overrides: Sequence[s
     `overrides`: the command line's (Hydra's task overrides), which must not set model= or data= for
     a training run, whose config says both."""
     check_bounds(cfg.visualize, VisualizeConfig, "visualize")
+    check_fractions(cfg.visualize)
     if cfg.visualize.model and not cfg.visualize.model.startswith(RUNS_PREFIX):
         cfg = _file_as_weights(cfg)
     if cfg.visualize.model and cfg.model.weights:
@@ -80,7 +84,7 @@ def _of_training_run(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     chosen_rows(model, spec, Options.of(cfg.visualize))  # a wrong row name fails now, not after the data's file check
     train_cfg.data.cache = False  # one pass over the validation images
     splits = load(train_cfg, preprocessing=source.card.preprocessing, splits=("val",))
-    paths, notes = _drawn(model, spec, splits, source.card.preprocessing, cfg.visualize, folder)
+    paths, notes = _drawn(model, spec, splits, source.card.preprocessing, cfg.visualize, folder, None)
     log_figures(client, run.info.run_id, paths)
     return Visualization(run.info.run_id, paths, notes)
 
@@ -94,7 +98,8 @@ def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     # The weights' own classifier (ImageNet's 1000 classes, say), whatever data= holds: the figures need none of it.
     part = prepare_model(cfg, for_training=False, classes_from_weights=True)
     splits = load_splits(part, ("val",))
-    paths, notes = _drawn(part.model, model_spec(part.cfg), splits, part.preprocessing, cfg.visualize, folder)
+    paths, notes = _drawn(part.model, model_spec(part.cfg), splits, part.preprocessing, cfg.visualize, folder,
+                          _classes(part.model, part.card, splits.class_names))
     with Run(cfg) as run:
         run.set_tags({"runner.role": ROLE})
         run.log_params(part.recorded_params())
@@ -105,12 +110,20 @@ def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
 
 
 def _drawn(model: keras.Model, spec: Mapping, splits: Splits, preprocessing: Preprocessing | None,
-           options: DictConfig, folder: pathlib.Path) -> tuple[list[pathlib.Path], list[str]]:
+           options: DictConfig, folder: pathlib.Path, classes: Classes | None) -> tuple[list[pathlib.Path], list[str]]:
     """The figures of `model` on the validation split, in batches of visualize.batch_size (training's
-    can be large for a forward pass); their paths and notes."""
+    can be large for a forward pass); their paths and notes. `classes`: the classifier's; None: the data's."""
     batches = splits.val.unbatch().batch(options.batch_size)
     model, normalise = seen_in_rgb(model, preprocessing, splits.normalise)
-    return visualize(model, spec, batches, splits.class_names, normalise, Options.of(options), folder)
+    return visualize(model, spec, batches, splits.class_names, normalise, Options.of(options), folder, classes)
+
+
+def _classes(model: keras.Model, card: WeightsCard | None, data_classes: Sequence[str]) -> Classes:
+    """The weights' classes as their card names them, else (none named) the data's."""
+    count = keras.tree.flatten(model.outputs)[0].shape[-1]
+    if card is not None and card.class_names is not None:
+        return Classes.of(count, card.class_names, card.class_ids)
+    return Classes.of(count, data_classes)
 
 
 def seen_in_rgb(network: keras.Model, preprocessing: Preprocessing | None,
