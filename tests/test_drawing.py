@@ -16,9 +16,9 @@ LONGEST_SIDE = 2400  # pixels at 100 dpi
 REPEATED = re.compile(r"(.+)_block\d+$")  # builders/names.py: application k of a repeated row
 
 
-def drawing(model: str):
-    blocks = model_spec(compose(f"model={model}", "data=imagenet"))["blocks"]
-    return figure(zoo_report(model, "imagenet"), blocks)
+def drawing(model: str, *overrides: str):
+    spec = model_spec(compose(f"model={model}", "data=imagenet", *overrides))
+    return figure(zoo_report(model, "imagenet", *overrides), spec)
 
 
 def drawn_rows(picture) -> dict[str, int]:
@@ -31,10 +31,10 @@ def drawn_rows(picture) -> dict[str, int]:
     return counts
 
 
-def folded_names(model: str) -> list[str]:
+def folded_names(model: str, *overrides: str) -> list[str]:
     """The report's row names with consecutive applications of one repeated row taken once."""
     names: list[str] = []
-    for layer in zoo_report(model, "imagenet").layers:
+    for layer in zoo_report(model, "imagenet", *overrides).layers:
         match = REPEATED.match(layer.name)
         name = match.group(1) if match else layer.name
         if not (match and names and names[-1] == name):
@@ -53,6 +53,14 @@ def test_every_zoo_model_draws_one_shape_per_folded_row(model, tmp_path):
     assert max(height, width) <= LONGEST_SIDE and min(height, width) >= 300
     inked = np.mean(pixels[..., :3].min(axis=-1) < 0.9)  # not white
     assert 0.02 < inked < 0.6, f"{model}: {inked:.1%} of the picture inked"
+
+
+@pytest.mark.parametrize("model, overrides", [("vgg11_lrn", ["model.without=[lrn]"]),
+                                              ("googlenet", ["model.aux_loss_weight=0"])])
+def test_rows_the_model_leaves_out_are_not_drawn(model, overrides):
+    """An ablation's rows (`without`) and removed side outputs make no report row, and no shape."""
+    drawn = list(drawn_rows(drawing(model, *overrides)))
+    assert drawn == folded_names(model, *overrides) and len(drawn) < len(folded_names(model))
 
 
 def test_repeats_fold_into_one_shape_marked_with_their_count():

@@ -53,7 +53,7 @@ def draw(cfg: DictConfig, result, fmt: str) -> None:
 
     path = pathlib.Path(cfg.describe.output or f"{result.model}.{fmt}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save(figure(result, model_spec(cfg)["blocks"]), path)
+    save(figure(result, model_spec(cfg)), path)
     print(f"wrote {path}")
 
 

@@ -7,10 +7,12 @@ module's branch widths, a grouped convolution's towers.
 """
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from builders.model import plan
 from builders.report import LayerRow, Report
 
 # GoogLeNet's Figure 2(b): the four branches of a module, left to right, and the keys of their widths.
@@ -52,15 +54,16 @@ class Cell:
         return self.type in ("basic", "bottleneck")
 
 
-def cells(report: Report, blocks: Sequence[Mapping[str, Any]]) -> list[Cell]:
-    """The report's rows grouped by the config row (`blocks`, the model spec's) that made them."""
-    result, start = [], 0
-    for block in blocks:
-        count = int(block.get("repeat", 1))
-        result.append(Cell(tuple(report.layers[start:start + count]), block))
-        start += count
-    if start != len(report.layers):
-        raise ValueError(f"{len(report.layers)} report rows for {start} applications of the model's rows")
+def cells(report: Report, spec: Mapping[str, Any]) -> list[Cell]:
+    """The report's rows grouped by the row of `spec` (the model spec) that made them, as the builders'
+    plan applies them: rows an ablation (`without`) or `aux_loss_weight: 0` leaves out make none."""
+    applications = plan(spec)
+    if len(applications) != len(report.layers):
+        raise ValueError(f"{len(report.layers)} report rows for {len(applications)} applications of the model's rows")
+    result = []
+    for _, members in itertools.groupby(zip(report.layers, applications), key=lambda pair: pair[1].path):
+        members = list(members)
+        result.append(Cell(tuple(layer for layer, _ in members), members[0][1].args))
     return result
 
 

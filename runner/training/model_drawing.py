@@ -12,7 +12,7 @@ import contextlib
 import pathlib
 import tempfile
 import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from matplotlib.axes import Axes
@@ -45,9 +45,9 @@ VECTOR_WIDTH = 0.1  # a flat row's output (flatten, dense) is a thin bar as long
 DPI = 100
 
 
-def figure(report: Report, blocks: Sequence[Mapping[str, Any]]) -> Figure:
-    """The network `report` describes; `blocks` are the model spec's rows, which made its rows."""
-    drawn = cells(report, blocks)
+def figure(report: Report, spec: Mapping[str, Any]) -> Figure:
+    """The network `report` describes; `spec` is the model spec whose rows made its rows."""
+    drawn = cells(report, spec)
     per_line = _per_line(len(drawn))
     lines = -(-len(drawn) // per_line)
     width, height = 2 * MARGIN + per_line * CELL_WIDTH, HEADER + lines * CELL_HEIGHT + MARGIN
@@ -73,11 +73,11 @@ def save(picture: Figure, path: pathlib.Path) -> None:
 
 
 @contextlib.contextmanager
-def drawn_file(report: Report, blocks: Sequence[Mapping[str, Any]]) -> Iterator[pathlib.Path]:
+def drawn_file(report: Report, spec: Mapping[str, Any]) -> Iterator[pathlib.Path]:
     """architecture.png in a temporary folder, for a run to log beside architecture.md."""
     with tempfile.TemporaryDirectory() as folder:
         path = pathlib.Path(folder) / "architecture.png"
-        save(figure(report, blocks), path)
+        save(figure(report, spec), path)
         yield path
 
 

@@ -81,7 +81,7 @@ def record_start(run: Run | NotRecorded, session: Session, start: resume.Start) 
         run.log_metrics({"parameters": size.total_params, "gmacs": size.inference_macs / 1e9,
                          "data_skipped_files": len(skipped)}, step=0)
         run.log_text(render(session.part.report, "markdown"), "architecture.md")
-        with drawn_file(session.part.report, model_spec(session.part.cfg)["blocks"]) as drawing:
+        with drawn_file(session.part.report, model_spec(session.part.cfg)) as drawing:
             run.log_artifact(drawing)
         record_weights(run, session.part)
         if skipped:
