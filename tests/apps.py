@@ -21,6 +21,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
 from helpers import CONF
+from runner.tracking.sweep_parent import PARENT_RUN_ENV
 
 # What a developer's shell may set that would change what a command does: the store it records in,
 # Hydra's traceback mode. `env=SHELL_UNSET` runs a command without them.
@@ -58,6 +59,9 @@ def run_app(app: str, *args: str, cwd: Optional[pathlib.Path] = None, env: Optio
         finally:
             sys.argv = saved_argv
             _forget_hydra()
+            # A sweep that raised ends at the process's exit (atexit), and until then its jobs' parent
+            # is in the environment: this process goes on to other tests, whose runs must not join it.
+            os.environ.pop(PARENT_RUN_ENV, None)
     return Result(code, out.getvalue(), err.getvalue())
 
 
