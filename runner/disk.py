@@ -26,17 +26,20 @@ RERUN = "free some space, then rerun the same command"  # what a command that do
 RESUMES = f"{RERUN}: it resumes from the last completed epoch"  # what training says
 
 
-def partial_name(path: pathlib.Path) -> pathlib.Path:
-    """Hidden, beside `path`, keeping its suffixes, which Keras checks (.weights.h5, .keras)."""
+def partial_name(path: pathlib.Path, writer: str = "") -> pathlib.Path:
+    """Hidden, beside `path`, keeping its suffixes, which Keras checks (.weights.h5, .keras); `writer`
+    keeps apart the partial files of processes writing `path` at the same time."""
     stem, dot, suffixes = path.name.partition(".")
-    return path.with_name(f".{stem}.partial{dot}{suffixes}")
+    return path.with_name(f".{stem}.partial{writer}{dot}{suffixes}")
 
 
 @contextlib.contextmanager
-def written_whole(path: pathlib.Path) -> Iterator[pathlib.Path]:
+def written_whole(path: pathlib.Path, *, shared: bool = False) -> Iterator[pathlib.Path]:
     """The name to write `path` under: renamed to `path` when the block succeeds (if it wrote it: a
-    checkpoint that did not improve does not), removed when it fails."""
-    partial = partial_name(path)
+    checkpoint that did not improve does not), removed when it fails. `shared`: processes may write `path`
+    at the same time (a cache in the user's home, read by parallel sweep jobs or workers), so the name is
+    this process's own: no writer truncates, removes or renames another's half-written file."""
+    partial = partial_name(path, f".{os.getpid()}" if shared else "")
     partial.unlink(missing_ok=True)  # a killed write's leftover: after the block, a partial means "written now"
     try:
         yield partial

@@ -1,4 +1,5 @@
-"""What many tests share: the real Hydra config composed with overrides, and zoo models' reports."""
+"""What many tests share: the real Hydra config composed with overrides, zoo models' reports, MLflow
+stores and the size of a figure."""
 
 import functools
 import pathlib
@@ -7,6 +8,7 @@ import tempfile
 
 import hydra
 import keras
+import matplotlib.image
 import mlflow
 
 from runner import schema
@@ -19,9 +21,10 @@ MODEL_NAMES = sorted(path.stem for path in (CONF / "model").glob("*.yaml"))
 schema.register()
 
 
-def compose(*overrides: str):
+def compose(*overrides: str, app: str = "config"):
+    """The runner's config (or another app's: conf/<app>.yaml) with these overrides."""
     with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
-        return hydra.compose("config", overrides=list(overrides))
+        return hydra.compose(app, overrides=list(overrides))
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,3 +56,9 @@ def row(report, name: str):
     matches = [layer for layer in report.layers if layer.name == name]
     assert matches, f"{report.model} has no row {name!r}"
     return matches[0]
+
+
+def png_size(path) -> tuple[int, int]:
+    """(width, height) of a PNG, read back as pixels."""
+    height, width = matplotlib.image.imread(path).shape[:2]
+    return width, height

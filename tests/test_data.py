@@ -41,7 +41,7 @@ def class_of(image: np.ndarray) -> int:
     """The class whose colour (or its gray) is nearest to the image's mean colour, image in uint8."""
     mean = image.reshape(-1, image.shape[-1]).mean(0)
     colours = CLASS_COLOURS[: len(CLASSES)].astype(np.float32)
-    grays = np.repeat(colours @ pipeline.LUMA, 3).reshape(-1, 3)
+    grays = np.repeat(colours @ pixels.LUMA, 3).reshape(-1, 3)
     distances = np.linalg.norm(np.concatenate([colours, grays]) - mean, axis=1)
     return int(np.argmin(distances)) % len(CLASSES)
 
@@ -109,7 +109,7 @@ def test_images_are_normalised_with_the_data_mean_and_std(tree):
 
 def test_a_gray_model_takes_the_luma_of_rgb_statistics():
     images = pipeline.normaliser(pipeline.IMAGENET, 1)(tf.fill([1, 2, 2, 1], 255))
-    mean, std = pipeline.LUMA @ [0.485, 0.456, 0.406], pipeline.LUMA @ [0.229, 0.224, 0.225]
+    mean, std = np.dot(pixels.LUMA, [0.485, 0.456, 0.406]), np.dot(pixels.LUMA, [0.229, 0.224, 0.225])
     np.testing.assert_allclose(images.numpy(), (1 - mean) / std, rtol=1e-6)
 
 

@@ -96,6 +96,23 @@ def test_the_swap_is_exact_where_adding_and_subtracting_would_round():
     np.testing.assert_array_equal(average.numpy(), np.array([1.0, 1e-9], "float32"))
 
 
+def test_the_private_lists_of_keras_the_average_is_read_from_are_still_there():
+    """runner/training/averaged.py reads two lists a Keras optimizer keeps private, as Keras's own
+    SwapEMAWeights does: the variables it was built on and their averages, in one order. A Keras
+    upgrade that renames or drops one fails here, naming it."""
+    variables = [keras.Variable(np.zeros(2, "float32")), keras.Variable(np.ones([3, 1], "float32"))]
+    optimizer = keras.optimizers.SGD(0.1, use_ema=True)
+    optimizer.build(variables)
+    for name in ("_trainable_variables", "_model_variables_moving_average"):
+        assert hasattr(optimizer, name), (f"Keras {keras.__version__}'s optimizer has no {name}, which "
+                                          "runner/training/averaged.py reads: find where this Keras keeps it")
+    built = optimizer._trainable_variables
+    same = len(built) == 2 and all(mine is given for mine, given in zip(built, variables))
+    assert same, "_trainable_variables is no longer the list the optimizer was built on"
+    shapes = [tuple(average.shape) for average in optimizer._model_variables_moving_average]
+    assert shapes == [(2,), (3, 1)], "_model_variables_moving_average no longer pairs with the variables in order"
+
+
 def test_a_decay_of_0_is_the_raw_weights_and_1_is_refused():
     assert not make_optimizer(compose("trainer.ema=0"), 1, "float32").use_ema  # off: decay 0 averages nothing
     with pytest.raises(UserError, match=r"trainer.ema=1.0: expected a decay in \[0, 1\)"):

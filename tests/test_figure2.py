@@ -3,14 +3,13 @@ report's field and jump and against where a unit's gradient really lands; the sc
 saturating activation; the figure's size."""
 
 import keras
-import matplotlib.image
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import builders
 from builders.report import report
-from helpers import compose, row
+from helpers import compose, png_size, row
 from runner.training.model_report import model_spec
 from runner.visualize import crops, figure2, figures
 from runner.visualize.rows import model_rows
@@ -160,5 +159,4 @@ def test_figure2_draws_projection_and_patch_pairs_at_its_documented_size(tmp_pat
     scanned = scan(probe, [(images, np.zeros(7))], ["a"], normalise, 2, 7)
     path = figure2.figure(model, probe, top, scanned.ranked_channels(3)[:2], scanned, normalise, 9, tmp_path)
     assert path.name == "figure2_c2.png"
-    height, width = matplotlib.image.imread(path).shape[:2]
-    assert (width, height) == figures.grid_size(2, 2 * 7, figure2.TILE)  # 7 images scanned: 7 pairs
+    assert png_size(path) == figures.grid_size(2, 2 * 7, figure2.TILE)  # 7 images scanned: 7 pairs

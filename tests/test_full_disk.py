@@ -145,6 +145,18 @@ def test_a_write_that_fails_leaves_the_previous_file_and_no_partial_one(tmp_path
     assert target.read_text() == "before" and os.listdir(tmp_path) == ["state.json"]
 
 
+def test_processes_writing_a_shared_file_at_once_each_rename_a_whole_file_of_their_own(tmp_path, monkeypatch):
+    target = tmp_path / "verdict.json"
+    monkeypatch.setattr(disk.os, "getpid", lambda: 101)
+    with disk.written_whole(target, shared=True) as first:
+        first.write_text("first, whole")
+        monkeypatch.setattr(disk.os, "getpid", lambda: 102)
+        with disk.written_whole(target, shared=True) as second:  # starts while the first has not renamed
+            second.write_text("second, whole")
+        assert target.read_text() == "second, whole" and first.read_text() == "first, whole"
+    assert target.read_text() == "first, whole" and os.listdir(tmp_path) == ["verdict.json"]
+
+
 @pytest.fixture
 def small_tmpfs(tmp_path):
     """A 3 MB tmpfs, as the issue's probe; skipped where mounting is not permitted (not root, a container)."""

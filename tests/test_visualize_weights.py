@@ -6,7 +6,6 @@ import pathlib
 
 import hydra
 import keras
-import matplotlib.image
 import mlflow
 import numpy as np
 import pytest
@@ -14,7 +13,7 @@ import tensorflow as tf
 from safetensors.numpy import save_file
 
 from apps import run_app
-from helpers import CONF, new_store
+from helpers import CONF, new_store, png_size
 from image_folders import make_image_folder
 from reference_resnet import random_state_dict
 from runner.data import pipeline
@@ -53,8 +52,7 @@ def test_published_weights_are_drawn_on_a_folder_and_recorded_as_a_run_of_their_
     logged = {artifact.path for artifact in client.list_artifacts(run.info.run_id, "visualize")}
     assert logged == {f"visualize/{name}" for name in expected}
     for name, size in expected.items():
-        height, width = matplotlib.image.imread(tmp_path / "out" / name).shape[:2]
-        assert (width, height) == size, name
+        assert png_size(tmp_path / "out" / name) == size, name
     text = pathlib.Path(client.download_artifacts(run.info.run_id, "weights.txt", str(tmp_path))).read_text()
     assert "fresh (initialised here, not loaded): 0" in text  # ImageNet's whole network, its classifier too
 

@@ -20,6 +20,7 @@ import tensorflow as tf
 from runner.data.cache_home import cache_home
 from runner.data.colour import Components
 from runner.data.source import Examples
+from runner.disk import written_whole
 
 SAMPLE_IMAGES = 1000
 GRID = 32
@@ -37,9 +38,9 @@ def principal_components(examples: Examples, channels: int) -> Components:
         return Components(tuple(found["stdevs"]), tuple(map(tuple, found["vectors"])))
     components = _components(*_moments(examples, sample, channels))
     kept.parent.mkdir(parents=True, exist_ok=True)
-    partial = kept.with_suffix(f".{os.getpid()}.partial")
-    partial.write_text(json.dumps({"stdevs": components.stdevs, "vectors": components.vectors, "images": len(paths)}))
-    partial.replace(kept)  # atomic: parallel jobs never read half a file
+    with written_whole(kept, shared=True) as partial:  # parallel jobs never read half a file
+        partial.write_text(json.dumps({"stdevs": components.stdevs, "vectors": components.vectors,
+                                       "images": len(paths)}))
     return components
 
 

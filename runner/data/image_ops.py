@@ -19,8 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# ITU-R BT.601 luma weights (PIL's "L" conversion, torchvision's rgb_to_grayscale).
-LUMA = (0.299, 0.587, 0.114)  # a tuple: a tf.constant here would start TensorFlow on import
+from runner.data.pixels import LUMA
 
 
 def identity(image, magnitude):

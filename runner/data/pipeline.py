@@ -12,9 +12,6 @@ from runner.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
-# ITU-R BT.601 luma weights, as tf.image.rgb_to_grayscale uses them.
-LUMA = np.array([0.2989, 0.5870, 0.1140], np.float32)
-
 
 def cached(examples: Examples, view, *, deterministic: bool = True, filename: str = "") -> Examples:
     """The examples' pixels through `view` (e.g. augment.resized), decoded once and kept in memory
@@ -102,6 +99,6 @@ def _per_channel(name: str, values, channels: int) -> np.ndarray:
     if channels == 1 and len(values) == 3:
         # RGB statistics for a grayscale model: the luma of the means; of the stds as well, which
         # assumes correlated channels (close for natural images) and errs towards a larger std.
-        return np.array([LUMA @ values], np.float32)
+        return np.array([np.dot(pixels.LUMA, values)], np.float32)
     raise UserError(f"{name} has {len(values)} values but the model takes {channels} channels; "
                     f"give 1 or {channels}")

@@ -11,6 +11,10 @@ import tensorflow as tf
 
 JPEG_MAGIC = b"\xff\xd8\xff"  # SOI marker + the first byte of the next marker (JFIF, Exif, ...)
 
+# ITU-R BT.601 luma weights, as PIL's "L" conversion and torchvision's rgb_to_grayscale use them
+# (tf.image.rgb_to_grayscale rounds red to 0.2989). A tuple: a tf.constant would start TensorFlow on import.
+LUMA = (0.299, 0.587, 0.114)
+
 
 def encoded(data: tf.Tensor, channels: int, view):
     """Calls `view` on an encoded image; any format TensorFlow decodes, with `channels` (1 or 3).

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from runner.data import image_sizes
 from runner.data.cache_home import cache_home
+from runner.disk import written_whole
 
 # TensorFlow's wrapping of an op's message:
 # "{{function_node __wrapped__DecodeImage_device_...}} <message> [Op:DecodeImage]"
@@ -64,9 +65,8 @@ def _unreadable(paths: list[str], max_pixels: int) -> dict[str, str]:
     found |= _decode_all([path for path in paths if path not in found],
                          largest=max((count or max_pixels for count in sizes.values()), default=1))
     verdict.parent.mkdir(parents=True, exist_ok=True)
-    partial = verdict.with_suffix(f".{os.getpid()}.partial")
-    partial.write_text(json.dumps(found))
-    partial.replace(verdict)  # atomic: parallel jobs never read half a verdict
+    with written_whole(verdict, shared=True) as partial:  # parallel jobs never read half a verdict
+        partial.write_text(json.dumps(found))
     return found
 
 

@@ -31,7 +31,8 @@ def averages(optimizer: keras.optimizers.Optimizer) -> bool:
 
 def _pairs(optimizer: keras.optimizers.Optimizer) -> list[tuple[tf.Variable, tf.Variable]]:
     """(model variable, its average) for every variable the optimizer was built on (frozen rows too).
-    Keras keeps both lists private; its own SwapEMAWeights reads the same two."""
+    Keras keeps both lists private; its own SwapEMAWeights reads the same two, and
+    tests/test_ema_and_accumulation.py fails by name if a Keras release renames or drops one."""
     inner = _inner(optimizer)
     return [(variable.value, average.value)
             for variable, average in zip(inner._trainable_variables, inner._model_variables_moving_average)]
