@@ -16,7 +16,7 @@ SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}  # TF_CPP_MIN_LOG_LEVEL's scale
 def quiet_libraries() -> None:
     """Hydra logs at INFO; TensorFlow's and absl's INFO lines (one per collective under multi_worker)
     are noise there."""
-    for chatty in ("tensorflow", "absl"):
+    for chatty in ("tensorflow", "absl", "tf2onnx"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     logging.getLogger("mlflow.store.db.utils").addFilter(_raised_anyway)
 

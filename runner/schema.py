@@ -215,17 +215,24 @@ class ExportConfig:
 
 @dataclasses.dataclass
 class BenchConfig:
-    stages: list[str] = dataclasses.field(  # which to measure (always in this order); the others are null
-        default_factory=lambda: ["decode", "pipeline", "cached", "keras", "step", "fit"])
+    # which to measure (always in this order); the others are null; `infer` too, only when named
+    stages: list[str] = dataclasses.field(
+        default_factory=lambda: ["decode", "pipeline", "cached", "keras", "step", "peer", "fit"])
     # input stages (decode, pipeline, cached, keras): skipped while tf.data tunes itself
     warmup_batches: int = at_least(0, 20)
     batches: int = at_least(1, 100)  # input stages: batches of trainer.batch_size images timed
     # input stages: measured in turn this many times; each figure is the median of its rounds
     rounds: int = at_least(1, 3)
-    warmup_steps: int = at_least(0, 2)  # step stage: training steps before timing (the first compiles)
-    step_batches: int = at_least(1, 6)  # step stage: training steps timed, on batches already in memory
+    warmup_steps: int = at_least(0, 2)  # step and peer stages: training steps before timing (the first compiles)
+    step_batches: int = at_least(1, 6)  # step and peer stages: training steps timed, on batches in memory
     memory_batches: int = at_least(1, 2)  # step stage: distinct batches, from the pipeline, it cycles through
     fit_steps: int = at_least(1, 6)  # fit stage: steps per epoch; a warm-up epoch (compiling), then a timed one
+    # infer stage (only when bench.stages names `infer`): Keras and its exports, on validation images
+    infer_batch: int = at_least(1, 32)  # images per call for images/s
+    infer_warmup: int = at_least(1, 3)  # untimed calls at each batch size first (the first traces or allocates)
+    infer_batches: int = at_least(1, 10)  # timed calls of infer_batch images
+    latency_runs: int = at_least(1, 100)  # timed calls of one image: their median and 99th percentile
+    infer_tolerance: float = 1e-4  # largest difference of a probability from Keras; an export beyond it is not timed
     output: Optional[str] = None  # the JSON; None: <hydra output dir>/bench.json
     log_mlflow: bool = False  # record the figures and the JSON as an MLflow run
 

@@ -1,4 +1,5 @@
-"""Peak resident memory of this process while a block runs, sampled in a background thread.
+"""Peak resident memory of this process and its children while a block runs (the peer stage trains in
+a child), sampled in a background thread.
 
 Sampled, not read from getrusage: ru_maxrss is the peak of the whole process so far, so a stage
 after a larger one would show nothing of its own.
@@ -12,7 +13,8 @@ MIB = 2**20
 
 
 class PeakRss:
-    """`with PeakRss() as memory:` ...; then memory.start_mib and memory.peak_mib (RSS, MiB)."""
+    """`with PeakRss() as memory:` ...; then memory.start_mib and memory.peak_mib (RSS, MiB, children's
+    included)."""
 
     def __init__(self, interval_s: float = 0.01):
         self._interval_s = interval_s
@@ -41,7 +43,13 @@ class PeakRss:
         return self._peak / MIB
 
     def _rss(self) -> int:
-        return self._process.memory_info().rss
+        total = self._process.memory_info().rss
+        for child in self._process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.Error:  # it ended between the listing and the reading
+                pass
+        return total
 
     def _sample(self) -> None:
         while not self._stop.wait(self._interval_s):

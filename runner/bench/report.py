@@ -10,7 +10,7 @@ import tensorflow as tf
 from omegaconf import DictConfig
 from tabulate import tabulate
 
-from runner.bench.figures import FIGURES, RATIOS, STAGES, TARGETS, Bench
+from runner.bench.figures import FIGURES, NOT_ASKED, RATIOS, STAGES, Bench
 from runner.training.session import Session
 
 GIB = 2**30
@@ -44,9 +44,11 @@ def settings(cfg: DictConfig, session: Session) -> str:
 
 
 def table(result: Bench) -> str:
-    """The six figures with each stage's memory, then the four ratios against issue 8's targets."""
+    """The figures with each stage's memory, then the ratios against their targets, then the infer
+    stage's table when it ran."""
+    asked = [name for name in STAGES if result.stages[name].reason != NOT_ASKED]
     rows = []
-    for name in STAGES:
+    for name in asked:
         stage = result.stages[name]
         rows.append([FIGURES[name], stage.images_per_second, stage.images or None,
                      stage.seconds or None, stage.start_rss_mib, stage.peak_rss_mib, stage.reason or ""])
@@ -55,13 +57,21 @@ def table(result: Bench) -> str:
     ratio_rows = []
     for name, value in result.ratios().items():
         top, bottom = RATIOS[name]
-        met = "" if value is None else ("met" if value >= TARGETS[name] else "not met")
-        ratio_rows.append([f"{top} / {bottom}", value, f">= {TARGETS[name]:g}", met])
-    ratios = tabulate(ratio_rows, headers=["ratio", "value", "target (issue 8)", ""], floatfmt=".2f", missingval="-")
+        if top not in asked or bottom not in asked:
+            continue
+        target = result.targets()[name]
+        met = "" if value is None else ("met" if value >= target else "not met")
+        ratio_rows.append([f"{top} / {bottom}", value, f">= {target:g}", met])
+    ratios = ratio_rows and tabulate(ratio_rows, headers=["ratio", "value", "target", ""], floatfmt=".2f",
+                                     missingval="-")
     box = result.machine
     host = (f"machine: {box['cpu']}, {box['cores']} cores ({box['usable_cores']} usable), {box['memory_gib']} GiB; "
             f"device {box['device']}; TensorFlow {box['tensorflow']}, Keras {box['keras']}, Python {box['python']}")
-    return "\n\n".join([host + "\n" + f"measured: {result.settings}", figures, ratios])
+    if "torch" in box:
+        host += f"; peer: PyTorch {box['torch']}, torchvision {box['torchvision']}, {box['peer_threads']} threads"
+    inference = [result.inference.table()] if result.inference else []
+    parts = [host + "\n" + f"measured: {result.settings}", figures if asked else "", ratios, *inference]
+    return "\n\n".join(part for part in parts if part)
 
 
 def _cpu_model() -> str:

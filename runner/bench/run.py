@@ -10,6 +10,9 @@ pipeline, first pass), cached (the same with data.cache, after the first epoch),
 folder loader with RandomCrop and RandomFlip), step (the compiled training step on batches in
 memory) and fit (runner.training.loop.fit on real batches, callbacks and MLflow included); both
 start from the session that runner.training.session.prepare sets up, as training does.
+
+infer (inference.py; asked by name, not measured by default) is a table of its own, not a figure:
+the stand-alone model in Keras, SavedModel, TFLite and ONNX Runtime, images/s and latency each.
 """
 
 import contextlib
@@ -22,8 +25,10 @@ from typing import Callable, Iterator, Optional
 
 from omegaconf import DictConfig
 
-from runner.bench import stages
-from runner.bench.figures import FIGURES, INPUT_STAGES, STAGES, Bench, Stage, median_round
+from runner.bench import peer, stages
+from runner.bench.figures import FIGURES, INPUT_STAGES, NOT_ASKED, STAGES, Bench, Stage, median_round
+from runner.bench.inference import infer
+from runner.bench.inference_rows import STAGE as INFER, Inference
 from runner.bench.memory import PeakRss
 from runner.bench.report import machine, settings
 from runner.bounds import check_bounds
@@ -31,7 +36,7 @@ from runner.errors import UserError
 from runner.schema import BenchConfig
 from runner.tracking.run import Run
 from runner.training.checks import check_trainer
-from runner.training.session import prepare
+from runner.training.session import Session, prepare
 from runner.signals import interrupt
 from runner.training.stops import Trap
 
@@ -49,6 +54,7 @@ def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib
             "cached": lambda: stages.cached(cfg, session.splits.train_examples),
             "keras": lambda: stages.keras_baseline(cfg),
             "step": lambda: stages.step(cfg, session),
+            "peer": lambda: peer.peer_step(cfg, session),
             "fit": lambda: stages.fit(cfg, session, run, output_dir / "fit"),
         }
         wanted = set(cfg.bench.stages)
@@ -59,7 +65,9 @@ def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib
         for name in STAGES[len(INPUT_STAGES):]:
             rounds[name].append(_measure(name, measures[name], wanted))
         measured = {name: median_round(measurements) for name, measurements in rounds.items()}
-        result = Bench(measured, machine(session.strategy), settings(cfg, session))
+        inference = _inference(cfg, session) if INFER in wanted else None
+        result = Bench(measured, machine(session.strategy) | peer.software(), settings(cfg, session),
+                       session.part.resolved.precision, inference)
         path = pathlib.Path(cfg.bench.output) if cfg.bench.output else output_dir / "bench.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(result.as_json(), indent=2) + "\n"
@@ -72,9 +80,9 @@ def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib
 def check(cfg: DictConfig) -> None:
     """Raise UserError for a bench setting no run can use, before anything is built."""
     check_trainer(cfg)
-    unknown = [name for name in cfg.bench.stages if name not in STAGES]
+    unknown = [name for name in cfg.bench.stages if name not in (*STAGES, INFER)]
     if unknown:
-        raise UserError(f"bench.stages: unknown stage {unknown[0]!r}; valid: {', '.join(STAGES)}")
+        raise UserError(f"bench.stages: unknown stage {unknown[0]!r}; valid: {', '.join((*STAGES, INFER))}")
     check_bounds(cfg.bench, BenchConfig, "bench")
     if cfg.trainer.strategy.value == "multi_worker":
         raise UserError("trainer.strategy=multi_worker: the bench measures one process on this machine; "
@@ -83,7 +91,7 @@ def check(cfg: DictConfig) -> None:
 
 def _measure(name: str, measure: Callable[[], tuple[int, float]], wanted: set[str]) -> Stage:
     if name not in wanted:
-        return Stage(name, reason="not in bench.stages")
+        return Stage(name, reason=NOT_ASKED)
     print(f"bench: {name} ...", flush=True)
     gc.collect()  # the previous stage's datasets and caches go before this one's memory is sampled
     with PeakRss() as memory:
@@ -96,6 +104,12 @@ def _measure(name: str, measure: Callable[[], tuple[int, float]], wanted: set[st
     print(f"bench: {name}: {stage.images_per_second:.1f} images/s ({images} images in {seconds:.2f} s), "
           f"peak RSS {memory.peak_mib:.0f} MiB", flush=True)
     return stage
+
+
+def _inference(cfg: DictConfig, session: Session) -> Inference:
+    print(f"bench: {INFER} ...", flush=True)
+    gc.collect()
+    return infer(cfg, session)
 
 
 @contextlib.contextmanager
@@ -118,9 +132,11 @@ def _bench_run(cfg: DictConfig) -> Iterator[Optional[Run]]:
 def _record(run: Run, result: Bench, text: str) -> None:
     metrics = {FIGURES[stage]: result.figure(stage) for stage in STAGES} | result.ratios()
     metrics |= {f"peak_rss_mib_{stage}": result.stages[stage].peak_rss_mib for stage in STAGES}
+    metrics |= result.inference.metrics() if result.inference else {}
     run.log_metrics(metrics, step=0)
     run.set_tags({f"bench.{stage}.not_measured": stage_.reason
                   for stage, stage_ in result.stages.items() if stage_.reason})
+    run.set_tags(result.inference.not_measured() if result.inference else {})
     run.log_text(text, "bench.json")
     print(f"MLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")
 

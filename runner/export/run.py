@@ -1,10 +1,14 @@
 """Export of a stand-alone model (runner/training/stand_alone.py: a run's, a file's, or published
 weights) to SavedModel, ONNX or TFLite, each written beside its folder, run on a few images against
-Keras, and only then moved into place."""
+Keras, and only then moved into place. Each format's loader gives a function to call many times
+(the bench's inference stage times them)."""
 
+import dataclasses
+import os
 import pathlib
 import shutil
 import tempfile
+from typing import Callable, Optional
 
 import keras
 import numpy as np
@@ -20,6 +24,7 @@ from runner.training.stand_alone import stand_alone
 from runner.weights import saved
 
 SEED = 0  # the check's images: the same on every export
+Predict = Callable[[np.ndarray], np.ndarray]  # float32 images, 0-255 [B, H, W, C] -> probabilities [B, classes]
 
 
 def export(cfg: DictConfig, run_dir: pathlib.Path) -> tuple[pathlib.Path, float]:
@@ -27,20 +32,20 @@ def export(cfg: DictConfig, run_dir: pathlib.Path) -> tuple[pathlib.Path, float]
     the largest difference of a probability from the Keras model on the check images."""
     options = cfg.export
     check_bounds(options, ExportConfig, "export")
-    writer, runner, name = FORMATS[options.format.value]
+    chosen = FORMATS[options.format.value]
     folder = pathlib.Path(options.output or run_dir)
-    target = folder / name
+    target = folder / chosen.name
     _check_output(folder, target, options.overwrite)  # before the model: the cheaper mistake first
     model = saved.float32_copy(stand_alone(cfg, "export.model").model)
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{name}.partial"
+    partial = folder / f".{chosen.name}.partial"
     _remove(partial)
     images = np.random.default_rng(SEED).integers(0, 256, (options.check_images, *model.input_shape[1:]))
     images = images.astype(np.float32)
     expected = model.predict(images, verbose=0)  # before the export: ONNX's needs a model that has run
     try:
-        writer(model, partial)
-        difference = float(np.abs(runner(partial, images) - expected).max())
+        chosen.write(model, partial)
+        difference = float(np.abs(chosen.load(partial)(images) - expected).max())
         if not difference <= options.tolerance:
             raise UserError(f"export.format={options.format.value}: the export differs from the Keras model by "
                             f"{difference:.2e} (export.tolerance={options.tolerance:g}) on {len(images)} images; "
@@ -65,30 +70,44 @@ def _check_output(folder: pathlib.Path, target: pathlib.Path, overwrite: bool) -
         raise UserError(f"export.output={folder}: {unwritable} is not writable; give a folder you can write to")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), which TFLite's interpreter is told to use:
+    unlike TensorFlow and ONNX Runtime, it takes one thread unless told otherwise."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def onnx_missing() -> Optional[str]:
+    """Why ONNX cannot be written and run here (tf2onnx or onnxruntime not installed), or None."""
+    try:
+        import onnxruntime  # noqa: F401
+        import tf2onnx  # noqa: F401
+    except ImportError as error:
+        return str(error)
+    return None
+
+
 def _saved_model(model: keras.Model, path: pathlib.Path) -> None:
     model.export(str(path), format="tf_saved_model", verbose=False)
 
 
-def _run_saved_model(path: pathlib.Path, images: np.ndarray) -> np.ndarray:
-    loaded = tf.saved_model.load(str(path))  # held: its function reads variables the object owns
-    return loaded.serve(images).numpy()
+def _load_saved_model(path: pathlib.Path) -> Predict:
+    loaded = tf.saved_model.load(str(path))  # held by the closure: its function reads variables the object owns
+    return lambda images: loaded.serve(images).numpy()
 
 
 def _onnx(model: keras.Model, path: pathlib.Path) -> None:
-    try:
-        import onnxruntime  # noqa: F401  (the check needs it: fail before converting)
-        import tf2onnx  # noqa: F401
-    except ImportError as error:
-        raise UserError(f"export.format=onnx needs tf2onnx and onnxruntime ({error}): "
-                        "pip install -e '.[onnx]'") from None
+    missing = onnx_missing()  # the check needs onnxruntime: fail before converting
+    if missing:
+        raise UserError(f"export.format=onnx needs tf2onnx and onnxruntime ({missing}): pip install -e '.[onnx]'")
     model.export(str(path), format="onnx", verbose=False)
 
 
-def _run_onnx(path: pathlib.Path, images: np.ndarray) -> np.ndarray:
+def _load_onnx(path: pathlib.Path) -> Predict:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: images})[0]
+    name = session.get_inputs()[0].name
+    return lambda images: session.run(None, {name: images})[0]
 
 
 def _tflite(model: keras.Model, path: pathlib.Path) -> None:
@@ -97,21 +116,37 @@ def _tflite(model: keras.Model, path: pathlib.Path) -> None:
         path.write_bytes(tf.lite.TFLiteConverter.from_saved_model(f"{folder}/saved_model").convert())
 
 
-def _run_tflite(path: pathlib.Path, images: np.ndarray) -> np.ndarray:
-    interpreter = tf.lite.Interpreter(model_path=str(path))
-    [given], [returned] = interpreter.get_input_details(), interpreter.get_output_details()
-    interpreter.resize_tensor_input(given["index"], images.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(given["index"], images)
-    interpreter.invoke()
-    return interpreter.get_tensor(returned["index"])
+def _load_tflite(path: pathlib.Path) -> Predict:
+    """One interpreter per batch shape, allocated on its first call: resizing one interpreter back and
+    forth would allocate its tensors again on every change."""
+    interpreters: dict[tuple, tf.lite.Interpreter] = {}
+
+    def predict(images: np.ndarray) -> np.ndarray:
+        if images.shape not in interpreters:
+            interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=usable_cores())
+            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], images.shape)
+            interpreter.allocate_tensors()
+            interpreters[images.shape] = interpreter
+        interpreter = interpreters[images.shape]
+        [given], [returned] = interpreter.get_input_details(), interpreter.get_output_details()
+        interpreter.set_tensor(given["index"], images)
+        interpreter.invoke()
+        return interpreter.get_tensor(returned["index"])
+
+    return predict
 
 
-# export.format -> (write the export at a path, run it on images, the name it takes in the folder)
-FORMATS = {
-    "saved_model": (_saved_model, _run_saved_model, "saved_model"),
-    "onnx": (_onnx, _run_onnx, "model.onnx"),
-    "tflite": (_tflite, _run_tflite, "model.tflite"),
+@dataclasses.dataclass(frozen=True)
+class Format:
+    write: Callable[[keras.Model, pathlib.Path], None]  # the export of a model at a path
+    load: Callable[[pathlib.Path], Predict]  # the export at a path, loaded once, as a function to call many times
+    name: str  # what the export is called in its folder
+
+
+FORMATS = {  # export.format -> how it is written, loaded and named
+    "saved_model": Format(_saved_model, _load_saved_model, "saved_model"),
+    "onnx": Format(_onnx, _load_onnx, "model.onnx"),
+    "tflite": Format(_tflite, _load_tflite, "model.tflite"),
 }
 
 
