@@ -35,6 +35,7 @@ from runner.data.splits import ALL_SPLITS, Splits, evaluation_crop, load
 from runner.errors import UserError
 from runner.training.accumulation import check_passes
 from runner.training.freeze import freeze
+from runner.training.fused_norm import fuse_batch_norms
 from runner.training.memory_check import check_memory
 from runner.training.model_report import model_spec
 from runner.training.optim import l2_coefficient, make_optimizer
@@ -142,6 +143,7 @@ def prepare_model(cfg: DictConfig, *, for_training: bool = True, classes_from_we
         check_memory(cfg, strategy, resolved.precision, spec, for_training)  # before any layer takes memory
         with strategy.scope():
             built = builders.build(spec)
+            fuse_batch_norms(built.model)  # one kernel each way instead of Keras's ten passes (fused_norm.py)
             rows = classifier_rows(given, built)
             classifier = _weights_classifier(weights.card, rows, built) if weights else rows
             loaded = load_into(built, weights, classifier) if weights else None
