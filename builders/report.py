@@ -48,7 +48,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         for row in data["layers"]:
-            row["output_shape"] = [None, *row["output_shape"]]  # DESIGN: may lead with the batch
+            row["output_shape"] = [None, *row["output_shape"]]  # docs/architecture.md, "Public contracts"
         return data
 
 

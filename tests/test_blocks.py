@@ -167,7 +167,7 @@ def test_registry_is_the_only_map_from_type_strings():
 
 def test_no_builder_module_names_a_block_type_but_where_it_registers():
     """What the interpreter and the report need of a block is its registered metadata, never a
-    table or an if over type names (DESIGN section 5)."""
+    table or an if over type names (docs/architecture.md, "Style the code follows")."""
     types = set(builders.registered())
     for source in (pathlib.Path(builders.__file__).parent).glob("*.py"):
         tree = ast.parse(source.read_text())

@@ -144,7 +144,7 @@ def test_a_missing_or_malformed_cluster_is_one_line_before_tensorflow_starts(mon
 
 
 def test_the_slurm_launcher_composes_for_sweeps():
-    """The plugin is installed and its config is what the README shows (tests/test_slurm.py runs it on a
+    """The plugin is installed and its config is what docs/scale-out.md shows (tests/test_slurm.py runs it on a
     real SLURM)."""
     with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
         cfg = hydra.compose("config", ["hydra/launcher=submitit_slurm", "hydra.launcher.partition=gpu",

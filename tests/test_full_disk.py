@@ -159,7 +159,7 @@ def test_processes_writing_a_shared_file_at_once_each_rename_a_whole_file_of_the
 
 @pytest.fixture
 def small_tmpfs(tmp_path):
-    """A 3 MB tmpfs, as the issue's probe; skipped where mounting is not permitted (not root, a container)."""
+    """A 3 MB tmpfs, a disk that fills at once; skipped where mounting is not permitted (not root, a container)."""
     folder = tmp_path / "disk"
     folder.mkdir()
     with tmpfs(folder, "size=3m"):

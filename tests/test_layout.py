@@ -1,4 +1,4 @@
-"""The house (DESIGN.md section 2) as checks on the source: arrows point one way, downwards, and no
+"""The house (docs/architecture.md, "The layout") as checks on the source: arrows point one way, downwards, and no
 two modules import each other. Imports are read from the code (function-level ones included), not
 from a running process."""
 

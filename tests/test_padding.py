@@ -1,4 +1,4 @@
-"""Exact padding (issue 14): pools with an int pad (max: -inf; average: count_padding) and ceil mode,
+"""Exact padding, as the references pad: pools with an int pad (max: -inf; average: count_padding) and ceil mode,
 by hand and against TensorFlow's explicit-padding ops, which is what torch's and Caffe's mean."""
 
 import keras

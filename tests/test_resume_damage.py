@@ -1,4 +1,4 @@
-"""Issue 16's probes of resume points: two live launches of one command, and a run killed -9 whose
+"""Probes of resume points: two live launches of one command, and a run killed -9 whose
 resume point is then damaged. Each rerun ends in one line or resumes, and no run stays RUNNING once
 nothing can continue it."""
 

@@ -1,6 +1,6 @@
 """A team's shared tracking server: a real `mlflow server` process on loopback, training jobs logging
 to it over HTTP, the runs read back through the server; and the server absent, killed mid-run, and
-cut off for a few epochs (issue 16)."""
+cut off for a few epochs."""
 
 import contextlib
 import json

@@ -47,7 +47,7 @@ def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
     assert len(client.get_metric_history(run.info.run_id, "val_top1")) == epochs
     assert run.data.params["optimizer.lr"] == str(compose().optimizer.lr)
     assert run.data.params["replicas"] == "1"
-    # What `auto` chose on this CPU (README "Performance"): no XLA; bfloat16 where the CPU has it.
+    # What `auto` chose on this CPU (docs/performance.md): no XLA; bfloat16 where the CPU has it.
     expected = "mixed_bfloat16" if cpu_has_bfloat16() else "float32"
     resolved = [run.data.params[f"resolved.{key}"] for key in ("precision", "jit_compile", "steps_per_execution")]
     assert resolved == [expected, "False", "1"]

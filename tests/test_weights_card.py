@@ -211,9 +211,9 @@ def test_a_published_card_names_its_classifier_rows_in_the_zoo():
             assert set(entry.card.classifier) <= rows, (model, entry.card.classifier)
 
 
-def test_the_readmes_weights_table_is_made_from_the_cards():
-    readme = (REPO / "README.md").read_text()
-    assert markdown_table() in readme, "paste `python -m runner.weights.table` into the README's table"
+def test_the_docs_weights_table_is_made_from_the_cards():
+    page = (REPO / "docs" / "weights.md").read_text()
+    assert markdown_table() in page, "paste `python -m runner.weights.table` into docs/weights.md's table"
 
 
 def test_googlenets_classifier_rows_are_its_last_row_then_its_auxiliary_heads():

@@ -179,8 +179,8 @@ def test_resnet_stage_outputs_follow_table_1(model):
 
 
 # Parameters and MACs (1000-way head, auxiliary heads included) of the models whose padding follows
-# torchvision's or Caffe's (issue 14): explicit pads and ceil-mode pools changed no size at 224, so
-# no count. Pinned exactly, as before the change.
+# torchvision's or Caffe's: explicit pads and ceil-mode pools changed no size at 224, so
+# no count. Pinned exactly, as before the padding changed.
 EXACT_COUNTS = {
     "resnet18": (11_699_112, 1_814_073_344), "resnet34": (21_814_696, 3_663_761_408),
     "resnet50": (25_610_152, 4_089_184_256), "resnet101": (44_654_504, 7_801_405_440),

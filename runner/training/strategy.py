@@ -127,7 +127,7 @@ def uses_xla(trainer: DictConfig, strategy: tf.distribute.Strategy) -> bool:
     """trainer.jit_compile, or by default XLA where it pays: one GPU under the default strategy.
 
     Keras turns XLA off under any tf.distribute strategy; on a CPU it slows training (measured
-    here by runner.bench, README "Performance"), so the CPU default is off.
+    here by runner.bench, docs/performance.md), so the CPU default is off.
     """
     if trainer.jit_compile is not None:
         return trainer.jit_compile
@@ -141,7 +141,7 @@ def precision(trainer: DictConfig) -> str:
     compute capability 8.0 or more (Ampere on; float32's range, no loss scaling), float16 with loss
     scaling on 7.x (Volta, Turing: tensor cores without bfloat16), float32 on older GPUs; on a CPU,
     bfloat16 where it has bfloat16 instructions (ResNet-18's step ran 1.45 times faster with them
-    here, runner.bench; README "Performance"), else float32."""
+    here, runner.bench; docs/performance.md), else float32."""
     if trainer.precision.value != "auto":
         return trainer.precision.value
     gpus = tf.config.list_physical_devices("GPU")

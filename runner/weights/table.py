@@ -1,4 +1,4 @@
-"""The README's table of published weights, made from their cards (runner/weights/published.py), so
+"""The table of published weights in docs/weights.md, made from their cards (runner/weights/published.py), so
 the documentation cannot drift from what the code loads (a test compares them; torchvision makes its
 weights tables from `Weights.meta` the same way). Print it with `python -m runner.weights.table`."""
 
