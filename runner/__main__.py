@@ -1,41 +1,29 @@
-"""`python -m runner [overrides]`: train, evaluate and record one model (or a sweep with -m)."""
+"""`python -m runner [overrides]`: train, evaluate and record one model (or a sweep with -m).
+
+The keys changed most: model= (a file of conf/model/), data= (digits, imagenette, imagenet, folder,
+synthetic) with data.root, trainer.epochs and trainer.batch_size, optimizer= with optimizer.lr,
+schedule=, model.weights= (imagenet, a file or runs:/<run_id>), experiment= (a paper's recipe) and
+hparams_search=optuna. The run is recorded in MLflow; the same command after a crash resumes from the
+last completed epoch.
+"""
 
 import pathlib
-import signal
-import sys
 
 from omegaconf import DictConfig
 
-from runner import disk, schema
+from runner import disk
 from runner.app import hydra_app
-from runner.errors import reported_as_one_line
-from runner.logs import quiet_libraries
 
-schema.register()
+# What SIGTERM or Ctrl-C leave, said after the stop: training stops at a step boundary.
+WHEN_STOPPED = "the same command resumes from the last completed epoch"
 
 
-@hydra_app("config")
-def main(cfg: DictConfig) -> float:
-    import keras  # the trainer's imports wait until the config has composed
-    from hydra.core.hydra_config import HydraConfig
+@hydra_app("config", __doc__, "python -m runner model=resnet18 data=imagenette trainer.epochs=5", WHEN_STOPPED,
+           gpu_note=True, stops_at_once=False, full_disk_advice=disk.RESUMES)
+def main(cfg: DictConfig, run_dir: pathlib.Path) -> float:
+    from runner.training.train import train  # TensorFlow's imports wait until the config has composed
 
-    from runner.training.gpu_notice import say_when_no_gpu
-    from runner.signals import Stopped
-    from runner.training.train import train
-
-    quiet_libraries()
-    say_when_no_gpu(cfg.trainer)
-
-    with reported_as_one_line(disk.RESUMES):
-        try:
-            return train(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
-        except KeyboardInterrupt as interrupt:  # a stop runner/training/stops.py raised, or a plain Ctrl-C
-            stop = interrupt if isinstance(interrupt, Stopped) else Stopped(signal.SIGINT)
-            print(f"stopped by {stop.signal.name}; the same command resumes from the last completed epoch",
-                  file=sys.stderr)
-            sys.exit(stop.exit_code)
-        finally:
-            keras.backend.clear_session()  # a basic-launcher multirun runs its jobs in this process
+    return train(cfg, run_dir)
 
 
 if __name__ == "__main__":

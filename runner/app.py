@@ -1,30 +1,44 @@
-"""One entry for every command: Hydra's main over conf/, with the user's mistakes in one line.
+"""One shell for every command: Hydra's main over conf/, and what every command's body runs inside.
 
-Hydra composes the config before the command's function runs, and reports what fails there itself:
-a YAML error as a full traceback, its own errors over several lines, both with exit status 1. Here
-such a mistake ends in one line (`error: ...`) and exit status 2, as a mistake the command finds
-itself does (runner/errors.py); everything else keeps Hydra's report. With HYDRA_FULL_ERROR=1
-Hydra's own behaviour, complete tracebacks, is left as it is.
+A command's __main__.py names its config, its body (a function of the config and Hydra's run folder,
+whose imports of TensorFlow wait until the config has composed) and its options; the shell does the
+rest the same way for every command:
+
+* a mistake met while Hydra composes the config ends in one line (`error: ...`) and exit status 2, as a
+  mistake the command finds itself does (runner/errors.py); Hydra reports everything else as it does
+  (a YAML error as a full traceback, its own errors over several lines, both with exit status 1). With
+  HYDRA_FULL_ERROR=1 Hydra's own behaviour, complete tracebacks, is left as it is;
+* every key of the config must be one the schema declares; then TensorFlow is imported without its
+  start-up lines, the libraries' INFO lines are quietened, and the GPU note said where the command asks;
+* the body runs with a mistake or a full disk reported in one line, SIGTERM and Ctrl-C in one line, and
+  Keras's session cleared after it (a multirun runs its jobs in one process);
+* a run folder left holding only what Hydra wrote goes (runner/run_folder.py);
+* --help starts with what the command does and an example (runner/app_help.py).
 """
 
 import contextlib
 import functools
+import os
 import pathlib
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import hydra
 import yaml
 from hydra._internal import utils as hydra_internals
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import (
     ConfigCompositionException,
     OverrideParseException,
     SearchPathException,
 )
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from runner import bounded_yaml
+from runner import bounded_yaml, disk, run_folder, schema
+from runner.app_help import with_app_help
 from runner.errors import (
     USAGE_EXIT_CODE,
     JobError,
@@ -32,7 +46,9 @@ from runner.errors import (
     reported_as_one_line,
 )
 from runner.known_keys import check_known_keys
-from runner.logs import import_tensorflow_quietly
+from runner.logs import import_tensorflow_quietly, quiet_libraries
+from runner.signals import Stopped
+from runner.training.stops import stopped_in_one_line
 from runner.usage_errors import hydra_error_line, yaml_error_line
 
 CONF = str(pathlib.Path(__file__).resolve().parents[1] / "conf")
@@ -40,32 +56,84 @@ CONF = str(pathlib.Path(__file__).resolve().parents[1] / "conf")
 # to instantiate) keep its report.
 USAGE_ERRORS = (yaml.MarkedYAMLError, ConfigCompositionException, OverrideParseException, SearchPathException,
                 JobError)
+Body = Callable[[DictConfig, pathlib.Path], Any]
 
 
-def hydra_app(config_name: str, tensorflow: bool = True) -> Callable:
-    """@hydra.main for a command over conf/<config_name>.yaml; its function gets a config whose
-    every key the schema declares, and (unless `tensorflow` is false) TensorFlow imported without
-    its start-up lines, so the command's own imports of it must wait for the function."""
+def hydra_app(config_name: str, about: str, example: str, when_stopped: str, *, tensorflow: bool = True,
+              gpu_note: bool = False, stops_at_once: bool = True, full_disk_advice: str = disk.RERUN,
+              download_bars: bool = True) -> Callable[[Body], Callable[[], Any]]:
+    """The command over conf/<config_name>.yaml whose body is the decorated `body(cfg, run_dir)`; the
+    command returns what the body returns (Hydra's Optuna sweeper reads training's objective).
 
-    def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
-        @functools.wraps(task)
-        def checked(cfg: DictConfig) -> Any:
-            with reported_as_one_line():
-                check_known_keys(cfg)
-            if tensorflow:
-                import_tensorflow_quietly()
-            return task(cfg)
+    about: the command's docstring and example: one command line, both for --help. when_stopped: what
+    SIGTERM or Ctrl-C leave, said after the stop. tensorflow: false for a command that never imports it.
+    gpu_note: say when the trainer asks for a GPU this machine lacks. stops_at_once: false for training,
+    whose loop stops at a step boundary (runner/training/stops.py) and raises the stop for the shell to
+    report. full_disk_advice: how a full disk's line ends. download_bars: false hides MLflow's bar per
+    artifact download (a bar per small file is noise).
+    """
 
-        hydra_main = hydra.main(config_path=CONF, config_name=config_name, version_base="1.3")(checked)
+    def decorate(body: Body) -> Callable[[], Any]:
+        @functools.wraps(body)
+        def job(cfg: DictConfig) -> Any:
+            hydra_config = HydraConfig.get()
+            run_dir = pathlib.Path(hydra_config.runtime.output_dir)
+            try:
+                with reported_as_one_line():
+                    check_known_keys(cfg)
+                if tensorflow:
+                    import_tensorflow_quietly()
+                quiet_libraries()
+                if gpu_note:
+                    from runner.training.gpu_notice import say_when_no_gpu  # imports TensorFlow
 
-        @functools.wraps(task)
+                    say_when_no_gpu(cfg.trainer)
+                if not download_bars:
+                    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+                with reported_as_one_line(full_disk_advice), _stops(when_stopped, stops_at_once):
+                    try:
+                        return body(cfg, run_dir)
+                    finally:
+                        if tensorflow:
+                            _clear_keras_session()
+            finally:
+                if hydra_config.mode == RunMode.RUN:  # a sweep's folders are the sweep's record
+                    run_folder.remove_if_hydras_alone(run_dir, f"{hydra_config.job.name}.log",
+                                                      pathlib.Path(hydra_config.runtime.cwd) / "outputs")
+
+        hydra_main = hydra.main(config_path=CONF, config_name=config_name, version_base="1.3")(job)
+
+        @functools.wraps(body)
         def main() -> Any:
-            with _composition_errors_in_one_line(), bounded_yaml.loading():
+            schema.register()
+            with _composition_errors_in_one_line(), bounded_yaml.loading(), with_app_help(about, example):
                 return hydra_main()
 
         return main
 
     return decorate
+
+
+def _stops(consequence: str, at_once: bool) -> contextlib.AbstractContextManager:
+    return stopped_in_one_line(consequence) if at_once else _stop_raised_in_one_line(consequence)
+
+
+@contextlib.contextmanager
+def _stop_raised_in_one_line(consequence: str) -> Iterator[None]:
+    """Training traps SIGTERM and Ctrl-C itself while it trains: the stop it raises, or a Ctrl-C before,
+    ends in one line and the shell's status for the signal; SIGTERM before then ends the process as ever."""
+    try:
+        yield
+    except KeyboardInterrupt as interrupt:
+        stop = interrupt if isinstance(interrupt, Stopped) else Stopped(signal.SIGINT)
+        print(f"stopped by {stop.signal.name}; {consequence}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+
+
+def _clear_keras_session() -> None:
+    import keras  # imported by then: the command imports TensorFlow
+
+    keras.backend.clear_session()
 
 
 @contextlib.contextmanager

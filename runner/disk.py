@@ -1,8 +1,8 @@
-"""Files written whole or not at all, and a full disk said in one line.
+"""Files written whole or not at all, a full disk said in one line, and a sqlite store's file.
 
-A file is written under a temporary name in its own folder and renamed over its final name only once
-complete (a rename within a folder is atomic), so a crash or a full disk never leaves a truncated file
-under a final name. Running out of space shows up in many words: Python's and HDF5's errno 28,
+A file (or a folder: a SavedModel) is written under a temporary name in its own folder and renamed over
+its final name only once complete (a rename within a folder is atomic), so a crash or a full disk never
+leaves a truncated file under a final name. Running out of space shows up in many words: Python's and HDF5's errno 28,
 TensorFlow's ResourceExhaustedError, sqlite's SQLITE_FULL; `full_disk_line` reads them all.
 """
 
@@ -14,7 +14,7 @@ import re
 import shutil
 from collections.abc import Iterator
 
-from runner.messages import causes, first_line
+from runner.messages import causes, first_line, named_first_line
 
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device": also in TensorFlow's and HDF5's messages
 FULL_STORE = "database or disk is full"  # sqlite's words for SQLITE_FULL
@@ -24,6 +24,7 @@ PATH_PATTERNS = (re.compile(r"filename = '([^']+)'"),  # HDF5
                  re.compile(rf"(\S+?)(?:_temp/\S*)?; {NO_SPACE}"))  # TensorFlow's file ops (a checkpoint's temp files)
 RERUN = "free some space, then rerun the same command"  # what a command that does not train can say
 RESUMES = f"{RERUN}: it resumes from the last completed epoch"  # what training says
+SQLITE = "sqlite:///"  # a sqlite store's URI: this, then the database file's path
 
 
 def partial_name(path: pathlib.Path, writer: str = "") -> pathlib.Path:
@@ -40,16 +41,36 @@ def written_whole(path: pathlib.Path, *, shared: bool = False) -> Iterator[pathl
     at the same time (a cache in the user's home, read by parallel sweep jobs or workers), so the name is
     this process's own: no writer truncates, removes or renames another's half-written file."""
     partial = partial_name(path, f".{os.getpid()}" if shared else "")
-    partial.unlink(missing_ok=True)  # a killed write's leftover: after the block, a partial means "written now"
+    removed(partial)  # a killed write's leftover: after the block, a partial means "written now"
     try:
         yield partial
     except BaseException as error:
-        partial.unlink(missing_ok=True)
+        removed(partial)
         if isinstance(error, OSError) and error.filename is None:  # a write() says no path
             error.filename = str(path)
         raise
     if partial.exists():
+        if partial.is_dir():
+            removed(path)  # a rename puts a folder only where there is none, or an empty one
         os.replace(partial, path)
+
+
+def removed(path: pathlib.Path) -> None:
+    """`path` gone, a file or a whole folder; nothing to do when there is none."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def sqlite_uri(database: pathlib.Path) -> str:
+    """The URI of the sqlite database file `database`, by its absolute path."""
+    return f"{SQLITE}{database.resolve()}"
+
+
+def sqlite_file(uri: str) -> pathlib.Path | None:
+    """The database file of a sqlite URI; None for any other store."""
+    return pathlib.Path(uri.removeprefix(SQLITE)) if uri.startswith(SQLITE) else None
 
 
 def unwritable(folder: pathlib.Path) -> pathlib.Path | None:
@@ -86,13 +107,13 @@ def store_is_full(error: BaseException) -> bool:
 def store_full_line(uri: str, run_id: str | None, cause: BaseException | None, ended: bool, resumable: bool) -> str:
     """The MLflow store met a full disk. Ended, the run is FAILED; not, it stays RUNNING (nothing can
     record its end): a training run (`resumable`) until the same command, rerun with room, resumes it."""
-    database = pathlib.Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    database = sqlite_file(uri)
     line = f"the MLflow store {uri} is full" + (f" ({free_space(database)} free there)" if database else "")
     first = written_path(cause) if cause is not None else None
     if first:  # the run's own files filled the disk first
         line = f"no space left on device writing {first} ({free_space(first)} free there), and {line}"
     elif cause is not None and not is_full(cause):
-        line = f"{type(cause).__name__}: {first_line(str(cause))}; then {line}"
+        line = f"{named_first_line(cause)}; then {line}"
     if run_id is None:
         return f"{line}: no MLflow run could start; {RERUN}"
     if ended:

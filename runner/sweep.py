@@ -11,7 +11,6 @@ atexit hook, so no parent is left RUNNING.
 
 import atexit
 import datetime
-import os
 import pathlib
 import signal
 import sys
@@ -21,13 +20,14 @@ from typing import Any, Optional
 import mlflow
 from hydra.experimental.callback import Callback
 from mlflow.entities import Param
-from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
+from runner import environment
 from runner.errors import USAGE_EXIT_CODE, UserError
 from runner.messages import first_line
 from runner.schema import Direction
 from runner.tracking.dashboard import how_to_open
+from runner.tracking.labels import param_value
 from runner.tracking.redact import redacted
 from runner.tracking.server import check_store
 from runner.tracking.store import open_experiment, store_uri
@@ -42,6 +42,9 @@ class SweepRun(Callback):
         self._run_id: Optional[str] = None
         self._sweep_dir: Optional[str] = None
         self._sweep: Optional[DictConfig] = None  # config.sweep: the objective and its direction
+        # PARENT_RUN_ENV as it was, to put back: a dict, not a context manager, as the joblib and submitit
+        # launchers pickle this callback for their workers.
+        self._environment_before: dict[str, Optional[str]] = {}
         # SIGTERM between jobs would skip atexit; as KeyboardInterrupt it unwinds like Ctrl-C.
         self._sigterm = Trap(interrupt, (signal.SIGTERM,))
 
@@ -59,7 +62,8 @@ class SweepRun(Callback):
                                       tags=_parent_tags(config))
         self._run_id = run.info.run_id
         self._client.log_batch(self._run_id, params=[Param(k, v) for k, v in _parent_params(config).items()])
-        os.environ[PARENT_RUN_ENV] = self._run_id
+        self._environment_before = environment.snapshot(PARENT_RUN_ENV)
+        environment.put({PARENT_RUN_ENV: self._run_id})
         atexit.register(self._end_if_open)
         self._sigterm.start()
         print(f"MLflow parent run {self._run_id} groups this sweep's jobs; follow them in the dashboard with:\n"
@@ -76,7 +80,7 @@ class SweepRun(Callback):
         if self._run_id is None:
             return
         run_id, self._run_id = self._run_id, None
-        os.environ.pop(PARENT_RUN_ENV, None)
+        environment.put(self._environment_before)
         self._sigterm.end()
         children = _children(self._client, run_id)
         status = "FINISHED" if completed else _stopped_status(children)
@@ -103,12 +107,12 @@ def _parent_tags(config: DictConfig) -> dict[str, str]:
 def _parent_params(config: DictConfig) -> dict[str, str]:
     space = OmegaConf.select(config, "hydra.sweeper.params", default=None) or {}
     params = {
-        "sweep.overrides": redacted(" ".join(config.hydra.overrides.task)),
+        "sweep.overrides": " ".join(config.hydra.overrides.task),
         "sweep.sweeper": _short_name(config.hydra.sweeper._target_),
         "sweep.launcher": _short_name(config.hydra.launcher._target_),
         "sweep.space": "; ".join(f"{key}={value}" for key, value in space.items()),
     }
-    return {key: value[:MAX_TAG_VAL_LENGTH] for key, value in params.items() if value}
+    return {key: param_value(value) for key, value in params.items() if value}
 
 
 def _short_name(target: str) -> str:
@@ -153,7 +157,9 @@ def _log_comparison(client: mlflow.MlflowClient, run_id: str, sweep_dir: str) ->
 
     directory = pathlib.Path(sweep_dir)
     directory.mkdir(parents=True, exist_ok=True)  # a sweep whose jobs all failed early made none
-    print(compare_sweep(client, run_id, directory).table)
+    comparison = compare_sweep(client, run_id, directory)
+    print(comparison.table)
+    print(f"wrote {', '.join(str(path) for path in comparison.paths)} (also on the parent run's artifacts)")
     optuna_results = directory / "optimization_results.yaml"  # the Optuna sweeper's best trial
     if optuna_results.exists():
         client.log_artifact(run_id, str(optuna_results))

@@ -21,6 +21,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 
 from helpers import CONF
+from runner.environment import environment_set
 from runner.tracking.sweep_parent import PARENT_RUN_ENV
 
 # What a developer's shell may set that would change what a command does: the store it records in,
@@ -44,7 +45,7 @@ def run_app(app: str, *args: str, cwd: Optional[pathlib.Path] = None, env: Optio
     # is the process's own: pytest's capture would be closed under it.
     absl_logging.get_absl_handler().python_handler.stream = sys.__stderr__
     out, err = io.StringIO(), io.StringIO()
-    with _environment(env or {}), _working_directory(cwd), contextlib.redirect_stdout(out), \
+    with environment_set(**(env or {})), _working_directory(cwd), contextlib.redirect_stdout(out), \
             contextlib.redirect_stderr(err):
         saved_argv = sys.argv
         sys.argv = [app, "--config-path", str(CONF), *args]
@@ -70,24 +71,6 @@ def _forget_hydra() -> None:
     multirun mode would turn a single run's one-line error into a sweep job's)."""
     GlobalHydra.instance().clear()
     HydraConfig.instance().cfg = None
-
-
-@contextlib.contextmanager
-def _environment(values: dict):
-    saved = {key: os.environ.get(key) for key in values}
-    for key, value in values.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextlib.contextmanager

@@ -42,14 +42,14 @@ def pytest_collection_modifyitems(config, items):
     """The longest files first: pytest-xdist hands out whole files in this order (--dist loadfile with
     --no-loadscope-reorder, pyproject.toml), so the long ones start early instead of leaving one worker
     busy at the end while the other waits. How long is what the last run measured; a file it did not
-    measure (a fresh checkout, a new file) goes first if it has end-to-end (`slow`) tests, else last."""
+    measure (a fresh checkout, a new file) goes first if it has end-to-end (`e2e`) tests, else last."""
     cache = getattr(config, "cache", None)  # None with -p no:cacheprovider
     measured = cache.get(FILE_SECONDS, {}) if cache else {}
-    slow_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    e2e_files = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("e2e")}
 
     def seconds(item):
         file = item.nodeid.split("::")[0]
-        return measured.get(file, math.inf if file in slow_files else 0.0)
+        return measured.get(file, math.inf if file in e2e_files else 0.0)
 
     items.sort(key=seconds, reverse=True)  # stable: a file's tests keep their order
 

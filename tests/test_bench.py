@@ -44,7 +44,7 @@ def test_a_figure_is_its_median_round_with_the_highest_peak():
     assert median_round([*rounds, Stage("decode", reason="no files")]).reason == "no files"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_bench_on_an_image_folder_gives_every_figure_ratio_and_peak(tmp_path):
     root = make_image_folder(tmp_path / "imagenette", per_class=8, size=(160, 200), formats=("jpeg",))
     done, output = bench(tmp_path, "model=resnet18", "model.input_shape=[64,64,3]", "data=imagenette",
@@ -64,7 +64,7 @@ def test_bench_on_an_image_folder_gives_every_figure_ratio_and_peak(tmp_path):
     assert not (tmp_path / "outputs" / "mlflow.db").exists()  # the fit stage's store is a throwaway one
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_bench_on_digits_leaves_the_file_stages_null_and_records_mlflow(tmp_path):
     uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     done, output = bench(tmp_path, "model=lenet", "data=digits", "bench.log_mlflow=true", f"tracking.uri={uri}",

@@ -13,6 +13,8 @@ from apps import SHELL_UNSET, run_app
 from helpers import new_store
 from runner.bench.inference_rows import FORMATS, TIMED
 
+pytestmark = pytest.mark.e2e  # every test here: the whole bench app, exporting and timing every format
+
 TINY = ("model=lenet", "data=digits", "bench.stages=[infer]", "bench.infer_batch=4", "bench.infer_warmup=1",
         "bench.infer_batches=2", "bench.latency_runs=3")
 

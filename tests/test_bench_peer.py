@@ -12,6 +12,8 @@ from runner.bench import peer
 from runner.bench.stages import NotApplicable, with_values
 from runner.training.session import prepare
 
+pytestmark = pytest.mark.e2e  # every test here: the bench's PyTorch peer stage, training
+
 HAS_TORCH = bool(peer.software())
 SMALL = ("data=synthetic", "data.train_size=8", "data.val_size=4", "trainer.batch_size=4", "bench.warmup_steps=1",
          "bench.step_batches=1", "bench.memory_batches=1")

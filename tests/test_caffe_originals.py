@@ -24,6 +24,8 @@ from runner.errors import UserError
 from runner.training.stand_alone import from_weights
 from runner.weights import published
 
+pytestmark = pytest.mark.e2e  # every test here: BVLC's full-size originals, built, run and fine-tuned
+
 SMALL_ALEXNET = 99  # conv1 11x11/4 gives 23, the pools 11, 5 and 2: fc6 reads 2x2x256
 
 
@@ -98,7 +100,7 @@ def test_without_auxiliary_heads_bvlc_googlenet_is_one_line(googlenet_file):
         from_weights(compose("model=googlenet", f"model.weights={path}", "model.aux_loss_weight=0"))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("model, fixture, inputs, forward", [
     ("alexnet_grouped", "alexnet_file", ALEXNET_MEAN_BGR, lambda blobs, x: alexnet_forward(blobs, x)),
     ("googlenet", "googlenet_file", GOOGLENET_MEAN_BGR,

@@ -84,6 +84,7 @@ def test_an_unknown_sampling_is_one_line():
         prepare(compose("data.sampling=even", "trainer.epochs=1"))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("strategy", ["default", "mirrored"])
 def test_class_weights_and_balanced_sampling_train_a_step(strategy):
     cfg = compose("data.class_weights=balanced", "data.sampling=balanced", "trainer.epochs=1",
@@ -95,6 +96,7 @@ def test_class_weights_and_balanced_sampling_train_a_step(strategy):
     assert math.isfinite(history["loss"][0])
 
 
+@pytest.mark.e2e
 def test_the_per_class_table_shows_what_training_saw_of_each_class(tmp_path):
     classes = ["n01440764", "n02102040", "n02979186"]
     root = make_image_folder(tmp_path / "photos", classes=classes, per_class=6, size=(40, 48))

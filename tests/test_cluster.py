@@ -37,7 +37,7 @@ def run_cluster(tmp_path, *overrides):
                           capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_killed_worker_stops_the_other_and_the_same_commands_resume_the_run(tmp_path):
     launcher = subprocess.Popen(cluster_command(tmp_path, "trainer.epochs=4"), cwd=tmp_path, env=environment(),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -74,7 +74,7 @@ EVERY_RECIPE_KEY = ["augment=scale_jitter", "augment.scale_range=[256,320]", "au
                     "trainer.grad_accumulation=2", "data.class_weights=balanced", "data.sampling=balanced"]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_every_recipe_key_at_once_trains_two_workers_into_one_model(tmp_path):
     result = run_cluster(tmp_path, "trainer.epochs=1", "trainer.steps_per_epoch=3", "trainer.batch_size=32",
                          *EVERY_RECIPE_KEY)

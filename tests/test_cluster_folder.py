@@ -9,7 +9,7 @@ from test_cluster import run_cluster
 from test_resume import final_weights, runs
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_workers_train_resnet18_on_an_image_folder(tmp_path):
     root = make_image_folder(tmp_path / "imagenette", per_class=4, size=(80, 96))
     result = run_cluster(tmp_path, "model=resnet18", "data=imagenette", f"data.root={root}",

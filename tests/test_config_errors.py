@@ -96,7 +96,7 @@ def runs_in(store: str) -> list:
     return client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("case", CASES)
 def test_a_wrong_config_fails_before_any_run_with_one_line_naming_the_key(results, case):
     _, key, runners_own = CASES[case]
@@ -110,7 +110,7 @@ def test_a_wrong_config_fails_before_any_run_with_one_line_naming_the_key(result
     assert runs_in(result.store) == []
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_messages_say_what_is_valid(results):
     assert results["negative_filters"].said == ["error: model.blocks[0].filters: expected a positive int, got -3"]
     assert results["zero_batch_size"].said == ["error: trainer.batch_size=0: expected a positive int"]
@@ -124,7 +124,7 @@ def test_the_messages_say_what_is_valid(results):
          "Value 'many' of type 'str' could not be converted to Integer")]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_hydra_full_error_shows_the_traceback(results):
     result = results[FULL_ERROR]
     assert result.returncode != 0
@@ -133,7 +133,7 @@ def test_hydra_full_error_shows_the_traceback(results):
     assert runs_in(result.store) == []
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_run_records_no_secret_from_its_environment(results, tmp_path):
     result = results[TRAINED]
     assert result.returncode == 0, result.stderr[-3000:]

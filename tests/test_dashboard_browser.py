@@ -20,7 +20,7 @@ from runner.tracking.run import Run
 from test_tracking_server import answers, free_port
 
 CHROMIUM = shutil.which("chromium")
-pytestmark = [pytest.mark.slow,
+pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium)")]
 
 START_S = 180  # `mlflow ui` imports MLflow's server and checks the store's tables: 20 s on a busy 2-core machine

@@ -127,6 +127,7 @@ def test_the_cache_gives_the_same_val_batches(tree):
         np.testing.assert_allclose(images.astype(int), cached_images, atol=2)
 
 
+@pytest.mark.e2e
 def test_the_cache_can_go_to_files_of_its_own(tree, tmp_path):
     in_memory = load(folder(tree, "data.cache=true"))
     in_files = load(folder(tree, "data.cache=true", f"data.cache_dir={tmp_path / 'cache'}"))

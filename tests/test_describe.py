@@ -10,7 +10,7 @@ from apps import run_app
 from helpers import REPO, compose, zoo_report
 from runner.training.model_report import describe, render
 
-JSON_KEYS = {"model", "input_shape", "total_params", "trainable_params", "macs", "layers"}
+JSON_KEYS = {"model", "input_shape", "total_params", "trainable_params", "macs", "layers", "num_classes", "data"}
 ROW_KEYS = {"name", "type", "output_shape", "params", "macs"}
 
 
@@ -18,12 +18,14 @@ def run_describe(*args, cwd=REPO):
     return run_app("runner.describe", *args, cwd=cwd)
 
 
+@pytest.mark.e2e
 def test_table_shows_the_size_rule_and_totals():
     text = render(zoo_report("alexnet", "imagenet"), "table")
     assert "floor((227 + 2*0 - 11) / 4) + 1 = 55" in text
     assert "27x27x96" in text and "total params 62,378,344" in text
 
 
+@pytest.mark.e2e
 def test_table_shows_the_pad_and_the_ceil_form():
     """Explicit pads (ResNet's, torchvision's) and ceil-mode pools (GoogLeNet's, Caffe's) in the size rule."""
     resnet = render(zoo_report("resnet50", "imagenet"), "table")
@@ -44,6 +46,7 @@ def test_table_shows_what_each_row_sees():
     assert "last feature map pool5 (6x6x256): each unit sees 195x195 input pixels, its neighbours 32 apart" in text
 
 
+@pytest.mark.e2e
 def test_markdown_is_a_table_with_one_line_per_row():
     report = zoo_report("vgg16", "imagenet")
     lines = [line for line in render(report, "markdown").splitlines() if line.startswith("|")]
@@ -62,12 +65,24 @@ def test_json_has_the_contract_keys():
     assert fields[-2:] == [(None, None), (None, None)]
 
 
+@pytest.mark.e2e
+def test_the_header_names_the_classes_data_sized_the_head_for():
+    """describe's default data=digits gives a 10-way head: the header says so, and how to get the zoo's counts."""
+    small = zoo_report("resnet18", "digits", "model.input_shape=[64,64,3]")
+    for fmt in ("table", "markdown"):
+        assert ("head sized for 10 classes (data=digits; data=imagenet or data.num_classes=1000"
+                in render(small, fmt).splitlines()[0])
+    assert json.loads(render(small, "json"))["num_classes"] == 10
+    title = render(zoo_report("resnet18", "imagenet", "model.input_shape=[64,64,3]"), "table").splitlines()[0]
+    assert title.endswith("head sized for 1000 classes (data=imagenet)")
+
+
 def test_input_shape_override_shrinks_the_maps():
     report = describe(compose("model=resnet18", "model.input_shape=[64,64,3]"))
     assert report.layers[-2].input_shape == [2, 2, 512]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_multirun_describes_several_models_in_one_process(tmp_path):
     # One model of each family at 96 pixels (the smallest AlexNet and GoogLeNet's heads take): every
     # model at its paper's size is checked in test_zoo; here it is the sweep in one process.
@@ -120,14 +135,18 @@ def test_an_unknown_model_lists_the_available_ones(tmp_path):
     assert "Could not find 'model/lenett'" in result.stderr and "resnet50" in result.stderr
 
 
+@pytest.mark.e2e
 def test_commands_started_in_the_same_second_get_their_own_folders(tmp_path):
-    """Hydra names run folders by time; two jobs started together must not share one (and its weights)."""
-    started = [subprocess.Popen([sys.executable, "-m", "runner.describe", "model=lenet"], cwd=tmp_path,
+    """Hydra names run folders by time; two jobs started together must not share one (and its weights).
+    Each writes its report into its folder: an empty one would not be left (tests/test_app_shell.py)."""
+    report = "describe.output=${hydra:runtime.output_dir}/lenet.txt"
+    started = [subprocess.Popen([sys.executable, "-m", "runner.describe", "model=lenet", report], cwd=tmp_path,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     assert [process.wait(timeout=300) for process in started] == [0, 0]
     assert len(list((tmp_path / "outputs" / "runs").glob("*/*"))) == 2
 
 
+@pytest.mark.e2e
 def test_without_leaves_out_every_row_of_a_type_for_ablations():
     full, ablated = zoo_report("alexnet"), zoo_report("alexnet", "imagenet", "model.without=[lrn]")
     assert [row.name for row in full.layers if row.type != "lrn"] == [row.name for row in ablated.layers]

@@ -42,6 +42,7 @@ def folded_names(model: str, *overrides: str) -> list[str]:
     return names
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("model", MODEL_NAMES)
 def test_every_zoo_model_draws_one_shape_per_folded_row(model, tmp_path):
     picture = drawing(model)

@@ -61,6 +61,7 @@ def train(tmp_path, *overrides):
     return session, trajectory.weights, trained.history
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_the_average_is_evaluated_checkpointed_and_saved_while_training_goes_on_from_the_raw_weights(
         tmp_path, strategy):
@@ -135,6 +136,7 @@ def reference_sgd(model, start, batches, normalise):
     return weights
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_four_passes_of_a_batch_update_as_the_whole_batch_does(strategy):
     session = prepare(compose("trainer.batch_size=32", "trainer.grad_accumulation=4", *SGD, *QUICK,
@@ -180,6 +182,7 @@ def resumable(tmp_path, cfg, point_type=resume.ResumePoint):
     return session, loop.EpochHooks([], resume_point=point)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("trick", ["trainer.ema=0.5", "trainer.grad_accumulation=4"])
 def test_a_run_stopped_after_an_epoch_resumes_to_the_uninterrupted_run(tmp_path, trick):
     cfg = compose(trick, "trainer.epochs=2", "trainer.steps_per_epoch=2", *QUICK)

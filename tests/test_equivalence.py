@@ -20,6 +20,8 @@ from runner.training.model_report import model_spec
 from runner.weights import tensors
 from runner.weights.convert import assign
 
+pytestmark = pytest.mark.e2e  # every test here: full-size VGGs and ResNets against their references
+
 TOLERANCE = 1e-5  # max |ours - reference| / max |reference logit|
 # Not 224x224: a map of 2x3 before the flatten tells (H, W, C) from (C, H, W) and H from W, where
 # 7x7 cannot tell H from W, and fc6 shrinks from 25088 to 3072 inputs (seconds, not half a minute).

@@ -2,12 +2,15 @@
 (a previous run's weights: tests/test_from_a_run.py)."""
 
 import mlflow
+import pytest
 from safetensors.numpy import save_file
 
 from apps import run_app
 from helpers import new_store
 from image_folders import make_image_folder
 from reference_resnet import random_state_dict
+
+pytestmark = pytest.mark.e2e  # every test here: the whole evaluate app over image folders
 
 SMALL_RESNET = ("model=resnet18", "model.input_shape=[64,64,3]", "trainer.batch_size=8")
 
@@ -30,6 +33,7 @@ def test_imagenet_weights_score_an_imagenette_folder_on_its_synsets_logits(tmp_p
     result, client = app("runner.evaluate", tmp_path, *SMALL_RESNET, f"model.weights={weights}",
                          "data=imagenette", f"data.root={root}")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "/batch" in result.stdout  # Keras's progress bar over the pass
     evaluation = runs_by_role(client)["evaluate"]
     assert 0 <= evaluation.data.metrics["eval_top1"] <= evaluation.data.metrics["eval_top5"] <= 1
     assert evaluation.data.params["preprocessing.std"] == "[0.229, 0.224, 0.225]"  # torchvision's

@@ -37,7 +37,7 @@ def eager_steps():
     tf.config.run_functions_eagerly(False)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("model", [pytest.param(name, marks=pytest.mark.deep) if name in DEEP else name
                                    for name in MODEL_NAMES])
 def test_model_trains_for_a_step(model):

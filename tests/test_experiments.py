@@ -5,7 +5,7 @@ import pytest
 from sweeps import COMPARISON, artifacts, assert_finished_with_metrics, run_sweep, sweep_runs
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_classics_quick_look_trains_the_six_families_in_one_sweep(tmp_path):
     result = run_sweep(tmp_path, "experiment=classics", "data=synthetic", "model.input_shape=[96,96,3]",
                        "trainer.epochs=1", "data.train_size=8", "data.val_size=8", "trainer.batch_size=8",

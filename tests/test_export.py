@@ -1,11 +1,18 @@
 """`python -m runner.export`: each format agrees with the Keras model it came from, LRN, padded pools
 and GoogLeNet's auxiliary heads included (the heads are training's: the export leaves them out)."""
 
+import logging
+import re
+import subprocess
+import warnings
+
 import numpy as np
 import pytest
 
 from apps import run_app
 from cards import tiny_card
+from helpers import REPO
+from runner.logs import quiet_libraries
 from runner.data.pipeline import IMAGENET
 from runner.weights import saved
 
@@ -31,16 +38,40 @@ def model_file(tmp_path_factory):
     return path
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("fmt, name", [("saved_model", "saved_model"), ("tflite", "model.tflite"),
                                        ("onnx", "model.onnx")])
-def test_each_format_agrees_with_keras(model_file, tmp_path, fmt, name):
-    result = run_app("runner.export", f"hydra.run.dir={tmp_path}/run", f"export.model={model_file}",
-                     f"export.format={fmt}", f"export.output={tmp_path / 'out'}")
+def test_each_format_agrees_with_keras_and_says_only_that(model_file, tmp_path, capfd, fmt, name):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.resetwarnings()  # Python's own defaults, under which a command runs
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)
+        result = run_app("runner.export", f"hydra.run.dir={tmp_path}/run", f"export.model={model_file}",
+                         f"export.format={fmt}", f"export.output={tmp_path / 'out'}")
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"wrote {tmp_path / 'out' / name}: largest difference from Keras" in result.stdout
     assert [path.name for path in (tmp_path / "out").iterdir()] == [name]  # no partial export left
+    # Its own line alone: no library's deprecation note, INFO or WARNING line (the C++ ones included:
+    # TFLite says "INFO: Created TensorFlow Lite XNNPACK delegate" the first time an interpreter allocates).
+    native = capfd.readouterr()
+    said = [result.stdout, result.stderr, native.out, native.err,
+            *(f"{warning.category.__name__}: {warning.message}" for warning in caught)]  # as Python prints them
+    noise = [line for text in said for line in text.splitlines() if re.search("WARNING|INFO:|deprecat", line, re.I)]
+    assert noise == []
 
 
+def test_tensorflows_deprecation_notes_are_held_back_and_its_warnings_are_not(caplog):
+    """tf2onnx and the converters call TensorFlow functions it has deprecated, which it says at WARNING."""
+    quiet_libraries()
+    tensorflow = logging.getLogger("tensorflow")
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        tensorflow.warning("From tf_loader.py:1: extract_sub_graph (from graph_util_impl) is deprecated and will be "
+                           "removed in a future version.")
+        tensorflow.warning("something the user should know")
+    assert [record.getMessage() for record in caplog.records] == ["something the user should know"]
+
+
+@pytest.mark.e2e
 def test_an_export_that_disagrees_is_refused_and_leaves_nothing(model_file, tmp_path):
     result = run_app("runner.export", f"hydra.run.dir={tmp_path}/run", f"export.model={model_file}",
                      "export.format=saved_model", f"export.output={tmp_path / 'out'}", "export.tolerance=-1")
@@ -49,6 +80,7 @@ def test_an_export_that_disagrees_is_refused_and_leaves_nothing(model_file, tmp_
     assert not list((tmp_path / "out").iterdir())
 
 
+@pytest.mark.e2e
 def test_a_model_that_is_not_there_is_one_line(tmp_path):
     result = run_app("runner.export", f"hydra.run.dir={tmp_path}/run", f"export.model={tmp_path}/none.keras")
     assert result.returncode == 2
@@ -65,6 +97,7 @@ def test_the_float32_copy_computes_what_the_model_does(model_file):
                                model.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.e2e
 def test_the_output_is_checked_before_any_work_and_an_export_is_replaced_only_when_asked(model_file, tmp_path):
     (tmp_path / "a_file").write_text("")
     (tmp_path / "out" / "model.tflite").parent.mkdir()
@@ -83,3 +116,15 @@ def test_the_output_is_checked_before_any_work_and_an_export_is_replaced_only_wh
     result = run_app("runner.export", *arguments, f"export.output={tmp_path / 'out'}", "export.overwrite=true")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "out" / "model.tflite").read_bytes() != b"an earlier export"
+
+
+def test_the_folders_the_documented_exports_write_are_git_ignored():
+    """A user who runs the README's or the docs' export examples in a checkout sees no untracked export."""
+    pages = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+    outputs = {match for page in pages for match in re.findall(r"export\.output=([\w./~-]+)", page.read_text())}
+    outputs -= {"DIR"}  # the placeholder of the command's synopsis
+    assert "exported/" in outputs
+    for output in sorted(outputs):
+        ignored = subprocess.run(["git", "check-ignore", "--no-index", "-q", f"{output.rstrip('/')}/model.tflite"],
+                                 cwd=REPO)
+        assert ignored.returncode == 0, f"export.output={output} (in the docs) is not git-ignored"

@@ -49,7 +49,7 @@ def digits_run(tmp_path_factory):
     return tmp_path, client, latest_run(client)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_run_fine_tunes_into_a_new_head_and_records_what_it_loaded(digits_run):
     tmp_path, client, source = digits_run
     result, client = run(tmp_path, "finetune", *FINETUNE, f"model.weights=runs:/{source.info.run_id}",
@@ -76,7 +76,7 @@ def kernel(model, name):
     return model.get_layer(name).get_weights()[0]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_loaded_weights_are_the_source_runs_and_frozen_rows_stay_fixed(digits_run):
     tmp_path, client, source = digits_run
     source_model = network(tmp_path / "digits")
@@ -90,6 +90,7 @@ def test_the_loaded_weights_are_the_source_runs_and_frozen_rows_stay_fixed(digit
     assert tuned.get_layer("output").get_weights()[0].shape[-1] == 5
 
 
+@pytest.mark.e2e
 def test_weights_from_a_run_that_is_not_in_the_store_is_one_line(tmp_path):
     result, _ = run(tmp_path, "missing", *FINETUNE, "model.weights=runs:/0123456789abcdef")
     assert result.returncode == 2
@@ -105,6 +106,7 @@ def test_a_malformed_run_reference_is_one_line_before_the_store_is_asked(tmp_pat
     assert line.startswith(f"error: model.weights={reference}: ") and "is not an MLflow run id" in line
 
 
+@pytest.mark.e2e
 def test_an_unknown_freeze_row_names_the_rows(tmp_path):
     result, _ = run(tmp_path, "badrow", *FINETUNE, "model.freeze=conv9")
     assert result.returncode == 2
@@ -117,7 +119,7 @@ def test_unfreeze_epoch_without_freeze_is_refused(tmp_path):
     assert "trainer.unfreeze_epoch=2: expected model.freeze=<row>" in result.stderr
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_trained_run_evaluates_to_the_figures_it_ended_with(digits_run):
     tmp_path, _, trained = digits_run
     store = new_store(tmp_path)
@@ -153,7 +155,7 @@ def write_digit_pngs(folder):
     return len(labels)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_predict_on_digit_files_matches_the_runs_validation_accuracy(digits_run):
     tmp_path, _, trained = digits_run
     count = write_digit_pngs(tmp_path / "pngs")
@@ -164,6 +166,7 @@ def test_predict_on_digit_files_matches_the_runs_validation_accuracy(digits_run)
                      env={"MLFLOW_TRACKING_URI": new_store(tmp_path)})
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"wrote {output}: {count} images; skipped 1 unreadable: {tmp_path / 'pngs' / 'bad.png'}" in result.stdout
+    assert f"{count}/{count}" in result.stdout and "/image" in result.stdout  # Keras's progress bar, to the end
     rows = list(csv.DictReader(output.open()))
     assert list(rows[0]) == ["file", "rank", "class", "probability"]
     assert [row["rank"] for row in rows[:5]] == ["1", "2", "3", "4", "5"] and len(rows) == 5 * count
@@ -173,6 +176,7 @@ def test_predict_on_digit_files_matches_the_runs_validation_accuracy(digits_run)
     assert accuracy == pytest.approx(trained.data.metrics["eval_top1"], abs=0.01)
 
 
+@pytest.mark.e2e
 def test_the_saved_model_classifies_raw_uint8_images_by_itself(digits_run):
     tmp_path, _, trained = digits_run
     model = keras.saving.load_model(tmp_path / "digits" / "model.keras")  # no custom objects, no compile
@@ -187,6 +191,7 @@ def test_the_saved_model_classifies_raw_uint8_images_by_itself(digits_run):
     assert saved.read_card(tmp_path / "digits" / "model.keras").class_names == tuple(str(digit) for digit in range(10))
 
 
+@pytest.mark.e2e
 def test_predict_prints_a_table_for_one_file(digits_run, tmp_path):
     model_dir, _, _ = digits_run
     write_digit_pngs(tmp_path / "pngs")
@@ -199,6 +204,7 @@ def test_predict_prints_a_table_for_one_file(digits_run, tmp_path):
     assert line.startswith(str(tmp_path / "pngs" / "000_7.png")) and line.count(",") == 1
 
 
+@pytest.mark.e2e
 def test_predict_skips_links_that_dangle_or_loop_and_notes_them_under_the_table(digits_run, tmp_path):
     model_dir, _, _ = digits_run
     write_digit_pngs(tmp_path / "pngs")

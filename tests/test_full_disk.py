@@ -76,7 +76,7 @@ def leftovers(folder: pathlib.Path) -> list[str]:
     return sorted(path.name for path in folder.rglob("*partial*"))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_full_disk_is_one_line_naming_the_file_and_the_run_ends_failed(tmp_path, monkeypatch):
     full_disk_at_second_last_weights(monkeypatch)
     result = run_here(tmp_path)
@@ -94,7 +94,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_run_ends_failed(tmp_pat
     assert run.data.tags["failure_reason"].startswith("no space left on device writing")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_store_that_cannot_be_written_leaves_the_run_running_and_says_so(tmp_path, monkeypatch):
     with monkeypatch.context() as patched:
         calls = full_disk_at_second_last_weights(patched)
@@ -181,7 +181,7 @@ def tmpfs(folder: pathlib.Path, options: str) -> Iterator[None]:
         subprocess.run(["umount", "--lazy", str(folder)], check=True)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_on_a_full_tmpfs_the_run_ends_in_one_line_not_a_segfault(small_tmpfs):
     """The store and the run folder on a 3 MB tmpfs with 1.8 MB free: HDF5 used to crash the process
     (exit 139) after writing half of last.weights.h5. A subprocess: how the process ends is the point."""
@@ -209,6 +209,7 @@ def tiny_model(tmp_path) -> pathlib.Path:
     return model
 
 
+@pytest.mark.e2e
 def test_a_full_disk_in_predict_names_its_csv_and_gives_its_own_advice(small_tmpfs, tmp_path):
     model = tiny_model(tmp_path)
     images = make_image_folder(tmp_path / "images", classes=("a",), per_class=1)
@@ -222,6 +223,7 @@ def test_a_full_disk_in_predict_names_its_csv_and_gives_its_own_advice(small_tmp
     assert os.listdir(small_tmpfs) == ["filler"]  # no CSV, whole or partial
 
 
+@pytest.mark.e2e
 def test_a_store_too_full_to_start_a_run_is_one_line_without_mlflows_tracebacks(small_tmpfs, tmp_path):
     store = f"sqlite:///{small_tmpfs / 'mlflow.db'}"
     mlflow.MlflowClient(store).search_experiments()  # creates the store's tables

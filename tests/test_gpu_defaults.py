@@ -107,14 +107,14 @@ def train_two_steps(cfg):
     return session
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("model", XLA_FAMILIES)
 def test_two_steps_compiled_by_xla(model):
     session = train_two_steps(config(model, "xla"))
     assert session.part.resolved.jit_compile and session.training.steps_per_call == 2
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.parametrize("model", FAMILIES)
 def test_two_steps_in_float16_with_loss_scaling(model, first_loss_scale, request):
     if model not in TRACED_IN_FLOAT16:
@@ -122,7 +122,7 @@ def test_two_steps_in_float16_with_loss_scaling(model, first_loss_scale, request
     assert_trained_in_float16(train_two_steps(config(model, "float16")))
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_two_steps_as_on_volta(first_loss_scale):
     """All three together, traced, as a Volta or Turing GPU runs by default, on the smallest family."""
     session = train_two_steps(config("lenet", "float16", "trainer.jit_compile=true"))

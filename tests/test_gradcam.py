@@ -56,6 +56,7 @@ def inside(y: int, x: int, corner: np.ndarray) -> bool:
     return corner[0] <= y < corner[0] + PATCH and corner[1] <= x < corner[1] + PATCH
 
 
+@pytest.mark.e2e
 def test_grad_cam_of_the_true_class_peaks_inside_the_patch(patch_network):
     model, images, labels, corners = patch_network
     row = Row("c2", "conv", model.get_layer("c2"), True)
@@ -74,6 +75,7 @@ def overlaps(start: int, side: int, at: int) -> bool:
     return start < at + PATCH and at < start + side
 
 
+@pytest.mark.e2e
 def test_occlusion_dips_where_the_patch_is(patch_network):
     model, images, labels, corners = patch_network
     assert occlusion.positions(SIDE, 0.25, 0.125) == (8, [0, 4, 8, 12, 16, 20, 24])

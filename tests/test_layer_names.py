@@ -37,6 +37,7 @@ def names_by_row(model, spec) -> dict[str, tuple[list[str], str]]:
             for name, row in layers_by_row(model, plan(spec)).items()}
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_every_layer_belongs_to_exactly_the_row_that_made_it(name):
     spec = zoo_spec(name)

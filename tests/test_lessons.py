@@ -9,7 +9,7 @@ QUICK = ("data=synthetic", "trainer.epochs=1", "data.train_size=16", "data.val_s
          "trainer.jit_compile=false")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_degradation_trains_plain_and_residual_18_and_34_in_one_sweep(tmp_path):
     result = run_sweep(tmp_path, "experiment=degradation", "model.input_shape=[64,64,3]", *QUICK,
                        multirun=False)  # the experiment makes it a multirun

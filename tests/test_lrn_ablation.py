@@ -6,7 +6,7 @@ from sweeps import COMPARISON, artifacts, assert_finished_with_metrics, run_swee
 from test_lessons import QUICK
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_lrn_ablation_trains_vgg_a_and_alexnet_with_and_without_lrn(tmp_path):
     result = run_sweep(tmp_path, "experiment=lrn_ablation", "model.input_shape=[96,96,3]", *QUICK, multirun=False)
     assert result.returncode == 0, result.stderr[-3000:]

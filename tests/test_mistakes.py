@@ -138,6 +138,7 @@ def test_open_nodes_and_the_bench_node_take_their_keys():
         check_known_keys(compose("+trainer.zzz=1"))
 
 
+@pytest.mark.e2e
 def test_a_config_error_needs_no_tensorflow(tmp_path):
     """The mistakes above are found before the command imports TensorFlow (seconds)."""
     script = ("import runpy, sys\nsys.argv = ['runner', '+trainer.epoch=3', 'hydra.run.dir=run']\n"
@@ -156,7 +157,7 @@ def clean_environment(**extra: str) -> dict:
             "PYTHONPATH": str(REPO), **extra}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_command_starts_without_tensorflows_cpp_lines(tmp_path):
     result = subprocess.run([sys.executable, "-m", "runner.describe", "model=lenet", "hydra.run.dir=run"], check=False,
                             cwd=tmp_path, env=clean_environment(), capture_output=True, text=True, timeout=300)
@@ -170,7 +171,7 @@ IMPORT_THEN_FAIL = ("import runner\nfrom runner.logs import import_tensorflow_qu
                     "tf.io.decode_image(b'not an image')\n")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_tensorflows_errors_still_raise_as_python_exceptions(tmp_path):
     result = subprocess.run([sys.executable, "-c", IMPORT_THEN_FAIL], check=False, cwd=tmp_path,
                             env=clean_environment(), capture_output=True, text=True, timeout=300)

@@ -49,6 +49,7 @@ def test_mixup_blends_each_image_with_its_partner_in_the_targets_proportion(digi
     np.testing.assert_allclose(mixed.numpy(), expected, atol=1e-3)
 
 
+@pytest.mark.e2e
 def test_mixup_ratios_follow_beta_alpha_alpha():
     alpha, batch = 0.4, 32
     images, targets = tf.zeros([batch, 4, 4, 1]), tf.eye(batch)
@@ -97,6 +98,7 @@ def test_a_mixing_probability_outside_0_to_1_is_one_line():
         mixing.from_config(compose("augment.mixup=0.2", "augment.mix_prob=1.5"))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("strategy", ["default", "mirrored"])
 def test_mixed_batches_train_a_step(strategy):
     cfg = compose("augment.mixup=0.2", "augment.cutmix=1.0", "trainer.epochs=1", "trainer.steps_per_epoch=2",

@@ -184,6 +184,7 @@ def torch_pool(inputs, kind, kernel, stride, pad, ceil_mode, count_include_pad):
 
 @pytest.mark.parametrize("kind", ["maxpool", "avgpool"])
 # The last case: ceil mode drops a window that would start in the right pad.
+@pytest.mark.e2e
 @pytest.mark.parametrize(("size", "kernel", "stride", "pad"), [(7, 3, 2, 1), (8, 3, 2, 0), (9, 5, 3, 2), (5, 2, 2, 1)])
 @pytest.mark.parametrize("ceil_mode", [False, True])
 def test_pools_match_torchs_loop(kind, size, kernel, stride, pad, ceil_mode):

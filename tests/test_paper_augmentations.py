@@ -159,6 +159,7 @@ def test_grey_photometric_is_brightness_and_contrast():
         colour.photometric(2.5, 3)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("overrides", [
     ["trainer.strategy=default"],
     ["trainer.strategy=mirrored", "trainer.cpu_replicas=2", "model.input_shape=[32,32,3]"],

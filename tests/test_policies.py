@@ -276,6 +276,7 @@ def test_a_wrong_policy_setting_is_one_line(override, message):
         augment.training(cfg.augment, SIZE)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("strategy", ["default", "mirrored"])
 def test_randaugment_and_random_erasing_train_a_step(strategy):
     cfg = compose("augment.policy=randaugment", "augment.random_erasing=0.25", "trainer.epochs=1",

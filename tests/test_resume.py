@@ -69,7 +69,7 @@ def final_weights(path):
     return keras.saving.load_model(path, compile=False).get_weights()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_preempted_then_killed_run_resumes_and_ends_as_if_never_interrupted(tmp_path):
     # Signals need a process of their own; the runs around them are the same command in this one.
     uninterrupted = run_here(tmp_path, "uninterrupted")
@@ -102,6 +102,7 @@ def test_a_preempted_then_killed_run_resumes_and_ends_as_if_never_interrupted(tm
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.e2e
 def test_ctrl_c_ends_the_run_killed_and_keeps_its_resume_point(tmp_path):
     # Enough epochs that the signal lands in training, wherever a step happens to be.
     returncode, stderr = interrupt_after_epoch(tmp_path, 1, signal.SIGINT, "trainer.epochs=100")

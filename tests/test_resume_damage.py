@@ -83,7 +83,7 @@ def folder_contents(directory: pathlib.Path) -> dict[str, bytes]:
     return {str(path.relative_to(directory)): path.read_bytes() for path in directory.rglob("*") if path.is_file()}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_second_launch_refuses_while_the_first_lives_and_a_separate_run_leaves_it_alone(live):
     folder, child = live
     assert child.poll() is None, "this test runs before those that kill the child"
@@ -195,7 +195,7 @@ def assert_superseded(tmp_path, killed_run: str, earlier: set[str]) -> str:
     return new
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_cut_short_state_json_is_refused_and_resume_false_ends_the_killed_run(killed, tmp_path):
     directory, _, killed_run = copy_of(killed, tmp_path)
     state_file = directory / resume_state.STATE_FILE
@@ -225,7 +225,7 @@ def test_a_cut_short_state_json_is_refused_and_resume_false_ends_the_killed_run(
     assert not directory.exists(), "the finished run deleted its resume point"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_lost_latest_checkpoint_falls_back_and_a_failed_end_is_redone_with_each_metric_once(killed, tmp_path):
     _, state, killed_run = copy_of(killed, tmp_path)
     assert state["epoch"] == 2

@@ -149,6 +149,7 @@ def _first_steps(seed: int):
     return images.numpy(), weights
 
 
+@pytest.mark.e2e
 def test_trainer_seed_decides_the_initial_weights_and_the_batches():
     (images, weights), (again, same), (other, different) = (_first_steps(seed) for seed in (0, 0, 1))
     assert np.array_equal(images, again) and all(map(np.array_equal, weights, same))
@@ -159,7 +160,7 @@ def test_trainer_seed_decides_the_initial_weights_and_the_batches():
 # end to end
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_sweep_over_three_seeds_and_two_rates_compares_two_rows_of_three(tmp_path):
     result = run_sweep(tmp_path, "trainer.seed=0,1,2", f"{LR}=0.05,0.2", "trainer.epochs=1",
                        "trainer.steps_per_epoch=1", "trainer.batch_size=16", "trainer.jit_compile=false")

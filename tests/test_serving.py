@@ -39,7 +39,7 @@ def wait_until_up(url: str, server: subprocess.Popen) -> None:
     pytest.fail(f"mlflow models serve did not answer at {url} within {START_S} s")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_logged_run_is_served_over_http_and_registered(tmp_path):
     store = new_store(tmp_path)
     result = run_app("runner", f"hydra.run.dir={tmp_path}/run", "trainer.epochs=1", "tracking.log_model=true",

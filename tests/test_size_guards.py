@@ -87,7 +87,7 @@ def test_ten_thousand_rows_are_refused_at_once_not_with_a_recursion_error():
     assert time.monotonic() - started < 10  # it took 3 minutes to fail in Keras
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_chain_at_the_depth_limit_still_builds():
     depth = sizes.max_layers() - 3  # the input, the flatten and the logits
     rows = [{"type": "flatten"}, *({"type": "dense", "units": 2} for _ in range(depth)), {"type": "dense", "units": 3}]
@@ -95,7 +95,7 @@ def test_a_chain_at_the_depth_limit_still_builds():
     assert len(built.model.layers) == sizes.max_layers()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_override_lets_a_borderline_model_through(monkeypatch, tmp_path):
     cfg = compose(*SMALL_RUN)
     need = memory_check.training_need(cfg, tf.distribute.get_strategy(), "float32", builders.estimate(model_spec(cfg)))

@@ -43,7 +43,7 @@ def environment(slurm, **extra) -> dict[str, str]:
     return {**{key: value for key, value in slurm.environment.items() if key not in unset}, **extra}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_srun_with_two_tasks_trains_one_model_on_two_workers(slurm, tmp_path):
     result = subprocess.run(
         ["srun", "--ntasks=2", "--kill-on-bad-exit=1", sys.executable, "-m", "runner", "trainer.strategy=multi_worker",
@@ -58,7 +58,7 @@ def test_srun_with_two_tasks_trains_one_model_on_two_workers(slurm, tmp_path):
     assert (tmp_path / "run" / "worker1" / "model.keras").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_sweep_runs_as_slurm_jobs_under_one_parent_and_polls_quietly(slurm, tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
@@ -82,7 +82,7 @@ def test_a_sweep_runs_as_slurm_jobs_under_one_parent_and_polls_quietly(slurm, tm
     assert "sacct" not in output and "accounting storage is disabled" not in output, output[-5000:]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_sweep_whose_job_slurm_cancelled_ends_failed_instead_of_waiting(slurm, tmp_path):
     """Without accounting, submitit alone would wait for the cancelled job's result forever."""
     env = environment(slurm, MLFLOW_TRACKING_URI=new_store(tmp_path))

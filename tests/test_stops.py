@@ -1,6 +1,7 @@
 """SIGTERM and Ctrl-C in the commands that do not train (evaluate, predict, export, visualize,
 describe, compare): one line, the shell's status for the signal, and what was open unwound."""
 
+import ast
 import os
 import signal
 import sqlite3
@@ -40,12 +41,16 @@ def test_a_stop_unwinds_and_ends_in_one_line_with_the_signals_status(capsys, sig
 @pytest.mark.parametrize("app", APPS)
 def test_every_command_that_does_not_train_traps_the_stop(app):
     # A signal's timing in a new process is a race with its start-up: the mechanism is tested above,
-    # and here that each command's body runs inside it.
+    # the shell's running of a body inside it in test_app_shell.py, and here that each command gives the
+    # shell its WHEN_STOPPED and leaves it to stop at once.
     source = open(os.path.join(os.path.dirname(__file__), "..", "runner", app, "__main__.py")).read()
-    assert "with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):" in source
+    [shell] = [node for node in ast.walk(ast.parse(source))
+               if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "hydra_app"]
+    assert ast.unparse(shell.args[3]) == "WHEN_STOPPED"
+    assert "stops_at_once" not in {keyword.arg for keyword in shell.keywords}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_sigterm_while_evaluate_records_ends_its_run_killed_in_one_line(tmp_path):
     """The real command and a real signal, sent from a thread once the evaluation's run is RUNNING."""
     weights = tmp_path / "resnet18.safetensors"

@@ -13,7 +13,7 @@ from sweeps import (
 )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_joblib_jobs_in_parallel_processes_share_one_sqlite_store(tmp_path):
     result = run_sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
                        "trainer.seed=1,2", "trainer.epochs=2", "trainer.steps_per_epoch=2",
@@ -29,7 +29,7 @@ def test_joblib_jobs_in_parallel_processes_share_one_sqlite_store(tmp_path):
     assert_best_child_recorded(parent, children)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_optuna_search_trials_are_children_and_the_best_is_on_the_parent(tmp_path):
     result = run_sweep(tmp_path, "hparams_search=optuna", "hydra.sweeper.n_trials=3", *QUICK, multirun=True)
     assert result.returncode == 0, result.stderr[-3000:]

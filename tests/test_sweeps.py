@@ -27,7 +27,7 @@ from sweeps import (
 )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_basic_launcher_sweep_is_one_parent_with_a_child_per_job_and_a_comparison(tmp_path, monkeypatch):
     # Every model the sweep builds, watched through a weak reference: jobs sharing a process must free them.
     built_models, build = [], builders.build
@@ -52,6 +52,7 @@ def test_basic_launcher_sweep_is_one_parent_with_a_child_per_job_and_a_compariso
     assert_best_child_recorded(parent, children)
     assert COMPARISON <= artifacts(client, parent.info.run_id)
     assert COMPARISON <= {path.name for path in (tmp_path / "sweep").iterdir()}
+    assert f"wrote {tmp_path / 'sweep' / 'comparison.md'}, " in result.stdout  # where to find them
 
     compare = run_app("runner.compare", f"hydra.run.dir={tmp_path}/compare", cwd=REPO,
                       env={"MLFLOW_TRACKING_URI": store(tmp_path)})
@@ -59,6 +60,7 @@ def test_basic_launcher_sweep_is_one_parent_with_a_child_per_job_and_a_compariso
     assert all(child.info.run_id in compare.stdout for child in children)
 
 
+@pytest.mark.e2e
 def test_a_mistake_in_one_job_fails_that_job_in_one_line_and_ends_the_parent(tmp_path):
     # AlexNet's feature map collapses at 32 px; LeNet trains at that size.
     result = run_sweep(tmp_path, "model=lenet,alexnet", "model.input_shape=[32,32,3]", "data=synthetic",
@@ -74,6 +76,7 @@ def test_a_mistake_in_one_job_fails_that_job_in_one_line_and_ends_the_parent(tmp
     assert parent.info.status == "FAILED" and "stopped early" in parent.data.tags["failure_reason"]
 
 
+@pytest.mark.e2e
 def test_concurrent_writers_on_a_fresh_sqlite_store_lose_nothing(tmp_path):
     """Three processes open a store that does not exist yet and log at once: every value arrives."""
     writer = textwrap.dedent(f"""
@@ -127,3 +130,16 @@ def test_the_parent_records_the_best_child_by_the_sweeps_objective_and_direction
     sweep._record_outcome(client, "parent", children, True, cfg.sweep)
     assert client.tags["best_run_id"] == best
     assert client.metrics == {"best_val_loss": {"a": 0.2, "b": 0.9}[best]}
+
+
+def test_a_sweep_parents_params_fit_mlflows_param_limit():
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+    from omegaconf import OmegaConf
+
+    space = {f"model.key{i}": "choice(" + ",".join(map(str, range(40))) + ")" for i in range(60)}
+    config = OmegaConf.create({"hydra": {
+        "overrides": {"task": ["model=lenet"]}, "sweeper": {"_target_": "a.BasicSweeper", "params": space},
+        "launcher": {"_target_": "a.BasicLauncher"}}})
+    params = sweep._parent_params(config)
+    assert len(params["sweep.space"]) == MAX_PARAM_VAL_LENGTH and params["sweep.space"].endswith("...")
+    assert params["sweep.overrides"] == "model=lenet" and params["sweep.sweeper"] == "BasicSweeper"

@@ -16,9 +16,10 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 from helpers import CONF, compose
 from runner.tracking.dashboard import how_to_open
 from runner.tracking.run import Run
-from runner.tracking.store import store_uri
+from runner.tracking.store import store_in, store_uri
 from runner.errors import UserError
 from runner.signals import Stopped, interrupt
+from runner.training.record import artifacts_location
 from runner.training.stops import DeferredStops, Trap, stop_if_requested
 
 
@@ -49,6 +50,7 @@ def test_store_uri_precedence_env_then_config_then_outputs(tmp_path, monkeypatch
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert store_uri(compose()) == f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}"
     assert (tmp_path / "outputs").is_dir()
+    assert store_in(tmp_path / "bench") == f"sqlite:///{tmp_path / 'bench' / 'mlflow.db'}"  # the bench's throwaway
 
     configured = compose("tracking.uri=sqlite:///configured.db")
     assert store_uri(configured) == "sqlite:///configured.db"
@@ -63,6 +65,18 @@ def test_default_store_keeps_artifacts_under_outputs(project_dir, client, monkey
     artifact_uri = client.get_run(run.run_id).info.artifact_uri  # the client reads the store under outputs/
     assert artifact_uri.startswith((project_dir / "outputs" / "mlartifacts").as_uri())
     assert not (project_dir / "mlruns").exists()
+
+
+def test_a_run_names_its_artifacts_folder_on_disk_else_their_uri(project_dir, client, monkeypatch):
+    monkeypatch.chdir(project_dir)
+    with Run(compose()) as run:
+        run.log_text("logged", "note.txt")
+    folder = pathlib.Path(artifacts_location(client, run.run_id))
+    assert (folder / "note.txt").read_text() == "logged"
+    assert folder.is_relative_to(project_dir / "outputs" / "mlartifacts")
+    remote = client.create_experiment("remote", artifact_location="s3://bucket/remote")
+    remote_run = client.create_run(remote).info.run_id
+    assert artifacts_location(client, remote_run) == f"s3://bucket/remote/{remote_run}/artifacts"
 
 
 def test_a_run_leaves_the_tracking_uri_variable_as_it_found_it(store, monkeypatch):

@@ -18,6 +18,7 @@ import mlflow
 import pytest
 
 from apps import SHELL_UNSET, run_app
+from runner.tracking.server import request_settings
 
 EPOCHS = 5
 EPOCH_METRICS = ("loss", "top1", "val_loss", "val_top1", "lr", "epoch_seconds")
@@ -175,7 +176,19 @@ def epochs_logged(url: str, run_id: str) -> dict[str, list[int]]:
     return {key: sorted(metric.step for metric in client.get_metric_history(run_id, key)) for key in EPOCH_METRICS}
 
 
-@pytest.mark.slow
+def test_request_settings_keep_a_users_own_unless_replacing_and_go_when_the_block_ends(monkeypatch):
+    retries, timeout = "MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT"
+    monkeypatch.setenv(retries, "0")  # the user's own
+    monkeypatch.delenv(timeout, raising=False)
+    with request_settings({retries: "4", timeout: "30"}, replace=False):
+        assert os.environ[retries] == "0" and os.environ[timeout] == "30"
+        with request_settings({retries: "4", timeout: "30"}, replace=True):
+            assert os.environ[retries] == "4"
+        assert os.environ[retries] == "0"
+    assert os.environ[retries] == "0" and timeout not in os.environ
+
+
+@pytest.mark.e2e
 def test_a_store_where_nothing_listens_is_refused_in_seconds_before_anything_is_built(tmp_path):
     uri = f"http://127.0.0.1:{free_port()}"
     began = time.monotonic()
@@ -200,7 +213,7 @@ def test_a_sweep_on_a_store_where_nothing_listens_is_refused_before_its_parent_o
     assert "Launching" not in result.stdout and not (tmp_path / "outputs" / "resume").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_server_killed_mid_run_stalls_nothing_and_the_rerun_completes_the_run(server, tmp_path):
     command = training(server.url, tmp_path, "killed")
     began = time.monotonic()
@@ -228,7 +241,7 @@ def test_a_server_killed_mid_run_stalls_nothing_and_the_rerun_completes_the_run(
     assert saved_epochs(tmp_path) == 0, "the finished run's resume point is gone"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_job_logs_over_http_and_a_server_cut_off_for_epochs_gets_them_when_it_answers_again(server, tmp_path):
     relay = Relay(server.port)
     # No retries (the user's setting wins): a write in the outage fails at once, as one whose

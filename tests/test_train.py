@@ -32,7 +32,7 @@ def only_run(tmp_path):
     return client, runs[0]
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
     """The README's main job, as the command it is: a new interpreter, nothing but the defaults."""
     environment = {**os.environ, "MLFLOW_TRACKING_URI": new_store(tmp_path)}
@@ -57,9 +57,11 @@ def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
     assert (tmp_path / "run" / "model.keras").exists()
     assert (tmp_path / "run" / "checkpoints" / "best.weights.h5").exists()
     assert run.info.run_id in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
+    artifacts = client.get_run(run.info.run_id).info.artifact_uri.removeprefix("file://")
+    assert f"figures and artifacts: {artifacts}\n" in result.stdout
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_resnet18_on_a_dirty_imagenette_folder_with_ten_crop_evaluation(tmp_path):
     root = make_image_folder(tmp_path / "imagenette", per_class=4, size=(80, 96))
     readable, broken = dirty_files(CLASS_COLOURS[0], shape=(80, 96))
@@ -82,7 +84,7 @@ def test_resnet18_on_a_dirty_imagenette_folder_with_ten_crop_evaluation(tmp_path
     assert sorted(row["file"].rsplit("/", 1)[-1] for row in rows) == sorted(broken)
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_googlenet_with_auxiliary_heads_on_two_mirrored_cpu_replicas(tmp_path):
     result = run_runner(tmp_path, "model=googlenet", "data=synthetic", "model.input_shape=[96,96,3]",
                         "trainer.strategy=mirrored", "trainer.cpu_replicas=2", "trainer.epochs=1",
@@ -94,6 +96,7 @@ def test_googlenet_with_auxiliary_heads_on_two_mirrored_cpu_replicas(tmp_path):
     assert run.data.params["replicas"] == "2" and run.data.params["model.aux_loss_weight"] == "0.3"
 
 
+@pytest.mark.e2e
 def test_bad_data_root_is_one_line_and_leaves_no_run(tmp_path):
     result = run_runner(tmp_path, "data=folder", f"data.root={tmp_path}/missing", "data.num_classes=3")
     assert result.returncode == 2 and "Traceback" not in result.stderr

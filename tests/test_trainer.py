@@ -26,6 +26,7 @@ def fit(tmp_path, *overrides):
     return session.model, session.training.optimizer, trained.history
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_trains_with_float32_losses(tmp_path, precision):
     model, optimizer, history = fit(tmp_path, f"trainer.precision={precision}", "trainer.epochs=2",
@@ -61,19 +62,32 @@ def test_xla_is_off_by_default_on_a_cpu_and_on_when_asked():
     assert uses_xla(compose("trainer.jit_compile=true").trainer, default)
 
 
+@pytest.mark.e2e
 def test_steps_per_execution_runs_the_same_number_of_steps(tmp_path):
     _, optimizer, history = fit(tmp_path, "trainer.epochs=2", "trainer.steps_per_execution=2")
     assert int(optimizer.iterations) == 2 * (64 // 16)
     assert len(history["loss"]) == 2
 
 
+@pytest.mark.e2e
 def test_step_schedule_decays_at_the_given_epochs(tmp_path):
     _, _, history = fit(tmp_path, "schedule=step", "schedule.step_epochs=[1,2]", "optimizer.lr=0.1",
                         "trainer.epochs=3")
-    # lr is the rate each epoch starts with.
+    # Every step of an epoch takes one rate: the epoch's.
     assert history["lr"] == pytest.approx([0.1, 0.01, 0.001])
 
 
+@pytest.mark.e2e
+def test_an_epochs_lr_is_the_mean_rate_its_updates_used(tmp_path):
+    """A warm-up from 0 over the first epoch's 4 steps uses 0, 0.025, 0.05 and 0.075: the epoch shows
+    their mean, not the 0 it starts at; the cosine half's 0.1, 0.085, 0.05, 0.015 average 0.0625.
+    Two steps per call: every step counts, not only each call's first."""
+    _, _, history = fit(tmp_path, "schedule=cosine", "schedule.warmup_epochs=1", "schedule.min_lr=0",
+                        "optimizer.lr=0.1", "trainer.epochs=2", "trainer.steps_per_execution=2")
+    assert history["lr"] == pytest.approx([0.0375, 0.0625])
+
+
+@pytest.mark.e2e
 def test_plateau_divides_the_rate_when_val_loss_stalls(tmp_path):
     _, _, history = fit(tmp_path, "schedule=plateau", "schedule.patience=1", "schedule.min_lr=0",
                         "optimizer.lr=1e-9", "trainer.epochs=4")
@@ -81,6 +95,7 @@ def test_plateau_divides_the_rate_when_val_loss_stalls(tmp_path):
     assert history["lr"] == pytest.approx([1e-9, 1e-9, 1e-10, 1e-11], rel=1e-3)
 
 
+@pytest.mark.e2e
 def test_early_stopping_ends_a_run_that_stops_improving(tmp_path):
     _, _, history = fit(tmp_path, "trainer.early_stopping_patience=1", "optimizer.lr=0", "trainer.epochs=10")
     assert len(history["loss"]) == 2
@@ -105,6 +120,7 @@ def test_a_nan_loss_stops_training_at_the_step_it_appears(per_call, where):
     assert batches_seen == [0, 1] if per_call == 1 else batches_seen == [1]  # nothing after the NaN
 
 
+@pytest.mark.e2e
 def test_mirrored_runs_of_different_models_follow_one_another_in_one_process():
     """The jobs of an in-process multirun: each MirroredStrategy's collectives are its own, so the
     second model's gradients (another shape) are not taken for the first's."""

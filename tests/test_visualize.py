@@ -15,7 +15,7 @@ from runner.errors import UserError
 from runner.tracking.artifacts import model_file, run_config
 from runner.visualize import figure2, figures, filters
 from runner.visualize.run import visualize_model
-from runner.visualize.source import find_run, open_store
+from runner.visualize.source import announced, find_run, open_store
 
 # TensorFlow's start-up chatter on stderr, not part of what the command says.
 NOISE = re.compile(r"^(I0000|W0000|E0000|WARNING: All log messages|To enable the following instructions)")
@@ -51,6 +51,17 @@ def test_the_latest_finished_run_that_is_no_sweep_is_the_default(store, tmp_path
         find_run(client, sweep)
     with pytest.raises(UserError, match="visualize.model=runs:/0123abcd: no such run in sqlite:///"):
         find_run(client, "0123abcd")
+
+
+def test_the_run_drawn_is_named_before_the_work_starts(store):
+    _, client, root = store
+    experiment = client.create_experiment("named", artifact_location=(root / "named").as_uri())
+    run = client.create_run(experiment, run_name="resnet18-digits-20261207-091200",
+                            start_time=1_781_524_800_000,  # 2026-06-15, noon UTC
+                            tags={"model": "resnet18", "data": "digits"})
+    line = announced(client.get_run(run.info.run_id))
+    assert line.startswith(f"drawing MLflow run resnet18-digits-20261207-091200 ({run.info.run_id}): "
+                           "model resnet18, data digits, started 2026-06-15 ")
 
 
 def test_the_model_is_the_logged_artifact_else_the_file_in_the_run_folder(store, tmp_path):
@@ -112,11 +123,14 @@ def logged_sizes(client: mlflow.MlflowClient, run_id: str, folder: pathlib.Path)
             for name in names}
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_command_draws_the_latest_run_and_logs_the_figures_on_it(trained, tmp_path):
     uri, run_id, _ = trained
     result = visualize_command(uri, tmp_path)  # every default: the latest run, its default rows
     assert result.returncode == 0, result.stderr[-3000:]
+    named = re.search(rf"^drawing MLflow run lenet-digits-\S+ \({run_id}\): model lenet, data digits", result.stdout,
+                      re.MULTILINE)
+    assert named and named.start() < result.stdout.index("wrote ")  # said before the work, not after
     # LeNet's defaults: c1 (28x28x6), c3 (10x10x16), s4 (5x5x16, the last spatial row, also the top row).
     expected = {"filters.png": filters.panel_size(6, 5, 5),  # 6 filters 5x5x1: 2 lines of 3, 800 px wide
                 "feature_maps_c1.png": figures.grid_size(8, 1 + 6),
@@ -139,7 +153,7 @@ def test_the_command_draws_the_latest_run_and_logs_the_figures_on_it(trained, tm
     assert len(client.search_runs([e.experiment_id for e in client.search_experiments()])) == 1, "no run of its own"
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_a_model_file_is_drawn_as_its_weights_on_the_model_its_card_names(trained, tmp_path):
     uri, run_id, root = trained
     file = root / "run" / "model.keras"
@@ -159,7 +173,7 @@ def test_a_model_file_is_drawn_as_its_weights_on_the_model_its_card_names(traine
         visualize_model(wrong_model, tmp_path / "refused")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
     uri, run_id, _ = trained
     with hydra.initialize_config_dir(str(CONF), version_base="1.3"):
@@ -198,7 +212,7 @@ def test_the_options_choose_rows_channels_and_images(trained, tmp_path):
         visualize_model(not_spatial, tmp_path / "out")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_an_unknown_run_is_one_line_and_exit_status_2(trained):
     uri, _, root = trained
     result = visualize_command(uri, root, "visualize.model=runs:/0123abcd")

@@ -86,9 +86,19 @@ def test_guided_backprop_equals_the_hand_computed_guided_gradient(net):
     assert all("call" not in vars(layer) for layer in model.layers)
 
 
+# the options, as the command composes them
+
+
+def test_the_figures_options_are_the_commands_with_the_schemas_defaults():
+    options = Options.of(compose("visualize.top_k=2", "visualize.rows=[conv1]", app="visualize").visualize)
+    assert options == Options(top_k=2, rows=["conv1"])
+    assert (options.images, options.max_images, options.occlusion_stride) == (8, 512, 0.125)
+
+
 # the zoo's nested models, built here without training
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("name", "size", "default_rows_expected"), [
     ("resnet18", 64, ["conv1", "conv3_block2", "conv5_block2"]),  # the last is Grad-CAM's default row too
     ("googlenet", 96, ["conv1", "inception_4b", "inception_5b"]),

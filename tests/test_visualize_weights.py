@@ -26,7 +26,7 @@ FIGURES = ("visualize.images=2", "visualize.channels=2", "visualize.top_k=3", "v
            "visualize.rows=[conv1]", "visualize.top_row=conv3_block1")
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 def test_published_weights_are_drawn_on_a_folder_and_recorded_as_a_run_of_their_own(tmp_path):
     root = make_image_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=3, size=(72, 80))
     weights = tmp_path / "resnet18.safetensors"

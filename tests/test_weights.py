@@ -47,6 +47,7 @@ def test_a_model_without_published_weights_says_so_and_lists_those_with(tmp_path
     assert no_runs(tmp_path)
 
 
+@pytest.mark.e2e
 def test_published_weights_offline_fail_in_one_line_before_any_run(tmp_path, monkeypatch):
     # A port nothing listens on: the download is refused at once, as on a machine without network.
     entry = dataclasses.replace(published.published("vgg16"), url="http://127.0.0.1:9/vgg16_weights.h5")
@@ -69,6 +70,7 @@ def test_the_hugging_face_hub_offline_fails_in_one_line(tmp_path):
     assert line.endswith("pass model.weights=/path/to/model.safetensors")
 
 
+@pytest.mark.e2e
 def test_a_file_that_does_not_exist_or_fits_no_layout_is_one_line(tmp_path):
     line = one_line_error(runner(tmp_path, f"model.weights={tmp_path}/none.safetensors", *TINY))
     assert line.startswith(f"error: model.weights={tmp_path}/none.safetensors: no such file; give imagenet")
@@ -78,6 +80,7 @@ def test_a_file_that_does_not_exist_or_fits_no_layout_is_one_line(tmp_path):
     assert line.startswith(f"error: model.weights={path}: no conversion from a .safetensors file to lenet; ")
 
 
+@pytest.mark.e2e
 def test_a_torchvision_file_trains_from_its_weights_with_its_preprocessing(tmp_path):
     import mlflow
 

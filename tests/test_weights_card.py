@@ -3,6 +3,8 @@ run's params come from it, and every app that uses a model takes published weigh
 (published weights come from a pre-filled hub cache: tests/hub_cache.py)."""
 
 import json
+import re
+import shlex
 import shutil
 import zipfile
 
@@ -69,6 +71,7 @@ def test_published_tags_name_one_of_several_weights():
         published.published("vgg16", "imagenet:v2")
 
 
+@pytest.mark.e2e
 def test_a_run_from_another_runs_file_takes_that_runs_preprocessing_bgr_included(tmp_path):
     """File (Caffe-style card) -> run A -> A's model.keras file -> run B: B records A's inputs."""
     root = make_image_folder(tmp_path / "pets", classes=("cat", "dog"), per_class=4, size=(36, 40))
@@ -100,6 +103,7 @@ def offline_resnet18(tmp_path, monkeypatch):
     return environment
 
 
+@pytest.mark.e2e
 def test_evaluate_published_weights_on_a_val_only_folder_builds_no_optimizer(tmp_path, offline_resnet18,
                                                                               monkeypatch):
     root = make_image_folder(tmp_path / "imagenette", per_class=1, size=(72, 80))
@@ -117,6 +121,7 @@ def test_evaluate_published_weights_on_a_val_only_folder_builds_no_optimizer(tmp
     assert "not comparable, only the data's classes were scored" in result.stdout
 
 
+@pytest.mark.e2e
 def test_evaluate_decodes_no_training_image(tmp_path, offline_resnet18, monkeypatch):
     root = make_image_folder(tmp_path / "imagenette", per_class=1, size=(72, 80))
     decoded = []
@@ -130,6 +135,7 @@ def test_evaluate_decodes_no_training_image(tmp_path, offline_resnet18, monkeypa
     assert decoded and all("/val/" in file for file in decoded)
 
 
+@pytest.mark.e2e
 def test_predict_and_export_take_published_weights_with_their_classes(tmp_path, offline_resnet18):
     photos = make_image_folder(tmp_path / "photos", per_class=1, size=(72, 80)) / "val"
     result = run_app("runner.predict", *SMALL_RESNET, "model.weights=imagenet", f"predict.images={photos}",
@@ -223,6 +229,7 @@ def test_googlenets_classifier_rows_are_its_last_row_then_its_auxiliary_heads():
     assert classifier_rows(with_classes(cfg, 1000), built) == ()  # sized: no row says ${data.num_classes}
 
 
+@pytest.mark.e2e
 def test_several_evaluations_are_one_multirun_that_compare_tabulates_beside_the_published(tmp_path, offline_resnet18):
     root = make_image_folder(tmp_path / "imagenette", per_class=1, size=(72, 80))
     store = new_store(tmp_path)
@@ -285,3 +292,36 @@ def test_evaluate_refuses_weights_whose_classes_are_not_the_datas(tmp_path):
     assert result.stderr.strip() == (f"error: model.weights={file} predicts 2 classes and data's 2 are not all among "
                                      "them ('cat' is not; 'car' is): fine-tune first (python -m runner "
                                      "model.weights=...), then evaluate that run")
+
+
+# The config each documented command composes; predict and export set data's statistics aside themselves.
+APP_CONFIGS = {"runner": "config", "runner.evaluate": "config", "runner.visualize": "visualize"}
+
+
+def documented_commands() -> list[list[str]]:
+    """Every `python -m runner...` command of the README's and the docs' code blocks, as its arguments."""
+    commands = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for block in page.read_text().split("```")[1::2]:  # the fenced blocks
+            for line in block.replace("\\\n", " ").splitlines():
+                command = re.match(r"^(?:.* && )?\s*(python -m runner.*)", line)  # a command, not a mention
+                if command:
+                    commands.append(shlex.split(command.group(1), comments=True)[2:])
+    return commands
+
+
+def test_the_documented_commands_with_weights_take_the_weights_preprocessing():
+    """An example that starts from published weights or a file leaves data.mean and data.std unset, so
+    the weights' card says the preprocessing and no warning says they disagree. (A run's weights,
+    runs:/<run_id>, agree with the data of that run, which the example's comment names.)"""
+    checked = 0
+    for app, *overrides in documented_commands():
+        weights = [word for word in overrides if word.startswith("model.weights=")]
+        if app not in APP_CONFIGS or not weights or "runs:/" in weights[0]:
+            continue
+        chosen = [word.split(",")[0] if word.split("=")[0] in ("model", "data") else word
+                  for word in overrides if word != "-m"]
+        data = compose(*chosen, app=APP_CONFIGS[app]).data
+        assert (data.mean, data.std) == (None, None), f"python -m {app} {' '.join(overrides)} sets data's statistics"
+        checked += 1
+    assert checked >= 5

@@ -19,34 +19,23 @@ export checked against Keras, with images/s at bench.infer_batch and latency (me
 at batch 1; bench.json's "inference" section and infer_<format>_* metrics (runner/bench/inference.py).
 """
 
-from hydra.core.hydra_config import HydraConfig
+import pathlib
+
 from omegaconf import DictConfig
 
-from runner import schema
 from runner.app import hydra_app
-from runner.errors import reported_as_one_line
-from runner.logs import quiet_libraries
 
-schema.register()
+# What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
+WHEN_STOPPED = "no bench.json is written; run it again for the measurements"
 
 
-@hydra_app("bench")
-def main(cfg: DictConfig) -> None:
-    import pathlib
-
-    import keras  # TensorFlow's import waits until the config has composed
-
-    from runner.bench.report import table
+@hydra_app("bench", __doc__, "python -m runner.bench model=resnet18 data=imagenette data.root=/data/imagenette2-320",
+           WHEN_STOPPED, gpu_note=True)
+def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
+    from runner.bench.report import table  # TensorFlow's imports wait until the config has composed
     from runner.bench.run import run_bench
-    from runner.training.gpu_notice import say_when_no_gpu
 
-    quiet_libraries()
-    say_when_no_gpu(cfg.trainer)
-    try:
-        with reported_as_one_line():
-            result, path = run_bench(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
-    finally:
-        keras.backend.clear_session()  # a multirun benches its jobs in this process
+    result, path = run_bench(cfg, run_dir)
     print()
     print(table(result))
     print(f"\nwrote {path}")

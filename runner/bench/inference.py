@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 from runner.bench.inference_rows import FORMATS as ROWS
 from runner.bench.inference_rows import Inference, InferenceRow
 from runner.export.run import FORMATS, Predict, onnx_missing, usable_cores
-from runner.messages import first_line
+from runner.messages import named_first_line
 from runner.training.session import Session
 from runner.training.stand_alone import from_weights
 from runner.weights import saved
@@ -78,8 +78,7 @@ def _export_row(name: str, model: keras.Model, images: np.ndarray, expected: np.
         predict = chosen.load(folder / chosen.name)
     except Exception as error:  # a converter's refusal (an op it lacks) costs this row, not the others
         return InferenceRow(len(images), threads=threads,
-                            reason=f"not measured: the export failed ({type(error).__name__}: "
-                                   f"{first_line(str(error))})")
+                            reason=f"not measured: the export failed ({named_first_line(error)})")
     difference = float(np.abs(predict(images) - expected).max())
     if not difference <= bench.infer_tolerance:
         return InferenceRow(len(images), max_difference=difference, threads=threads,

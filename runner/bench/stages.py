@@ -9,7 +9,6 @@ import contextlib
 import copy
 import dataclasses
 import math
-import os
 import pathlib
 import re
 import shutil
@@ -23,7 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.data import imagenette
 from runner.data.splits import SOURCES, load, training_augmentation
+from runner.environment import environment_set
+from runner.messages import first_line
 from runner.tracking.run import Run
+from runner.tracking.store import store_in
 from runner.training import loop
 from runner.training.callbacks import standard_callbacks
 from runner.training.session import Session, epoch_steps
@@ -121,7 +123,7 @@ def keras_baseline(cfg: DictConfig) -> tuple[int, float]:
     try:
         return timed_batches(augmented.repeat().prefetch(AUTOTUNE), cfg.bench.warmup_batches, cfg.bench.batches)
     except tf.errors.InvalidArgumentError as error:  # it has no way to skip a file it cannot decode
-        reason = re.sub(r"\{\{.*?\}\}\s*", "", error.message.strip().splitlines()[0])  # TF's {{function_node ...}}
+        reason = re.sub(r"\{\{.*?\}\}\s*", "", first_line(error.message))  # TF's {{function_node ...}}
         raise NotApplicable(f"Keras's folder loader stopped on an image it cannot decode: {reason}") from None
 
 
@@ -231,12 +233,7 @@ def _run_or_throwaway(cfg: DictConfig, run: Optional[Run], folder: pathlib.Path)
     if run is not None:
         yield run
         return
-    uri = f"sqlite:///{(folder / 'mlflow.db').resolve()}"
+    settings = {"tracking.uri": store_in(folder), "tracking.experiment": "bench"}
     # store_uri prefers MLFLOW_TRACKING_URI to tracking.uri: hide it, so nothing reaches the user's store.
-    saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
-    try:
-        with Run(with_values(cfg, {"tracking.uri": uri, "tracking.experiment": "bench"})) as throwaway:
-            yield throwaway
-    finally:
-        if saved is not None:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
+    with environment_set(MLFLOW_TRACKING_URI=None), Run(with_values(cfg, settings)) as throwaway:
+        yield throwaway

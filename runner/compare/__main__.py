@@ -8,28 +8,24 @@ folder, logged on the parent run too.
 
 import pathlib
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from runner import schema
 from runner.app import hydra_app
-from runner.compare.report import compare_sweep
-from runner.compare.select import existing_store, find_sweep
-from runner.errors import reported_as_one_line
-from runner.tracking.store import store_uri
-from runner.training.stops import stopped_in_one_line
 
-schema.register()
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "run it again for the comparison"
 
 
-@hydra_app("compare", tensorflow=False)  # MLflow and matplotlib only
-def main(cfg: DictConfig) -> None:
-    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
-        client = existing_store(store_uri(cfg))
-        parent = find_sweep(client, cfg.compare.run_id, cfg.compare.experiment, cfg.compare.tag)
-    comparison = compare_sweep(client, parent.info.run_id, pathlib.Path(HydraConfig.get().runtime.output_dir))
+@hydra_app("compare", __doc__, "python -m runner.compare compare.experiment=lrn_ablation", WHEN_STOPPED,
+           tensorflow=False)  # MLflow and matplotlib only
+def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
+    from runner.compare.report import compare_sweep  # MLflow's imports wait until the config has composed
+    from runner.compare.select import existing_store, find_sweep
+    from runner.tracking.store import store_uri
+
+    client = existing_store(store_uri(cfg))
+    parent = find_sweep(client, cfg.compare.run_id, cfg.compare.experiment, cfg.compare.tag)
+    comparison = compare_sweep(client, parent.info.run_id, run_dir)
     print(comparison.table)
     print()
     for path in comparison.paths:

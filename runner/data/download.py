@@ -11,6 +11,7 @@ import urllib.request
 from pathlib import Path
 
 from runner.errors import UserError
+from runner.messages import joined_lines
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def extract(archive: Archive, path: Path, into: Path) -> None:
             # filter, and the archive's checksum has been verified by then.
             tar.extractall(into, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     except (tarfile.TarError, OSError, EOFError) as error:
-        raise UserError(f"cannot extract {archive.url} ({_one_line(error)}): {_by_hand(archive)}") from None
+        raise UserError(f"cannot extract {archive.url} ({joined_lines(error)}): {_by_hand(archive)}") from None
     tree = into / archive.folder
     if not ((tree / "train").is_dir() and (tree / "val").is_dir()):
         raise UserError(f"{archive.url} holds no {archive.folder}/train and {archive.folder}/val: "
@@ -70,7 +71,7 @@ def _download(archive: Archive, path: Path) -> None:
             shutil.copyfileobj(response, file, CHUNK_BYTES)
     except (OSError, http.client.HTTPException) as error:  # URLError and timeouts are OSErrors
         reason = getattr(error, "reason", error)
-        raise UserError(f"cannot download {archive.url} ({_one_line(reason)}): {_by_hand(archive)}") from None
+        raise UserError(f"cannot download {archive.url} ({joined_lines(reason)}): {_by_hand(archive)}") from None
 
 
 def _verify(archive: Archive, path: Path) -> None:
@@ -89,7 +90,3 @@ def _verify(archive: Archive, path: Path) -> None:
 def _by_hand(archive: Archive) -> str:
     return (f"download it by hand, extract it and pass data.root=/path/to/{archive.folder} "
             "(the folder holding train/ and val/)")
-
-
-def _one_line(error) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

@@ -13,31 +13,23 @@ import pathlib
 
 from omegaconf import DictConfig
 
-from runner import schema
 from runner.app import hydra_app
-from runner.errors import reported_as_one_line
-from runner.training.stops import stopped_in_one_line
 
-schema.register()
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "run it again for the report"
 PICTURES = ("png", "svg")
 
 
-@hydra_app("describe")
-def main(cfg: DictConfig) -> None:
-    import keras  # TensorFlow's imports wait until the config has composed
+@hydra_app("describe", __doc__, "python -m runner.describe model=alexnet describe.format=markdown", WHEN_STOPPED)
+def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
+    from runner.training.model_report import describe, render  # TensorFlow's imports, once the config has composed
 
-    from runner.training.model_report import describe, render
-
-    keras.backend.clear_session()  # a multirun describes many models in one process
     fmt = cfg.describe.format.value
-    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
-        result = describe(cfg)
-        if fmt in PICTURES:
-            draw(cfg, result, fmt)
-            return
-        text = render(result, fmt)
+    result = describe(cfg)
+    if fmt in PICTURES:
+        draw(cfg, result, fmt)
+        return
+    text = render(result, fmt)
     if cfg.describe.output:
         path = pathlib.Path(cfg.describe.output)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,34 +9,22 @@ classes than the data's, which are among them (ImageNet's on Imagenette's synset
 those classes' logits alone.
 """
 
+import pathlib
 
 from omegaconf import DictConfig
 
-from runner import schema
 from runner.app import hydra_app
-from runner.errors import reported_as_one_line
-from runner.logs import quiet_libraries
-from runner.training.stops import stopped_in_one_line
 
-schema.register()
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "an evaluation run it had started ended KILLED"
 
 
-@hydra_app("config")
-def main(cfg: DictConfig) -> float:
-    import keras  # after the config has composed
+@hydra_app("config", __doc__, "python -m runner.evaluate model=resnet50 model.weights=imagenet data=imagenette",
+           WHEN_STOPPED, gpu_note=True)
+def main(cfg: DictConfig, run_dir: pathlib.Path) -> float:
+    from runner.evaluate.run import evaluate_weights  # TensorFlow's imports, once the config has composed
 
-    from runner.evaluate.run import evaluate_weights
-    from runner.training.gpu_notice import say_when_no_gpu
-
-    quiet_libraries()
-    say_when_no_gpu(cfg.trainer)
-    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
-        try:
-            return evaluate_weights(cfg)
-        finally:
-            keras.backend.clear_session()  # a multirun evaluates its jobs in this process
+    return evaluate_weights(cfg)
 
 
 if __name__ == "__main__":

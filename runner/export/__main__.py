@@ -10,27 +10,21 @@ images and compared with the Keras model, and refused (nothing written) if they 
 
 import pathlib
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from runner import schema
 from runner.app import hydra_app
-from runner.errors import reported_as_one_line
-from runner.logs import quiet_libraries
-from runner.training.stops import stopped_in_one_line
 
-schema.register()
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "no partial export is left"
 
 
-@hydra_app("export")
-def main(cfg: DictConfig) -> None:
+@hydra_app("export", __doc__,
+           "python -m runner.export export.model=runs:/<run_id> export.format=tflite export.output=exported/",
+           WHEN_STOPPED)
+def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
     from runner.export.run import export  # TensorFlow's imports, once the config has composed
 
-    quiet_libraries()
-    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
-        path, difference = export(cfg, pathlib.Path(HydraConfig.get().runtime.output_dir))
+    path, difference = export(cfg, run_dir)
     print(f"wrote {path}: largest difference from Keras {difference:.2e} on {cfg.export.check_images} images")
 
 

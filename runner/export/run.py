@@ -6,7 +6,6 @@ Keras, and only then moved into place. Each format's loader gives a function to 
 import dataclasses
 import os
 import pathlib
-import shutil
 import tempfile
 from typing import Callable, Optional
 
@@ -19,6 +18,7 @@ import builders  # noqa: F401  (registers its layers, LRN and the padded pools, 
 from runner import disk
 from runner.bounds import check_bounds
 from runner.errors import UserError
+from runner.logs import native_lines_held_back
 from runner.schema import ExportConfig
 from runner.training.stand_alone import stand_alone
 from runner.weights import saved
@@ -38,22 +38,16 @@ def export(cfg: DictConfig, run_dir: pathlib.Path) -> tuple[pathlib.Path, float]
     _check_output(folder, target, options.overwrite)  # before the model: the cheaper mistake first
     model = saved.float32_copy(stand_alone(cfg, "export.model").model)
     folder.mkdir(parents=True, exist_ok=True)
-    partial = folder / f".{chosen.name}.partial"
-    _remove(partial)
     images = np.random.default_rng(SEED).integers(0, 256, (options.check_images, *model.input_shape[1:]))
     images = images.astype(np.float32)
     expected = model.predict(images, verbose=0)  # before the export: ONNX's needs a model that has run
-    try:
+    with disk.written_whole(target) as partial:
         chosen.write(model, partial)
         difference = float(np.abs(chosen.load(partial)(images) - expected).max())
         if not difference <= options.tolerance:
             raise UserError(f"export.format={options.format.value}: the export differs from the Keras model by "
                             f"{difference:.2e} (export.tolerance={options.tolerance:g}) on {len(images)} images; "
                             "nothing written")
-        _remove(target)
-        partial.rename(target)
-    finally:
-        _remove(partial)
     return target, difference
 
 
@@ -123,9 +117,10 @@ def _load_tflite(path: pathlib.Path) -> Predict:
 
     def predict(images: np.ndarray) -> np.ndarray:
         if images.shape not in interpreters:
-            interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=usable_cores())
-            interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], images.shape)
-            interpreter.allocate_tensors()
+            with native_lines_held_back():  # TFLite's INFO line as it allocates, which its level does not reach
+                interpreter = tf.lite.Interpreter(model_path=str(path), num_threads=usable_cores())
+                interpreter.resize_tensor_input(interpreter.get_input_details()[0]["index"], images.shape)
+                interpreter.allocate_tensors()
             interpreters[images.shape] = interpreter
         interpreter = interpreters[images.shape]
         [given], [returned] = interpreter.get_input_details(), interpreter.get_output_details()
@@ -148,10 +143,3 @@ FORMATS = {  # export.format -> how it is written, loaded and named
     "onnx": Format(_onnx, _load_onnx, "model.onnx"),
     "tflite": Format(_tflite, _load_tflite, "model.tflite"),
 }
-
-
-def _remove(path: pathlib.Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path)
-    elif path.exists():
-        path.unlink()

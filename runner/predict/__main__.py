@@ -9,30 +9,22 @@ predict.output=<file>.csv writes the columns file,rank,class,probability (rank 1
 prediction, predict.top_k ranks per file).
 """
 
-import os
+import pathlib
 
 from omegaconf import DictConfig
 
-from runner import schema
 from runner.app import hydra_app
-from runner.errors import reported_as_one_line
-from runner.logs import quiet_libraries
-from runner.training.stops import stopped_in_one_line
 
-schema.register()
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "no partial CSV is left"
 
 
-@hydra_app("predict")
-def main(cfg: DictConfig) -> None:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+@hydra_app("predict", __doc__, "python -m runner.predict model=resnet50 model.weights=imagenet predict.images=photos/",
+           WHEN_STOPPED, download_bars=False)
+def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
     from runner.predict.run import predict, write  # TensorFlow's imports, once the config has composed
 
-    quiet_libraries()
-    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
-        predictions = predict(cfg)
-        print(write(predictions, cfg.predict))
+    print(write(predict(cfg), cfg.predict))
 
 
 if __name__ == "__main__":

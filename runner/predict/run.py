@@ -121,5 +121,11 @@ def _probabilities(model: keras.Model, files: list[str], resize_ratio: float, ba
     examples = source.files(files, np.zeros(len(files), np.int32), channels)
     batches = pipeline.evaluation(examples, augment.centre_crop((height, width), resize_ratio),
                                   batch_size=batch_size)
-    outputs = [model.predict_on_batch(images) for images, _ in batches]
+    # Keras's progress bar when there is more than one batch to wait for.
+    bar = keras.utils.Progbar(len(files), unit_name="image") if len(files) > batch_size else None
+    outputs = []
+    for images, _ in batches:
+        outputs.append(model.predict_on_batch(images))
+        if bar:
+            bar.add(len(images))
     return np.concatenate(outputs) if outputs else np.zeros((0, model.output_shape[-1]), np.float32)

@@ -23,9 +23,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
-from runner import disk
+from runner import disk, environment
 from runner.errors import UserError
-from runner.messages import first_line
+from runner.messages import named_first_line
 from runner.signals import held
 from runner.tracking import per_class, plots
 from runner.tracking.dashboard import how_to_open
@@ -59,7 +59,7 @@ class Run:
         self._resumable = resumable
         self._uri = store_uri(cfg)
         self._client: Optional[mlflow.MlflowClient] = None
-        self._uri_variable: Optional[str] = None
+        self._environment_before: dict[str, Optional[str]] = {}
         self._server: Optional[OnServer] = None
         if is_server(self._uri):
             again = "" if cfg.trainer.resume else " with trainer.resume=true"
@@ -70,7 +70,7 @@ class Run:
         # The fluent API is the public way to get the system-metrics monitor; it reads the global URI.
         # MLflow 3 also exports it as MLFLOW_TRACKING_URI, which would outrank tracking.uri for the
         # next job in this process and for every subprocess; __exit__ puts the variable back.
-        self._uri_variable = os.environ.get("MLFLOW_TRACKING_URI")
+        self._environment_before = environment.snapshot("MLFLOW_TRACKING_URI")
         if self._server:
             self._server.open()
         try:
@@ -135,7 +135,7 @@ class Run:
         finally:
             if self._server:
                 self._server.close()
-            _restore_variable("MLFLOW_TRACKING_URI", self._uri_variable)
+            environment.put(self._environment_before)
         if exc is not None and disk.written_path(exc) is None and disk.store_is_full(exc):  # full for a moment
             raise UserError(disk.store_full_line(self._uri, self.run_id, exc, True, self._resumable)) from exc
         return False
@@ -146,7 +146,7 @@ class Run:
         try:
             if status == "FAILED" and self.run_id:
                 advice = disk.RESUMES if self._resumable else disk.RERUN
-                reason = disk.full_disk_line(exc, advice) or _one_line(exc)
+                reason = disk.full_disk_line(exc, advice) or named_first_line(exc)
                 self._client.set_tag(self.run_id, "failure_reason", reason[:MAX_TAG_VAL_LENGTH])
         finally:
             mlflow.end_run(status)  # also stops the system-metrics monitor
@@ -264,24 +264,12 @@ class NotRecorded:
         raise AttributeError(name)
 
 
-def _restore_variable(name: str, value: Optional[str]) -> None:
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
-
-
 def _end_status(exc: Optional[BaseException]) -> str:
     if exc is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
         return "FINISHED"
     if isinstance(exc, KeyboardInterrupt):
         return "KILLED"
     return "FAILED"
-
-
-def _one_line(exc: BaseException) -> str:
-    message = first_line(str(exc))
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 def _is_number(value: Any) -> bool:

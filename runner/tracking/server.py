@@ -16,6 +16,7 @@ import requests
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
+from runner.environment import environment_set
 from runner.errors import UserError
 from runner.messages import causes, first_line
 from runner.tracking.store import store_uri
@@ -49,7 +50,7 @@ def check_store(cfg: DictConfig) -> None:
         reason = unanswered(error)
         if reason is None:
             raise UserError(f"{key}={uri}: the server there did not answer as an MLflow tracking server: "
-                            f"{_first_line(error)}") from None
+                            f"{_without_response_body(error)}") from None
         raise UserError(f"{key}={uri}: no MLflow tracking server answers there ({reason}); {_what_to_do(uri)}, "
                         f"or unset {key} to record in the local sqlite store under outputs/") from None
 
@@ -85,18 +86,9 @@ def unanswered(error: BaseException) -> Optional[str]:
 @contextlib.contextmanager
 def request_settings(settings: dict[str, str], replace: bool) -> Iterator[None]:
     """MLflow's HTTP settings in the environment for the block; `replace=False` keeps the user's own."""
-    saved = {name: os.environ.get(name) for name in settings}
-    for name, value in settings.items():
-        if replace or saved[name] is None:
-            os.environ[name] = value
-    try:
+    wanted = settings if replace else {name: value for name, value in settings.items() if name not in os.environ}
+    with environment_set(**wanted):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _what_to_do(uri: str) -> str:
@@ -107,6 +99,6 @@ def _what_to_do(uri: str) -> str:
     return f"start it (mlflow server --host {address.hostname} --port {port})"
 
 
-def _first_line(error: BaseException) -> str:
+def _without_response_body(error: BaseException) -> str:
     """MLflow's message without the response's body (a page of HTML, often)."""
     return first_line(str(error).split(". Response body:")[0])[:300] or type(error).__name__

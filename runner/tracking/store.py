@@ -14,6 +14,7 @@ from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
+from runner.disk import sqlite_file, sqlite_uri
 from runner.errors import UserError
 
 DEFAULT_STORE_DIR = pathlib.Path("outputs")  # relative to where the command runs, as Hydra's outputs
@@ -31,7 +32,12 @@ def store_uri(cfg: DictConfig) -> str:
     if uri:
         return uri
     DEFAULT_STORE_DIR.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{(DEFAULT_STORE_DIR / 'mlflow.db').resolve()}"
+    return store_in(DEFAULT_STORE_DIR)
+
+
+def store_in(folder: pathlib.Path) -> str:
+    """The URI of a sqlite store in `folder` (mlflow.db there)."""
+    return sqlite_uri(folder / "mlflow.db")
 
 
 def existing_store(uri: str, first: str) -> mlflow.MlflowClient:
@@ -76,8 +82,9 @@ def paged(search: Callable, **kwargs) -> Iterator:
 
 def _local_path(uri: str) -> Optional[pathlib.Path]:
     """The file or folder of a sqlite or file store; None for servers (and in-memory sqlite)."""
-    if uri.startswith("sqlite:///"):
-        return pathlib.Path(uri.removeprefix("sqlite:///"))
+    database = sqlite_file(uri)
+    if database is not None:
+        return database
     parsed = urllib.parse.urlparse(uri)
     if parsed.scheme in ("", "file"):
         return pathlib.Path(urllib.parse.unquote(parsed.path))
@@ -94,7 +101,7 @@ def open_experiment(uri: str, name: str) -> tuple[mlflow.MlflowClient, str]:
 @contextlib.contextmanager
 def _store_lock(uri: str) -> Iterator[None]:
     """MLflow creates a new sqlite store's tables without a lock: parallel jobs on a fresh store break it."""
-    database = _sqlite_file(uri)
+    database = sqlite_file(uri)
     if database is None:
         yield
         return
@@ -104,10 +111,6 @@ def _store_lock(uri: str) -> Iterator[None]:
     with open(database.with_name(database.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         yield
-
-
-def _sqlite_file(uri: str) -> Optional[pathlib.Path]:
-    return pathlib.Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
 
 
 def _experiment_id(client: mlflow.MlflowClient, name: str, uri: str) -> str:
@@ -133,7 +136,7 @@ def _experiment_id(client: mlflow.MlflowClient, name: str, uri: str) -> str:
 
 def _artifact_location(uri: str, experiment: str) -> Optional[str]:
     """A sqlite store keeps artifacts beside its file; MLflow's default is ./mlruns wherever the job ran."""
-    database = _sqlite_file(uri)
+    database = sqlite_file(uri)
     if database is None:
         return None  # servers and file stores have their own artifact roots
     return (database.parent / "mlartifacts" / experiment).resolve().as_uri()

@@ -11,6 +11,7 @@ reports); no loss is logged at the end, only top-1 and top-5, which smoothing do
 import dataclasses
 from typing import Optional
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -39,9 +40,14 @@ class FinalEvaluation:
     centre: Evaluation  # the centre-crop pass the metrics and the confusion matrix come from
 
 
-def evaluate(session: Session, dataset: tf.data.Dataset, eval_step) -> Evaluation:
+def evaluate(session: Session, dataset: tf.data.Dataset, eval_step, progress: bool = False) -> Evaluation:
+    """`progress`: Keras's progress bar over the batches, for a pass of its own (an epoch's runs under
+    the epoch's bar)."""
     totals = {key: 0.0 for key in steps.SUMS}
     labels, predicted, confidence = [], [], []
+    known = int(dataset.cardinality())
+    bar = keras.utils.Progbar(known if known >= 0 else None, unit_name="batch") if progress else None
+    batches = 0
     for images, batch_labels in distributed(session.strategy, dataset):
         batch_totals, batch_predicted, batch_true, batch_confidence = eval_step(images, batch_labels)
         for key, value in batch_totals.items():
@@ -49,6 +55,11 @@ def evaluate(session: Session, dataset: tf.data.Dataset, eval_step) -> Evaluatio
         predicted.append(batch_predicted.numpy())
         labels.append(batch_true.numpy())
         confidence.append(batch_confidence.numpy())
+        batches += 1
+        if bar:
+            bar.update(batches)
+    if bar and bar.target is None:  # a bar of unknown length ends when the data does
+        bar.update(batches, finalize=True)
     return Evaluation(steps.averages(totals), np.concatenate(labels), np.concatenate(predicted),
                       np.concatenate(confidence))
 
@@ -57,12 +68,12 @@ def final_evaluation(session: Session, last_epoch: Optional[Evaluation]) -> Fina
     """eval_top1/eval_top5 on centre crops (the last epoch's pass when there was one: a run resumed
     after its last epoch evaluates again), and with eval.ten_crop and eval.scales the metrics of their views."""
     splits = session.splits
-    centre = last_epoch or evaluate(session, splits.val, steps.make_eval_step(session))
+    centre = last_epoch or evaluate(session, splits.val, steps.make_eval_step(session), progress=True)
     metrics = {"eval_top1": centre.metrics["top1"], "eval_top5": centre.metrics["top5"]}
     several = {"10crop": splits.val_ten_crop, "multiscale": splits.val_scales}  # suffix: views of each image
     for suffix, dataset in several.items():
         if dataset is not None:
-            views = evaluate(session, dataset, steps.make_eval_step(session, views=True))
+            views = evaluate(session, dataset, steps.make_eval_step(session, views=True), progress=True)
             metrics.update({f"eval_{key}_{suffix}": views.metrics[key] for key in ("top1", "top5")})
     return FinalEvaluation(metrics, centre)
 

@@ -19,7 +19,6 @@ from runner.training import steps
 from runner.training.averaged import averaged_weights, keep_averaged_weights
 from runner.training.evaluation import Evaluation, evaluate
 from runner.training.freeze import freeze, thaws_at
-from runner.training.optim import current_learning_rate
 from runner.training.resume import Start
 from runner.training.session import Session
 from runner.training.stops import DeferredStops, stop_if_requested
@@ -98,7 +97,6 @@ def _fit(session: Session, hooks: EpochHooks, start: Start) -> Trained:
             freeze(session.part.built, cfg, epoch)
             train_steps, average_statistics = _training_functions(session)
         callback_list.on_epoch_begin(epoch)
-        lr = current_learning_rate(session.training.optimizer)  # the rate the epoch starts with
         logs, seconds = _train_epoch(session, train_steps, callback_list, epoch)
         if average_statistics:
             average_statistics()
@@ -107,7 +105,7 @@ def _fit(session: Session, hooks: EpochHooks, start: Start) -> Trained:
         with averaged_weights(session.training.optimizer, session.strategy):
             last = evaluate(session, session.splits.val, eval_step)
             logs.update({f"val_{key}": value for key, value in last.metrics.items()})
-            logs.update(lr=lr, epoch_seconds=seconds,
+            logs.update(epoch_seconds=seconds,
                         images_per_second=session.training.steps_per_epoch * cfg.trainer.batch_size / seconds)
             callback_list.on_epoch_end(epoch, logs)
         _record_epoch(hooks, model, epoch, logs, history)
@@ -144,7 +142,7 @@ def _replay_epoch_seeds(session: Session, epochs_done: int) -> None:
 
 def _train_epoch(session: Session, train_steps, callback_list, epoch: int) -> tuple[dict, float]:
     iterator = iter(distributed(session.strategy, session.splits.train))
-    totals = {key: 0.0 for key in steps.SUMS}
+    totals = {key: 0.0 for key in (*steps.SUMS, steps.RATE)}
     start = time.perf_counter()
     step = 0
     while step < session.training.steps_per_epoch:
@@ -156,7 +154,9 @@ def _train_epoch(session: Session, train_steps, callback_list, epoch: int) -> tu
         _stop_if_diverged(totals["loss"], epoch, step, count)
         stop_if_requested()  # SIGTERM from a scheduler, noted by runner/training/stops.py
         callback_list.on_train_batch_end(step - 1, steps.averages(totals))
-    return steps.averages(totals), time.perf_counter() - start
+    # lr: the mean rate of the epoch's updates, what it trained with (a warm-up from 0 shows its climb, not its 0).
+    logs = steps.averages(totals) | {"lr": totals[steps.RATE] / step}
+    return logs, time.perf_counter() - start
 
 
 def _stop_if_diverged(loss_sum: float, epoch: int, step: int, count: int) -> None:

@@ -5,8 +5,13 @@ sees) and jump its effective stride (input pixels between neighbouring units), f
 r_out = r_in + (k - 1) * j_in and j_out = j_in * s. Rows without a spatial map (global average
 pooling, flatten, dense, auxiliary classifiers) see the whole input: "global" in the table, null in
 JSON.
+
+A model's classifier is sized by `data=` (its `units: ${data.num_classes}`), so the header names the
+class count and the dataset that set it: the zoo's table counts a 1000-way head (data=imagenet), and
+describe's default data=digits gives 10 classes and fewer parameters.
 """
 
+import dataclasses
 import json
 from typing import Any
 
@@ -23,6 +28,7 @@ HEADERS = ["#", "name", "type", "kernel / stride / pad", "input", "output", "out
 LEGEND = ("RF: receptive field, the input pixels (per side) one output unit sees; jump: input pixels "
           "between neighbouring units; global: the whole input")
 
+PAPERS_CLASSES = 1000  # the zoo's table counts ImageNet's 1000-way heads, as the papers do
 
 # Keys of the model node that say how a run starts from it, not what it is (runner/weights, freeze).
 RUN_KEYS = ("weights", "freeze")
@@ -38,8 +44,17 @@ def model_spec(cfg: DictConfig) -> dict[str, Any]:
         raise UserError(f"{missing} is not set ({error.full_key} needs it); pass {missing}=...") from None
 
 
-def describe(cfg: DictConfig) -> Report:
-    return report(builders.build(model_spec(cfg)))
+@dataclasses.dataclass
+class Described(Report):
+    """A report with the classes its head was sized for, and the `data=` choice that set them."""
+    num_classes: int | None = None
+    data: str | None = None
+
+
+def describe(cfg: DictConfig) -> Described:
+    built = report(builders.build(model_spec(cfg)))
+    return Described(**vars(built), num_classes=OmegaConf.select(cfg, "data.num_classes", default=None),
+                     data=OmegaConf.select(cfg, "data.name", default=None))
 
 
 def render(result: Report, fmt: str) -> str:
@@ -54,11 +69,22 @@ def render(result: Report, fmt: str) -> str:
     )
     if result.inference_macs != result.macs:
         totals += f", {giga(result.inference_macs)} without the training-only side outputs"
-    title = f"{result.model}, input {_shape(result.input_shape)}"
+    title = f"{result.model}, input {_shape(result.input_shape)}{_head(result)}"
     notes = [note for note in (totals, _last_map(result), LEGEND) if note]
     if fmt == "markdown":
         return f"## {title}\n\n{table}\n\n" + "\n\n".join(notes) + "\n"
     return f"{title}\n{table}\n" + "\n".join(notes) + "\n"
+
+
+def _head(result: Report) -> str:
+    """Why the parameters differ from the zoo's table: the head's width follows data=."""
+    classes = getattr(result, "num_classes", None)
+    if classes is None:
+        return ""
+    note = f", head sized for {classes} classes (data={result.data}"
+    if classes == PAPERS_CLASSES:
+        return note + ")"
+    return note + f"; data=imagenet or data.num_classes={PAPERS_CLASSES} for the 1000-way head the zoo table counts)"
 
 
 def _cells(number: int, layer) -> list:

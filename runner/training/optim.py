@@ -108,7 +108,3 @@ def learning_rate(cfg: DictConfig, steps_per_epoch: int):
 def schedule_callbacks(cfg: DictConfig) -> list[keras.callbacks.Callback]:
     """The Keras callbacks cfg.schedule needs beside its per-step rate (plateau: ReduceLROnPlateau)."""
     return SCHEDULES.of(cfg.schedule.name).callbacks(cfg.schedule)
-
-
-def current_learning_rate(optimizer: keras.optimizers.Optimizer) -> float:
-    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))

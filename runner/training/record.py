@@ -4,6 +4,10 @@ the loop's recorder hook, runner/training/loop.py)."""
 import pathlib
 import socket
 
+import mlflow
+from mlflow.utils.file_utils import local_file_uri_to_path
+from mlflow.utils.uri import is_local_uri
+
 from runner.data import balance, unreadable
 from runner.data.splits import evaluation_crop
 from runner.tracking.run import NotRecorded, Run
@@ -145,4 +149,12 @@ def _print_summary(metrics, history, run, model_path) -> None:
     shown = ", ".join(f"{key} {value:.4f}" for key, value in {**final, **metrics}.items())
     print(f"\n{shown}\nmodel: {model_path}")
     if run.run_id:
+        print(f"figures and artifacts: {artifacts_location(run.client, run.run_id)}")
         print(f"MLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")
+
+
+def artifacts_location(client: mlflow.MlflowClient, run_id: str) -> str:
+    """Where the run's figures, report and model are: a folder on this machine when the store keeps its
+    artifacts in files (the default sqlite store's outputs/mlartifacts/), else the store's URI for them."""
+    uri = client.get_run(run_id).info.artifact_uri
+    return local_file_uri_to_path(uri) if is_local_uri(uri) else uri

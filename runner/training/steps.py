@@ -2,10 +2,11 @@
 
 Keras 3's `model.fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585), while a
 loop over `strategy.run` with the same model works under all of them, so the runner uses this.
-Each step returns sums (loss, correct top-1, correct top-5, examples) reduced over replicas;
-averages are taken on the host, so every replica count gives the same numbers. Steps take uint8
-batches and `normalise` them first (runner.data.splits.Splits.normalise): on the device, in the compiled
-graph, instead of on the host's few cores.
+Each step returns sums (loss, correct top-1, correct top-5, examples) reduced over replicas, and a
+training step the learning rate its update used; averages are taken on the host, so every replica
+count gives the same numbers. Steps take uint8 batches and `normalise` them first
+(runner.data.splits.Splits.normalise): on the device, in the compiled graph, instead of on the
+host's few cores.
 """
 
 import keras
@@ -17,6 +18,7 @@ from runner.training.objective import Objective
 from runner.training.session import Session
 
 SUMS = ("loss", "top1", "top5", "count")
+RATE = "lr"  # the training steps' sum of the learning rates their updates used: per step, not per example
 
 
 def averages(totals) -> dict[str, float]:
@@ -76,10 +78,13 @@ def make_train_steps(session: Session):
 
     @tf.function
     def train_steps(iterator, count):
-        totals = {key: tf.constant(0.0) for key in SUMS}
+        totals = {key: tf.constant(0.0) for key in (*SUMS, RATE)}
         for _ in tf.range(count):  # a tensor: any count, the epoch's remainder too, one trace
+            # Read before the update, which uses the rate at this update count (a warm-up's first is 0).
+            rate = tf.cast(keras.ops.convert_to_tensor(optimizer.learning_rate), tf.float32)
             per_replica = strategy.run(step, args=next(iterator))
-            totals = {key: totals[key] + strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS}
+            totals = {key: totals[key] + strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS} | {
+                RATE: totals[RATE] + rate}
         return totals
 
     return train_steps

@@ -11,37 +11,23 @@ projections_<row>.png, figure2_<row>.png, gradcam_<row>.png and occlusion.png.
 Options and the PNG sizes: runner/schema.py VisualizeConfig and runner/visualize/render.py.
 """
 
-import os
 import pathlib
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from runner import schema
 from runner.app import hydra_app
-from runner.errors import reported_as_one_line
-from runner.logs import quiet_libraries
-from runner.training.stops import stopped_in_one_line
 
-schema.register()
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "a run it had started ended KILLED"
 
 
-@hydra_app("visualize")
-def main(cfg: DictConfig) -> None:
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # a bar per small download is noise
-    import keras  # TensorFlow's imports, once the config has composed
+@hydra_app("visualize", __doc__, "python -m runner.visualize visualize.model=runs:/<run_id>", WHEN_STOPPED,
+           download_bars=False)
+def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
+    from runner.visualize.run import visualize_model  # TensorFlow's imports, once the config has composed
 
-    from runner.visualize.run import visualize_model
-
-    quiet_libraries()
-    with reported_as_one_line(), stopped_in_one_line(WHEN_STOPPED):
-        try:
-            hydra_config = HydraConfig.get()
-            result = visualize_model(cfg, pathlib.Path(hydra_config.runtime.output_dir), hydra_config.overrides.task)
-        finally:
-            keras.backend.clear_session()  # a multirun draws its jobs in this process
+    result = visualize_model(cfg, run_dir, HydraConfig.get().overrides.task)
     for note in result.notes:
         print(f"note: {note}")
     for path, artifact in zip(result.paths, result.artifacts):

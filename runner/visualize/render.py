@@ -35,26 +35,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import keras
 import numpy as np
 
+from runner.schema import VisualizeConfig
 from runner.visualize import figure2, figures, filters, gradcam, occlusion, projections
 from runner.visualize.classes import Classes
 from runner.visualize.rows import Row, default_rows, explained_row, model_rows, pick
 from runner.visualize.scan import Scan, scan
 
 
-@dataclasses.dataclass(frozen=True)
-class Options:
-    rows: Sequence[str] | None = None
-    images: int = 8
-    feature_channels: int = 16
-    top_row: str | None = None
-    channels: int = 8
-    top_k: int = 6
-    max_images: int = 512
-    patches: int = 9
-    gradcam_row: str | None = None
-    occlusion_size: float = 0.25
-    occlusion_stride: float = 0.125
-    batch_size: int = 32
+class Options(VisualizeConfig):
+    """visualize's settings, as the figures read them; runner/schema.py holds their defaults."""
 
     @classmethod
     def of(cls, cfg: Mapping) -> "Options":

@@ -32,7 +32,7 @@ from runner.visualize.classes import Classes
 from runner.visualize.filters import first_conv
 from runner.visualize.occlusion import check_fractions
 from runner.visualize.render import Options, chosen_rows, visualize
-from runner.visualize.source import find_run, log_figures, open_store
+from runner.visualize.source import announced, find_run, log_figures, open_store
 from runner.weights import saved
 from runner.weights.card import WeightsCard
 from runner.weights.source import run_model
@@ -76,6 +76,7 @@ def _of_training_run(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     run_id = _run_id(cfg.visualize.model)  # a malformed reference, before the store
     client = open_store(store_uri(cfg))
     run = find_run(client, run_id)
+    print(announced(run), flush=True)
     train_cfg = run_config(client, run)
     with tempfile.TemporaryDirectory(prefix="visualize-") as downloads:
         source = run_model(client, run, pathlib.Path(downloads))

@@ -1,5 +1,6 @@
 """What a visualisation reads from the MLflow store: the run (its config and model: runner.tracking.artifacts)."""
 
+import datetime
 import os
 from typing import Iterator, Optional
 
@@ -32,6 +33,14 @@ def find_run(client: mlflow.MlflowClient, run_id: Optional[str]) -> Run:
             return run
     raise UserError(f"no finished training run in {client.tracking_uri}: train one (python -m runner) "
                     "or set visualize.model=runs:/<run_id>")
+
+
+def announced(run: Run) -> str:
+    """The line said before the work starts: which run is drawn, so a wrong default shows at once."""
+    tags = run.data.tags
+    started = datetime.datetime.fromtimestamp(run.info.start_time / 1000).astimezone()
+    return (f"drawing MLflow run {run.info.run_name} ({run.info.run_id}): model {tags.get('model', '?')}, "
+            f"data {tags.get('data', '?')}, started {started:%Y-%m-%d %H:%M %Z}")
 
 
 def _finished_runs(client: mlflow.MlflowClient) -> Iterator[Run]:

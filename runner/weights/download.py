@@ -18,6 +18,7 @@ from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
 from runner.data.cache_home import cache_home
 from runner.errors import UserError
+from runner.messages import joined_lines
 from runner.weights.published import Published
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ def fetch(entry: Published) -> pathlib.Path:
     try:
         return _from_hub(entry) if entry.hub else _from_url(entry)
     except (OSError, ValueError, HfHubHTTPError) as error:  # a refused download, a bad checksum
-        raise UserError(f"cannot download {entry.address} ({_one_line(error)}): {by_hand(entry)}") from None
+        raise UserError(f"cannot download {entry.address} ({joined_lines(error)}): {by_hand(entry)}") from None
 
 
 def by_hand(entry: Published) -> str:
@@ -84,8 +85,4 @@ def _reachable(entry: Published) -> None:
         socket.create_connection((host, address.port or {"http": 80}.get(address.scheme, 443)),
                                  timeout=TIMEOUT_S).close()
     except OSError as error:
-        raise UserError(f"cannot download {entry.address} ({host}: {_one_line(error)}): {by_hand(entry)}") from None
-
-
-def _one_line(error) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+        raise UserError(f"cannot download {entry.address} ({host}: {joined_lines(error)}): {by_hand(entry)}") from None
