@@ -1,10 +1,11 @@
 """Every file in conf/model/ is tested the moment it exists; the seed networks against their papers."""
 
 import math
+import re
 
 import pytest
 
-from helpers import MODEL_NAMES, compose, row, zoo_report
+from helpers import MODEL_NAMES, REPO, compose, row, zoo_report
 
 # Parameters with a 1000-way head, where a published implementation has the same architecture.
 # torchvision counts parameters() (trainable), so these compare with trainable_params.
@@ -271,3 +272,31 @@ def test_plain_nets_lack_only_the_projection_shortcuts(depth):
     assert residual.total_params - plain.total_params == 175_616
     assert residual.trainable_params - plain.trainable_params == sum(
         c_in * c_out + 2 * c_out for c_in, c_out in projections.values()) == 173_824
+
+
+def zoo_table_rows():
+    """docs/zoo.md's table of the zoo: (model, params text, GMACs text, data) per model its rows name."""
+    table = (REPO / "docs" / "zoo.md").read_text().split("| model | paper |")[1].split("\n\n")[0]
+    for line in table.splitlines()[2:]:
+        names, _, _, params, gmacs, _ = [cell.strip() for cell in line.strip("|").split("|")]
+        models = re.findall(r"`(\w+)`", names)
+        data = "digits" if "(10-way)" in params else "imagenet"
+        params, gmacs = params.split(" (")[0].split(", "), gmacs.split(" (")[0].split(", ")
+        for index, model in enumerate(models):
+            yield model, params[min(index, len(params) - 1)], gmacs[min(index, len(gmacs) - 1)], data
+
+
+@pytest.mark.parametrize("model, params, gmacs, data", list(zoo_table_rows()))
+def test_the_docs_zoo_table_is_what_the_zoo_builds(model, params, gmacs, data):
+    report = zoo_report(model, data)
+    if params.endswith(" M"):  # millions to two places
+        assert f"{report.trainable_params / 1e6:.2f} M" == params
+    else:
+        assert f"{report.trainable_params:,}" == params
+    if gmacs:
+        places = len(gmacs.split(".")[1])
+        assert f"{report.macs / 1e9:.{places}f}" == gmacs
+
+
+def test_the_docs_zoo_table_names_every_model():
+    assert {model for model, *_ in zoo_table_rows()} == set(MODEL_NAMES)
