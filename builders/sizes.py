@@ -1,6 +1,6 @@
 """What each row of a plan will hold, from the shapes alone, before any layer is built: its output
 shape, parameters, the activations training keeps and its Keras layers (each block's `size`
-function, `tally.py`). The memory check (runner/training/memory_check.py) and the depth limit
+function, `tally.py`). The memory check (runner/session/memory_check.py) and the depth limit
 below read it; a layer's real parameters are the built model's (`report.py`), and tests hold the
 two equal for the zoo.
 """

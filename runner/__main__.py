@@ -12,7 +12,7 @@ import pathlib
 from omegaconf import DictConfig
 
 from runner import disk
-from runner.app import hydra_app
+from runner.shell.app import hydra_app
 
 # What SIGTERM or Ctrl-C leave, said after the stop: training stops at a step boundary.
 WHEN_STOPPED = "the same command resumes from the last completed epoch"
@@ -23,7 +23,7 @@ WHEN_STOPPED = "the same command resumes from the last completed epoch"
 def main(cfg: DictConfig, run_dir: pathlib.Path) -> float:
     from runner.training.train import train  # TensorFlow's imports wait until the config has composed
 
-    return train(cfg, run_dir)
+    return train(cfg, run_dir).objective
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import re
 import shutil
 from collections.abc import Iterator
 
-from runner.messages import causes, first_line, named_first_line
+from runner.mistakes.messages import causes, first_line, named_first_line
 
 NO_SPACE = os.strerror(errno.ENOSPC)  # "No space left on device": also in TensorFlow's and HDF5's messages
 FULL_STORE = "database or disk is full"  # sqlite's words for SQLITE_FULL

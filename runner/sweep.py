@@ -23,16 +23,16 @@ from mlflow.entities import Param
 from omegaconf import DictConfig, OmegaConf
 
 from runner import environment
-from runner.errors import USAGE_EXIT_CODE, UserError
-from runner.messages import first_line
-from runner.schema import Direction
+from runner.config.schema import Direction
+from runner.mistakes.errors import USAGE_EXIT_CODE, UserError
+from runner.mistakes.messages import first_line
+from runner.signals import interrupt
 from runner.tracking.dashboard import how_to_open
-from runner.tracking.labels import param_value
+from runner.tracking.labels import ROLE_TAG, SWEEP_ROLE, param_value
 from runner.tracking.redact import redacted
 from runner.tracking.server import check_store
 from runner.tracking.store import open_experiment, store_uri
 from runner.tracking.sweep_parent import PARENT_RUN_ENV
-from runner.signals import interrupt
 from runner.training.stops import Trap
 
 
@@ -95,7 +95,7 @@ class SweepRun(Callback):
 
 def _parent_tags(config: DictConfig) -> dict[str, str]:
     return {
-        "runner.role": "sweep",
+        ROLE_TAG: SWEEP_ROLE,
         "sweep.objective": config.sweep.objective.value,
         "sweep.direction": config.sweep.direction.value,
         "command": redacted(" ".join(sys.argv)),
@@ -153,7 +153,7 @@ def _record_outcome(client: mlflow.MlflowClient, run_id: str, children: list, co
 
 
 def _log_comparison(client: mlflow.MlflowClient, run_id: str, sweep_dir: str) -> None:
-    from runner.compare.report import compare_sweep  # matplotlib and the rest only when a sweep ends
+    from runner.compare.comparison import compare_sweep  # matplotlib and the rest only when a sweep ends
 
     directory = pathlib.Path(sweep_dir)
     directory.mkdir(parents=True, exist_ok=True)  # a sweep whose jobs all failed early made none

@@ -6,7 +6,7 @@ import math
 import os
 import tempfile
 
-from runner.logs import import_tensorflow_quietly
+from runner.shell.logs import import_tensorflow_quietly
 
 import_tensorflow_quietly()  # before Keras imports it: without the lines it writes as it loads, as the commands do
 

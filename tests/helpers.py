@@ -11,8 +11,8 @@ import keras
 import matplotlib.image
 import mlflow
 
-from runner import schema
-from runner.training.model_report import describe
+from runner.architecture.tables import describe
+from runner.config import schema
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CONF = REPO / "conf"

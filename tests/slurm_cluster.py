@@ -111,7 +111,7 @@ def _write_config(root: pathlib.Path, node: str) -> None:
         "SelectTypeParameters": "CR_CPU",
         "MpiDefault": "none",
         "ReturnToService": 2,
-        # Job ids pick the ports of a step's workers (runner.training.strategy): two test sessions on one machine
+        # Job ids pick the ports of a step's workers (runner.session.strategy): two test sessions on one machine
         # would both number their jobs from 1.
         "FirstJobId": random.randrange(1, 1_000_000),
         "NodeName": f"{node} NodeAddr=127.0.0.1 CPUs={os.cpu_count()} State=UNKNOWN",

@@ -1,4 +1,4 @@
-"""The shell every command runs in (runner/app.py): --help that says what the command does, the stop's
+"""The shell every command runs in (runner/shell/app.py): --help that says what the command does, the stop's
 line, and no run folder left behind by a command that wrote nothing into it."""
 
 import json
@@ -13,9 +13,9 @@ from omegaconf import OmegaConf
 
 from apps import run_app
 from helpers import REPO, new_store
-from runner import app_help, run_folder
+from runner.architecture import tables
+from runner.shell import help as app_help, run_folder
 from runner.signals import Stopped, interrupt
-from runner.training import model_report
 from runner.training import train as training
 
 APPS = ("runner", "runner.bench", "runner.compare", "runner.describe", "runner.evaluate", "runner.export",
@@ -137,7 +137,7 @@ def test_a_stop_in_a_command_that_does_not_train_is_trapped_and_said_in_one_line
         handlers.append(signal.getsignal(signal.SIGTERM))
         raise Stopped(signal.SIGTERM)
 
-    monkeypatch.setattr(model_report, "describe", stopped)
+    monkeypatch.setattr(tables, "describe", stopped)
     result = run_app("runner.describe", "model=lenet", cwd=tmp_path)
     assert handlers == [interrupt] and result.returncode == 143
     assert result.stderr == "stopped by SIGTERM; run it again for the report\n"

@@ -7,7 +7,7 @@ import tensorflow as tf
 from helpers import compose
 from runner.data import augment, pixels
 from runner.data.splits import evaluation_crop, training_augmentation
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 SIZE = (8, 8)
 RATIO = 1.25  # the shorter side is resized to round(8 * 1.25) = 10

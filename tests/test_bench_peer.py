@@ -10,7 +10,7 @@ import pytest
 from helpers import compose
 from runner.bench import peer
 from runner.bench.stages import NotApplicable, with_values
-from runner.training.session import prepare
+from runner.session.parts import prepare
 
 pytestmark = pytest.mark.e2e  # every test here: the bench's PyTorch peer stage, training
 

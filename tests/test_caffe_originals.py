@@ -19,9 +19,9 @@ from image_folders import make_image_folder
 from reference_caffe import (ALEXNET_MEAN_BGR, GOOGLENET_MEAN_BGR, alexnet_forward, alexnet_shapes, googlenet_forward,
                              googlenet_shapes, random_blobs)
 from runner.data.cache_home import cache_home
-from runner.weights import source as source_module
-from runner.errors import UserError
-from runner.training.stand_alone import from_weights
+from runner.mistakes.errors import UserError
+from runner.session.stand_alone import from_weights
+from runner.weights import reference
 from runner.weights import published
 
 pytestmark = pytest.mark.e2e  # every test here: BVLC's full-size originals, built, run and fine-tuned
@@ -75,7 +75,7 @@ def test_bvlc_alexnet_computes_caffes_function_and_not_with_the_papers_lrn(alexn
     np.testing.assert_allclose(loaded.model.predict(pictures, verbose=0), tf.nn.softmax(expected), atol=1e-5)
     assert dict(loaded.card.lrn) == {"depth_radius": 2, "bias": 1.0, "alpha": 2e-5, "beta": 0.75}
     # The same weights under the paper's LRN (k=2, alpha undivided), which the zoo's file builds: far off.
-    monkeypatch.setattr(source_module, "with_lrn", lambda cfg, constants: cfg)
+    monkeypatch.setattr(reference, "with_lrn", lambda cfg, constants: cfg)
     assert relative_error(from_weights(cfg).part.model(caffe), expected) > 1e-2
 
 
@@ -89,7 +89,7 @@ def test_bvlc_googlenet_computes_caffes_function_auxiliary_heads_included(google
     np.testing.assert_allclose(loaded.model.predict(pictures, verbose=0), tf.nn.softmax(expected["loss3/classifier"]),
                                atol=1e-5)
     assert loaded.card.classifier == ("classifier", "aux1", "aux2")
-    monkeypatch.setattr(source_module, "with_lrn", lambda cfg, constants: cfg)  # the paper's LRN: far off
+    monkeypatch.setattr(reference, "with_lrn", lambda cfg, constants: cfg)  # the paper's LRN: far off
     assert relative_error(from_weights(cfg).part.model(caffe)[0], expected["loss3/classifier"]) > 1e-2
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import caffe_files as cf
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.weights import caffe, tensors
 
 RANDOM = np.random.default_rng(0)

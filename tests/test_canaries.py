@@ -49,7 +49,7 @@ def test_hydra_main_reports_what_composing_raises_through_hydra_internal_utils_r
     from hydra._internal import utils as hydra_internals
     from hydra.errors import ConfigCompositionException
 
-    with relied_on("hydra._internal.utils.run_and_report", "runner/app.py", "hydra-core"):
+    with relied_on("hydra._internal.utils.run_and_report", "runner/shell/app.py", "hydra-core"):
         caught = []
         real = hydra_internals.run_and_report
 
@@ -62,7 +62,7 @@ def test_hydra_main_reports_what_composing_raises_through_hydra_internal_utils_r
                     raise
             return real(watched)
 
-        monkeypatch.setattr(hydra_internals, "run_and_report", watching)  # where runner/app.py patches it
+        monkeypatch.setattr(hydra_internals, "run_and_report", watching)  # where runner/shell/app.py patches it
         monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
         monkeypatch.setattr(sys, "argv", ["canary", "no_such_key=1"])
         try:
@@ -77,7 +77,7 @@ def test_hydra_main_reports_what_composing_raises_through_hydra_internal_utils_r
 def test_hydra_reads_config_files_with_the_loader_omegaconf_utils_get_yaml_loader_returns(monkeypatch, tmp_path):
     from omegaconf import _utils as omegaconf_utils
 
-    with relied_on("omegaconf._utils.get_yaml_loader", "runner/bounded_yaml.py", "omegaconf"):
+    with relied_on("omegaconf._utils.get_yaml_loader", "runner/config/bounded_yaml.py", "omegaconf"):
         keys = []
 
         class Watching(omegaconf_utils.get_yaml_loader()):
@@ -120,7 +120,7 @@ def test_tf_raw_ops_fused_batch_norm_v3_takes_the_arguments_used_and_returns_bes
 
 
 def test_a_mirrored_strategys_collective_group_keys_start_after_its_class_collective_key_base(monkeypatch):
-    with relied_on("tf.distribute.MirroredStrategy._collective_key_base", "runner/training/strategy.py",
+    with relied_on("tf.distribute.MirroredStrategy._collective_key_base", "runner/session/strategy.py",
                    "tensorflow"):
         assert isinstance(tf.distribute.MirroredStrategy._collective_key_base, int), "it is no class attribute"
         monkeypatch.setattr(tf.distribute.MirroredStrategy, "_collective_key_base", 90_000)
@@ -231,7 +231,7 @@ def test_submitit_slurm_jobs_ask_the_watcher_their_class_holds(monkeypatch, tmp_
 def test_submitit_raises_core_utils_uncompleted_job_error_for_a_job_without_a_result(monkeypatch, tmp_path):
     from submitit.slurm.slurm import SlurmJob
 
-    with relied_on("submitit.core.utils.UncompletedJobError", "runner/app.py", "submitit",
+    with relied_on("submitit.core.utils.UncompletedJobError", "runner/shell/app.py", "submitit",
                    via="hydra-submitit-launcher"):
         monkeypatch.setattr(SlurmJob, "watcher", state_watcher("CANCELLED"))
         job = SlurmJob(folder=tmp_path, job_id="7")
@@ -271,7 +271,7 @@ def test_mlflow_utils_mlflow_tags_names_the_parent_run_tag_mlflow_itself_sets():
 
 
 def test_mlflow_logs_its_sqlite_errors_on_the_logger_runner_logs_filters():
-    with relied_on("the logger mlflow.store.db.utils and its 'SQLAlchemy database error' line", "runner/logs.py",
+    with relied_on("the logger mlflow.store.db.utils and its 'SQLAlchemy database error' line", "runner/shell/logs.py",
                    "mlflow"):
         module = importlib.import_module("mlflow.store.db.utils")
         assert module._logger is logging.getLogger("mlflow.store.db.utils"), "the module logs on another logger"

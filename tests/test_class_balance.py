@@ -16,10 +16,10 @@ from apps import run_app
 from helpers import compose, new_store
 from image_folders import make_image_folder
 from runner.data import balance
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.parts import prepare
 from runner.training import loop
-from runner.training.objective import Objective
-from runner.training.session import prepare
+from runner.training.loss import Loss
 
 # 90, 30 and 10 images of three classes, in no particular order.
 LABELS = np.random.default_rng(0).permutation(np.repeat([0, 1, 2], [90, 30, 10])).astype(np.int32)
@@ -45,13 +45,13 @@ def test_the_weighted_loss_is_each_examples_cross_entropy_times_its_class_weight
     logits = tf.constant([[2.0, 0.5, -1.0], [0.1, 0.2, 0.3], [-1.0, 0.0, 4.0]])
     labels = tf.constant([0, 1, 2])
     targets = tf.one_hot(labels, 3)
-    weighted = Objective(3, 0.0, None, class_weights=weights).per_example_loss(targets, logits)
+    weighted = Loss(3, 0.0, None, class_weights=weights).per_example_loss(targets, logits)
     plain = tf.keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
     np.testing.assert_allclose(weighted, plain.numpy() * np.array(weights), rtol=1e-6)
     # A target mixed 0.25 / 0.75 from classes 0 and 2 weighs 0.25 * 0.5 + 0.75 * 3.0.
     mixed = tf.constant([[0.25, 0.0, 0.75]])
-    loss = Objective(3, 0.0, None, class_weights=weights).per_example_loss(mixed, logits[:1])
-    unweighted = Objective(3, 0.0, None).per_example_loss(mixed, logits[:1])
+    loss = Loss(3, 0.0, None, class_weights=weights).per_example_loss(mixed, logits[:1])
+    unweighted = Loss(3, 0.0, None).per_example_loss(mixed, logits[:1])
     np.testing.assert_allclose(loss, unweighted * (0.25 * 0.5 + 0.75 * 3.0), rtol=1e-6)
 
 
@@ -91,7 +91,7 @@ def test_class_weights_and_balanced_sampling_train_a_step(strategy):
                   "trainer.steps_per_epoch=2", "trainer.batch_size=32", f"trainer.strategy={strategy}",
                   *(["trainer.cpu_replicas=2"] if strategy == "mirrored" else []))
     session = prepare(cfg)
-    assert len(session.training.objective.class_weights) == 10
+    assert len(session.training.loss.class_weights) == 10
     history = loop.fit(session, loop.EpochHooks([])).history
     assert math.isfinite(history["loss"][0])
 

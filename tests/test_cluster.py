@@ -13,9 +13,9 @@ import psutil
 import pytest
 
 from helpers import CONF, compose, new_store
+from runner.mistakes.errors import UserError
+from runner.session.strategy import make_strategy
 from runner.training import resume
-from runner.errors import UserError
-from runner.training.strategy import make_strategy
 from test_resume import epochs_logged, final_weights, runs
 
 # LeNet on digits, short epochs; XLA off: compiling costs more than these steps.

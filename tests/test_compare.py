@@ -14,11 +14,11 @@ from mlflow.entities import Metric, Param
 
 from apps import Result, run_app
 from runner.compare import select
-from runner.compare.report import compare_sweep
+from runner.compare.comparison import compare_sweep
 from runner.compare.select import find_sweep
+from runner.compare.sweep_rows import differing_keys, objective_of, parse_overrides
 from runner.compare.table import columns_for
-from runner.compare.rows import differing_keys, objective_of, parse_overrides
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.tracking import store as store_module
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

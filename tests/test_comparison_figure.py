@@ -2,7 +2,7 @@
 swept key for a sweep of hyperparameters (a log axis for learning rates and weight decay)."""
 
 from runner.compare.plots import figure, hyperparameters, log_scaled
-from runner.compare.rows import Row
+from runner.compare.sweep_rows import Row
 
 
 def row(model="resnet18", objective=0.5, **swept):

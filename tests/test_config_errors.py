@@ -22,10 +22,10 @@ import yaml
 
 from apps import SHELL_UNSET, run_app
 from helpers import CONF, REPO, compose
-from runner import schema
-from runner.bounds import check_bounds
+from runner.config import schema
+from runner.config.bounds import check_bounds
+from runner.mistakes.errors import UserError, reported_as_one_line
 from runner.training.checks import check_trainer
-from runner.errors import UserError, reported_as_one_line
 
 # TensorFlow's start-up chatter on stderr, not part of what the runner says.
 NOISE = re.compile(r"^(I0000|W0000|E0000|WARNING: All log messages|To enable the following instructions)")

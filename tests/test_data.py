@@ -15,7 +15,7 @@ from helpers import compose
 from image_folders import CLASS_COLOURS, make_image_folder
 from runner.data import augment, digits, download, imagenette, pipeline, pixels, source, synthetic
 from runner.data.splits import load
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 CLASSES = ("n01440764", "n02102040", "n02979186")
 PER_CLASS = 5  # 15 images per split: batches of 4 leave a remainder of 3

@@ -16,7 +16,7 @@ import builders
 from builders.geometry import Geometry
 from builders.layers import LocalResponseNormalization
 from builders.pooling import maxpool
-from runner.training.model_report import model_spec
+from runner.architecture.tables import model_spec
 from runner.visualize import deconvnet, guided
 
 # conv1: a Sobel filter and nearly its negation, so where one channel's 2x2 pool window is all positive

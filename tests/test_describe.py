@@ -8,7 +8,7 @@ import pytest
 
 from apps import run_app
 from helpers import REPO, compose, zoo_report
-from runner.training.model_report import describe, render
+from runner.architecture.tables import describe, render
 
 JSON_KEYS = {"model", "input_shape", "total_params", "trainable_params", "macs", "layers", "num_classes", "data"}
 ROW_KEYS = {"name", "type", "output_shape", "params", "macs"}

@@ -8,7 +8,7 @@ from helpers import compose
 from image_folders import CLASS_COLOURS, dirty_files, make_image_folder, png_claiming
 from runner.data import unreadable
 from runner.data.splits import load
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 CLASSES = ("n01440764", "n02102040")
 PER_CLASS = 4

@@ -9,8 +9,8 @@ from matplotlib.image import imread
 
 from apps import run_app
 from helpers import MODEL_NAMES, compose, zoo_report
-from runner.training.model_drawing import figure, save
-from runner.training.model_report import model_spec
+from runner.architecture.picture import figure, save
+from runner.architecture.tables import model_spec
 
 LONGEST_SIDE = 2400  # pixels at 100 dpi
 REPEATED = re.compile(r"(.+)_block\d+$")  # builders/names.py: application k of a repeated row

@@ -9,15 +9,15 @@ import pytest
 import tensorflow as tf
 
 from helpers import compose
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.parts import prepare
+from runner.session.strategy import distributed
 from runner.training import loop, resume, steps
 from runner.training.accumulation import check_passes
 from runner.training.averaged import averaged_weights
 from runner.training.callbacks import standard_callbacks
 from runner.training.evaluation import evaluate
 from runner.training.optim import make_optimizer
-from runner.training.session import prepare
-from runner.training.strategy import distributed
 
 QUICK = ("trainer.jit_compile=false", "trainer.precision=float32", "trainer.steps_per_execution=1")
 STRATEGIES = {"default": ("trainer.strategy=default",),

@@ -16,7 +16,7 @@ import builders
 import reference_resnet
 from builders.model import SPEC_KEYS
 from helpers import compose
-from runner.training.model_report import model_spec
+from runner.architecture.tables import model_spec
 from runner.weights import tensors
 from runner.weights.convert import assign
 

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from helpers import MODEL_NAMES, compose
+from runner.session.parts import prepare
 from runner.training import loop
-from runner.training.session import prepare
 
 # AlexNet and ZFNet need 128 pixels (64 collapses before pool5). Any other model: 64 (GoogLeNet's
 # auxiliary heads then pool 4a's 4x4 map in one ceil-mode window of their 5x5 pool, as Caffe does).

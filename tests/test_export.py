@@ -12,8 +12,8 @@ import pytest
 from apps import run_app
 from cards import tiny_card
 from helpers import REPO
-from runner.logs import quiet_libraries
 from runner.data.pipeline import IMAGENET
+from runner.shell.logs import quiet_libraries
 from runner.weights import saved
 
 import builders

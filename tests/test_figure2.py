@@ -10,9 +10,9 @@ import tensorflow as tf
 import builders
 from builders.report import report
 from helpers import compose, png_size, row
-from runner.training.model_report import model_spec
+from runner.architecture.tables import model_spec
 from runner.visualize import crops, figure2, figures
-from runner.visualize.rows import model_rows
+from runner.visualize.row_layers import model_rows
 from runner.visualize.scan import scan
 from runner.visualize.scores import pre_activation
 

@@ -17,8 +17,8 @@ from PIL import Image
 from helpers import CONF, new_store
 
 from runner import sweep
+from runner.config.schema import SweepConfig
 from runner.data.pipeline import Preprocessing
-from runner.schema import SweepConfig
 from runner.visualize import figures, filters
 from runner.weights import saved
 

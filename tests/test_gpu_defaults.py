@@ -3,8 +3,8 @@
 * `xla`: trainer.jit_compile=true with trainer.steps_per_execution=2, in float32 (the GPU default is
   16 steps a call; 2 is the smallest count that loops inside the compiled call);
 * `float16`: trainer.precision=mixed_float16, float16 with loss scaling, the default on Volta and Turing
-  (runner.training.strategy.precision). The CPU computes float16 too, slowly but correctly; on a CPU
-  runner/training/gpu_notice.py only adds a note;
+  (runner.session.strategy.precision). The CPU computes float16 too, slowly but correctly; on a CPU
+  runner/shell/gpu_notice.py only adds a note;
 * both at once on LeNet, as a Volta or Turing GPU runs.
 
 The inputs are the smallest each architecture takes (test_every_model_trains.py), two images a batch.
@@ -23,8 +23,8 @@ import tensorflow as tf
 
 from builders.layers import LocalResponseNormalization
 from helpers import compose
+from runner.session.parts import prepare
 from runner.training import loop
-from runner.training.session import prepare
 from test_every_model_trains import REDUCED_SIZE
 
 # Most float16 steps run eagerly; tf.data's functions stay traced, and TensorFlow warns so once per pipeline.

@@ -8,10 +8,10 @@ import tensorflow as tf
 
 import builders
 from helpers import compose
-from runner.errors import UserError
-from runner.training.model_report import model_spec
+from runner.architecture.tables import model_spec
+from runner.mistakes.errors import UserError
 from runner.visualize import gradcam, occlusion
-from runner.visualize.rows import Row, explained_row
+from runner.visualize.row_layers import Row, explained_row
 
 SIDE, PATCH = 32, 8
 # Class k: a patch of pattern k (bright, horizontal stripes, vertical stripes, a checkerboard) at a random

@@ -12,14 +12,15 @@ import pytest
 from helpers import REPO
 
 # Each package's floor; a module may import only from its own floor or below. The apps (the
-# commands, their shell and the sweep's callback) sit on top of the run's library, which sits on data, tracking
-# and weights, which sit on the shared config and error modules and on builders.
+# commands, their shell and the sweep's callback) sit on top of the run's library (its set-up, the
+# session, and the training loop), which sits on data, tracking, weights and the architecture's report,
+# which sit on the config, the mistakes as one line, the shared modules at the top of runner, and builders.
 FLOORS = {
     "builders": 0,
-    "runner": 1, "runner.errors": 1, "runner.logs": 1, "runner.schema": 1, "runner.bounds": 1,
-    "runner.data": 2, "runner.tracking": 2, "runner.weights": 2,
-    "runner.training": 3,
-    "runner.__main__": 4, "runner.app": 4, "runner.sweep": 4, "runner.cluster": 4, "runner.bench": 4,
+    "runner": 1, "runner.config": 1, "runner.mistakes": 1,
+    "runner.data": 2, "runner.tracking": 2, "runner.weights": 2, "runner.architecture": 2,
+    "runner.session": 3, "runner.training": 3,
+    "runner.__main__": 4, "runner.shell": 4, "runner.sweep": 4, "runner.cluster": 4, "runner.bench": 4,
     "runner.compare": 4, "runner.describe": 4, "runner.visualize": 4, "runner.evaluate": 4, "runner.predict": 4,
     "runner.export": 4,
 }

@@ -1,6 +1,6 @@
-"""An error as the one line a user reads (runner/messages.py)."""
+"""An error as the one line a user reads (runner/mistakes/messages.py)."""
 
-from runner.messages import first_line, joined_lines, named_first_line
+from runner.mistakes.messages import first_line, joined_lines, named_first_line
 
 
 def test_the_first_line_is_the_first_that_says_something():

@@ -16,10 +16,10 @@ import tensorflow as tf
 from apps import SHELL_UNSET, run_app
 from helpers import CONF, REPO, compose
 
-from runner.errors import UserError
-from runner.known_keys import check_known_keys
-from runner.logs import lines_to_show
-from runner.training import gpu_notice
+from runner.mistakes.errors import UserError
+from runner.mistakes.known_keys import check_known_keys
+from runner.shell import gpu_notice
+from runner.shell.logs import lines_to_show
 
 BROKEN_YAML = "name: broken\ninput_shape: [32, 32, 3\nblocks:\n  - {type: conv}\n"
 TF_START_UP = ("cuInit", "E0000", "I0000", "W0000", "absl::InitializeLog", "oneDNN")
@@ -166,7 +166,8 @@ def test_a_command_starts_without_tensorflows_cpp_lines(tmp_path):
     assert result.stderr == ""
 
 
-IMPORT_THEN_FAIL = ("import runner\nfrom runner.logs import import_tensorflow_quietly\nimport_tensorflow_quietly()\n"
+IMPORT_THEN_FAIL = ("import runner\nfrom runner.shell.logs import import_tensorflow_quietly\n"
+                    "import_tensorflow_quietly()\n"
                     "import tensorflow as tf\ntf.config.list_physical_devices('GPU')\n"
                     "tf.io.decode_image(b'not an image')\n")
 

@@ -10,9 +10,9 @@ from scipy import stats
 from sklearn.datasets import load_digits
 
 from helpers import compose
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.parts import prepare
 from runner.training import loop, mixing
-from runner.training.session import prepare
 
 BATCH = 16
 

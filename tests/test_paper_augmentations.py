@@ -13,11 +13,11 @@ from PIL import Image
 from helpers import compose
 from runner.data import augment, colour, colour_statistics, pipeline, pixels, source
 from runner.data.digits import split
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.parts import prepare
 from runner.training import loop
 from runner.training.checks import check_trainer
 from runner.training.evaluation import final_evaluation
-from runner.training.session import prepare
 
 
 def correlated_images(count: int, shape=(12, 12)) -> np.ndarray:
@@ -167,7 +167,8 @@ def test_grey_photometric_is_brightness_and_contrast():
 def test_the_papers_augmentations_train_and_evaluate(overrides):
     cfg = compose("augment=scale_jitter", "augment.pca_lighting=0.1", "augment.photometric=1.0",
                   "eval.scales=[224,336]", "trainer.epochs=1", "trainer.steps_per_epoch=2", "trainer.batch_size=16",
-                  *overrides)
+                  # float32: in bfloat16 a near tie's argmax can differ between the two passes' batchings
+                  "trainer.precision=float32", *overrides)
     session = prepare(cfg)
     before = [weight.numpy().copy() for weight in session.model.trainable_weights]
     trained = loop.fit(session, loop.EpochHooks([]))

@@ -14,9 +14,9 @@ import tensorflow as tf
 
 from helpers import compose
 from runner.data import augment, erasing, image_ops, pixels, policies
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.parts import prepare
 from runner.training import loop
-from runner.training.session import prepare
 
 SIZE = (16, 16)
 

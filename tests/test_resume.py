@@ -15,9 +15,9 @@ import tensorflow as tf
 
 from apps import run_app
 from helpers import compose, new_store
+from runner.mistakes.errors import UserError
+from runner.session.strategy import Worker
 from runner.training import loop, resume, resume_state
-from runner.training.strategy import Worker
-from runner.errors import UserError
 
 # LeNet on digits, a few short epochs; XLA off: compiling costs more than these steps.
 QUICK = ["trainer.epochs=4", "trainer.steps_per_epoch=5", "trainer.jit_compile=false"]

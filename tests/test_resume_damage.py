@@ -17,9 +17,9 @@ import pytest
 import tensorflow as tf
 
 from helpers import compose
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.strategy import Worker
 from runner.training import resume, resume_state
-from runner.training.strategy import Worker
 from runner.weights import saved
 from test_resume import QUICK, environment, epochs_logged, run_here, runs
 

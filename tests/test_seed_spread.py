@@ -14,12 +14,12 @@ from matplotlib.container import ErrorbarContainer
 
 from apps import run_app
 from helpers import REPO, compose
+from runner.compare.comparison import compare_sweep
 from runner.compare.groups import by_recipe, not_recipe, pooled, standing
 from runner.compare.plots import figure
-from runner.compare.report import compare_sweep
-from runner.compare.rows import Row, Spread
+from runner.compare.sweep_rows import Row, Spread
 from runner.compare.table import csv_text, markdown, terminal_table
-from runner.training.session import prepare
+from runner.session.parts import prepare
 from sweeps import run_sweep, store, sweep_runs
 
 TOP1 = [0.91, 0.95, 0.96]  # three seeds of one recipe

@@ -21,9 +21,9 @@ import builders
 from builders import SpecError, names, sizes
 from builders.registry import register
 from builders.report import report
-from runner.errors import UserError
-from runner.training import memory_check
-from runner.training.model_report import model_spec
+from runner.architecture.tables import model_spec
+from runner.mistakes.errors import UserError
+from runner.session import memory_check
 
 GIB = 2**30
 SIXTEEN_GIB = memory_check.Limit(16 * GIB, "of memory available")

@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 
 from helpers import new_store
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session import strategy
 from runner.slurm_queue import QueueWatcher
-from runner.training import strategy
 from slurm_cluster import Unavailable, single_node_slurm
 from sweeps import assert_finished_with_metrics, sweep_runs
 from test_cluster import QUICK

@@ -81,7 +81,7 @@ def test_concurrent_writers_on_a_fresh_sqlite_store_lose_nothing(tmp_path):
     """Three processes open a store that does not exist yet and log at once: every value arrives."""
     writer = textwrap.dedent(f"""
         import hydra
-        from runner import schema
+        from runner.config import schema
         schema.register()
         with hydra.initialize_config_dir({str(CONF)!r}, version_base="1.3"):
             cfg = hydra.compose("config", overrides=["tracking.uri={store(tmp_path)}",

@@ -14,11 +14,11 @@ from hydra.core.hydra_config import HydraConfig
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
 from helpers import CONF, compose
+from runner.mistakes.errors import UserError
+from runner.signals import Stopped, interrupt
 from runner.tracking.dashboard import how_to_open
 from runner.tracking.run import Run
 from runner.tracking.store import store_in, store_uri
-from runner.errors import UserError
-from runner.signals import Stopped, interrupt
 from runner.training.record import artifacts_location
 from runner.training.stops import DeferredStops, Trap, stop_if_requested
 

@@ -12,7 +12,7 @@ import pytest
 from apps import run_app
 from helpers import REPO, compose, new_store
 from image_folders import CLASS_COLOURS, IMAGENETTE_WNIDS, dirty_files, make_image_folder
-from runner.training.strategy import cpu_has_bfloat16
+from runner.session.strategy import cpu_has_bfloat16
 
 EPOCH_METRICS = {"loss", "top1", "top5", "val_loss", "val_top1", "val_top5", "lr", "epoch_seconds",
                  "images_per_second"}
@@ -104,3 +104,27 @@ def test_bad_data_root_is_one_line_and_leaves_no_run(tmp_path):
     client = mlflow.MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiments = [e.experiment_id for e in client.search_experiments()]
     assert all(run.info.status != "RUNNING" for run in client.search_runs(experiments))
+
+
+@pytest.mark.e2e
+def test_train_and_evaluate_return_what_their_runs_recorded(tmp_path):
+    """train() and evaluate_weights() hand their caller the run's metrics and model, as the store holds them."""
+    from runner.evaluate.weights_evaluation import evaluate_weights
+    from runner.training.train import train
+
+    overrides = ["model=lenet", "data=synthetic", "data.train_size=32", "data.val_size=16", "trainer.batch_size=8",
+                 "trainer.jit_compile=false", "trainer.precision=float32", f"tracking.uri={new_store(tmp_path)}"]
+    cfg = compose(*overrides, "trainer.epochs=2", "tracking.log_model=true")  # runs:/ finds it in the store
+    result = train(cfg, tmp_path / "run")
+    evaluated = evaluate_weights(compose(*overrides, f"model.weights=runs:/{result.run_id}"))
+    assert evaluated.run_id != result.run_id and evaluated.objective == evaluated.metrics["eval_top1"]
+    assert evaluated.metrics["eval_top1"] == pytest.approx(result.metrics["eval_top1"])  # the same images
+    client = mlflow.MlflowClient(cfg.tracking.uri)
+    assert client.get_run(evaluated.run_id).data.metrics == pytest.approx(evaluated.metrics)
+    run = client.get_run(result.run_id)
+    assert result.run_id == run.info.run_id
+    assert result.metrics == pytest.approx({key: run.data.metrics[key] for key in result.metrics})
+    assert {"eval_top1", "val_top1", "loss", "lr"} <= set(result.metrics)
+    assert result.objective == result.metrics[cfg.sweep.objective.value]
+    assert len(result.history["val_top1"]) == 2 and result.model_file.exists()
+    assert result.model.output_shape == (None, cfg.data.num_classes)

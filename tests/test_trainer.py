@@ -8,10 +8,11 @@ import pytest
 import tensorflow as tf
 
 from helpers import compose
-from runner.training import loop, strategy
+from runner.session import strategy
+from runner.session.parts import prepare
+from runner.session.strategy import precision, uses_xla
+from runner.training import loop
 from runner.training.callbacks import standard_callbacks
-from runner.training.session import prepare
-from runner.training.strategy import precision, uses_xla
 
 SMALL = ("data=synthetic", "data.train_size=64", "data.val_size=32", "trainer.batch_size=16")
 

@@ -11,11 +11,11 @@ import pytest
 
 from apps import SHELL_UNSET, run_app
 from helpers import CONF, new_store, png_size
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.tracking.artifacts import model_file, run_config
 from runner.visualize import figure2, figures, filters
-from runner.visualize.run import visualize_model
-from runner.visualize.source import announced, find_run, open_store
+from runner.visualize.stored_runs import announced, find_run, open_store
+from runner.visualize.visualization import visualize_model
 
 # TensorFlow's start-up chatter on stderr, not part of what the command says.
 NOISE = re.compile(r"^(I0000|W0000|E0000|WARNING: All log messages|To enable the following instructions)")

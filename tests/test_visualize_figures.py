@@ -8,10 +8,10 @@ import pytest
 
 import builders
 from helpers import compose, png_size
-from runner.training.model_report import model_spec
+from runner.architecture.tables import model_spec
 from runner.visualize import figure2, figures, filters, guided
 from runner.visualize.render import Options, visualize
-from runner.visualize.rows import default_rows, model_rows, pick
+from runner.visualize.row_layers import default_rows, model_rows, pick
 
 
 # guided backpropagation

@@ -17,9 +17,9 @@ from helpers import CONF, new_store, png_size
 from image_folders import make_image_folder
 from reference_resnet import random_state_dict
 from runner.data import pipeline
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.visualize import figure2, figures, filters
-from runner.visualize.run import seen_in_rgb, visualize_model
+from runner.visualize.visualization import seen_in_rgb, visualize_model
 from runner.weights.families import CAFFE
 
 FIGURES = ("visualize.images=2", "visualize.channels=2", "visualize.top_k=3", "visualize.patches=4",

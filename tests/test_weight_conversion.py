@@ -12,14 +12,14 @@ import builders
 import reference_resnet
 from builders.model import SPEC_KEYS
 from helpers import compose
-from runner.errors import UserError
-from runner.training.model_report import model_spec
+from runner.architecture.tables import model_spec
+from runner.mistakes.errors import UserError
 from runner.weights import tensors
 from runner.weights.card import WeightsCard
 from runner.weights.convert import assign, head_fits, head_layers
 from runner.weights.layouts import fill
 from runner.weights.load import load_into
-from runner.weights.source import Source
+from runner.weights.reference import Source
 from runner.weights.tensor_map import Tensors
 
 VGG11 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]  # torchvision's cfgs["A"]

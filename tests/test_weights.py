@@ -12,7 +12,7 @@ from apps import run_app
 from helpers import compose, new_store
 from reference_resnet import random_state_dict
 from runner.data import pipeline
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from cards import tiny_card
 from runner.weights import download, families, published
 from runner.weights.card import model_inputs

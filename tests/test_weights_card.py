@@ -18,13 +18,13 @@ from helpers import REPO, compose, new_store
 from hub_cache import prefill_hub
 from image_folders import make_image_folder
 from reference_resnet import random_state_dict
+from runner.architecture.tables import model_spec
 from runner.data import pipeline, unreadable
-from runner.errors import UserError
-from runner.training import session as session_module
-from runner.training.model_report import model_spec
+from runner.mistakes.errors import UserError
+from runner.session import parts as session_module
 from runner.weights import families, published, saved
 from runner.weights.card import WeightsCard
-from runner.weights.source import classifier_rows, with_classes
+from runner.weights.reference import classifier_rows, with_classes
 from runner.weights.table import markdown_table
 
 import builders

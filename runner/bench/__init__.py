@@ -1,1 +1,1 @@
-"""`python -m runner.bench`: throughput of the input pipeline and the training step (run.py, stages.py)."""
+"""`python -m runner.bench`: throughput of the input pipeline and the training step (measuring.py, stages.py)."""

@@ -23,7 +23,7 @@ import pathlib
 
 from omegaconf import DictConfig
 
-from runner.app import hydra_app
+from runner.shell.app import hydra_app
 
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "no bench.json is written; run it again for the measurements"
@@ -32,8 +32,8 @@ WHEN_STOPPED = "no bench.json is written; run it again for the measurements"
 @hydra_app("bench", __doc__, "python -m runner.bench model=resnet18 data=imagenette data.root=/data/imagenette2-320",
            WHEN_STOPPED, gpu_note=True)
 def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
-    from runner.bench.report import table  # TensorFlow's imports wait until the config has composed
-    from runner.bench.run import run_bench
+    from runner.bench.measuring import run_bench
+    from runner.bench.summary import table  # TensorFlow's imports wait until the config has composed
 
     result, path = run_bench(cfg, run_dir)
     print()

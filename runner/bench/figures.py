@@ -1,5 +1,5 @@
 """The bench's figures: six stages, their images per second, the ratios between them, and the
-median of several rounds (runner/bench/run.py measures them; report.py prints them)."""
+median of several rounds (runner/bench/measuring.py measures them; summary.py prints them)."""
 
 import dataclasses
 from typing import Optional

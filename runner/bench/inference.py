@@ -3,7 +3,7 @@ in each export runner.export writes (SavedModel, TFLite, ONNX), timed as timm's 
 inference` times a model: warm-up calls, then timed ones.
 
 The model is the stand-alone one (runner/weights/saved.py: 0-255 images in, probabilities out) in
-float32 in every format: model.weights' as export builds it (runner/training/stand_alone.py), else
+float32 in every format: model.weights' as export builds it (runner/session/stand_alone.py), else
 the bench session's own network, at its random initialisation, wrapped the same way. Keras is
 called as a Keras user serving a batch in hand calls it: model.predict_on_batch, one compiled call
 (predict adds a tf.data pipeline and a progress bar per call). Each export is written into a
@@ -29,10 +29,10 @@ from omegaconf import DictConfig
 
 from runner.bench.inference_rows import FORMATS as ROWS
 from runner.bench.inference_rows import Inference, InferenceRow
-from runner.export.run import FORMATS, Predict, onnx_missing, usable_cores
-from runner.messages import named_first_line
-from runner.training.session import Session
-from runner.training.stand_alone import from_weights
+from runner.export.exporting import FORMATS, Predict, onnx_missing, usable_cores
+from runner.mistakes.messages import named_first_line
+from runner.session.parts import Session
+from runner.session.stand_alone import from_weights
 from runner.weights import saved
 
 NEEDS_ONNX = "not measured: needs tf2onnx and onnxruntime (pip install -e '.[onnx]')"

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from runner.bench.stages import NotApplicable
 from runner.bench.torch_step import TORCHVISION
 from runner.data.splits import data_preprocessing
-from runner.training.session import Session
+from runner.session.parts import Session
 
 
 def peer_step(cfg: DictConfig, session: Session) -> tuple[int, float]:
@@ -74,7 +74,7 @@ def _settings(cfg: DictConfig, session: Session) -> dict:
         "model": cfg.model.name,
         "classes": cfg.data.num_classes,
         "trainable_parameters": sum(math.prod(weight.shape) for weight in session.model.trainable_weights),
-        "aux_loss_weight": session.training.objective.aux_loss_weight or 0.0,
+        "aux_loss_weight": session.training.loss.aux_loss_weight or 0.0,
         "label_smoothing": cfg.trainer.label_smoothing,
         "precision": session.part.resolved.precision,
         "optimizer": {key: cfg.optimizer[key] for key in ("name", "lr", "momentum", "nesterov", "weight_decay")},

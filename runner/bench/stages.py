@@ -23,12 +23,12 @@ from omegaconf import DictConfig, OmegaConf
 from runner.data import imagenette
 from runner.data.splits import SOURCES, load, training_augmentation
 from runner.environment import environment_set
-from runner.messages import first_line
+from runner.mistakes.messages import first_line
+from runner.session.parts import Session, epoch_steps
 from runner.tracking.run import Run
 from runner.tracking.store import store_in
 from runner.training import loop
 from runner.training.callbacks import standard_callbacks
-from runner.training.session import Session, epoch_steps
 from runner.training.steps import make_train_steps
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -20,9 +20,9 @@ import numpy as np
 from omegaconf import OmegaConf
 from safetensors.numpy import save_file
 
-from runner.app import CONF
 from runner.bench.memory import MIB, PeakRss
-from runner.logs import import_tensorflow_quietly
+from runner.shell.app import CONF
+from runner.shell.logs import import_tensorflow_quietly
 
 LAYOUTS = ("keras_applications_vgg", "torchvision_vgg")
 IMAGENET_CLASSES = 1000  # ImageNet-1k's, the published classifiers'
@@ -114,7 +114,7 @@ def measure(layout: str, folder: pathlib.Path) -> dict[str, float]:
     # These import TensorFlow: after import_tensorflow_quietly.
     from runner.weights.families import family_card
     from runner.weights.load import load_into
-    from runner.weights.source import Source
+    from runner.weights.reference import Source
 
     write, name = WRITERS[layout]
     path = folder / name

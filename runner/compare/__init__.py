@@ -1,1 +1,1 @@
-"""`python -m runner.compare`: a sweep's jobs side by side (report.py), found in the store by select.py."""
+"""`python -m runner.compare`: a sweep's jobs side by side (comparison.py), found in the store by select.py."""

@@ -10,7 +10,7 @@ import pathlib
 
 from omegaconf import DictConfig
 
-from runner.app import hydra_app
+from runner.shell.app import hydra_app
 
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "run it again for the comparison"
@@ -19,7 +19,7 @@ WHEN_STOPPED = "run it again for the comparison"
 @hydra_app("compare", __doc__, "python -m runner.compare compare.experiment=lrn_ablation", WHEN_STOPPED,
            tensorflow=False)  # MLflow and matplotlib only
 def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
-    from runner.compare.report import compare_sweep  # MLflow's imports wait until the config has composed
+    from runner.compare.comparison import compare_sweep  # MLflow's imports wait until the config has composed
     from runner.compare.select import existing_store, find_sweep
     from runner.tracking.store import store_uri
 

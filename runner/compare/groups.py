@@ -14,7 +14,7 @@ from typing import Optional
 
 from mlflow.entities import Run
 
-from runner.compare.rows import Row, Spread, label_of, sorted_best_first
+from runner.compare.sweep_rows import Row, Spread, label_of, sorted_best_first
 
 SEED = "trainer.seed"
 # Params that never tell two recipes apart: where a run records and what it is called (tracking.*),

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from runner.compare.groups import SEED
-from runner.compare.rows import Row
+from runner.compare.sweep_rows import Row
 
 RUNS_PER_LEGEND_COLUMN = 20
 MAX_HYPERPARAMETER_PANELS = 4

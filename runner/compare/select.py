@@ -6,10 +6,11 @@ import mlflow
 from mlflow.entities import Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.tracking import store
+from runner.tracking.labels import ROLE_TAG, SWEEP_ROLE
 
-SWEEP_FILTER = "tags.\"runner.role\" = 'sweep'"
+SWEEP_FILTER = f"tags.\"{ROLE_TAG}\" = '{SWEEP_ROLE}'"
 
 
 def existing_store(uri: str) -> mlflow.MlflowClient:
@@ -39,7 +40,7 @@ def sweep_children(client: mlflow.MlflowClient, parent: Run) -> list[Run]:
 
 def _sweep_by_id(client: mlflow.MlflowClient, run_id: str) -> Run:
     run = store.run_by_id(client, run_id, "compare.run_id", "omit compare.run_id to compare the latest sweep")
-    if run.data.tags.get("runner.role") != "sweep":
+    if run.data.tags.get(ROLE_TAG) != SWEEP_ROLE:
         parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID)
         hint = f"it is a job of the sweep compare.run_id={parent}" if parent else "omit it for the latest sweep"
         raise UserError(f"compare.run_id={run_id} is not a sweep's parent run (tag runner.role=sweep): {hint}")

@@ -9,7 +9,7 @@ from mlflow.entities import Run
 from tabulate import tabulate
 
 from runner.compare.groups import standing
-from runner.compare.rows import Row, objective_of
+from runner.compare.sweep_rows import Row, objective_of
 
 
 def _count(value: int) -> str:

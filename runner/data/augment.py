@@ -9,10 +9,10 @@ import math
 
 import tensorflow as tf
 
-from runner.bounds import Choices
+from runner.config.bounds import Choices
 from runner.data import policies
 from runner.data.pixels import resize, to_uint8
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 
 def cover(shape, size, ratio: float) -> tf.Tensor:

@@ -5,8 +5,8 @@ import numpy as np
 import tensorflow as tf
 from omegaconf import ListConfig
 
-from runner.bounds import Choices
-from runner.errors import UserError
+from runner.config.bounds import Choices
+from runner.mistakes.errors import UserError
 
 BALANCE_STREAM = 0x62616C  # told apart from the augmentation's seeds, drawn from the same trainer.seed
 

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from typing import Optional
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 
 def cache_folder(cache_dir: Optional[str]) -> Optional[pathlib.Path]:

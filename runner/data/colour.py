@@ -11,7 +11,7 @@ import dataclasses
 import tensorflow as tf
 
 from runner.data.pixels import to_uint8
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from runner.data import source
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 SPLIT_SEED = 0  # fixed: the validation digits are the same in every run, whatever trainer.seed
 

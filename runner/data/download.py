@@ -10,8 +10,8 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from runner.errors import UserError
-from runner.messages import joined_lines
+from runner.mistakes.errors import UserError
+from runner.mistakes.messages import joined_lines
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ fills every erased pixel and channel with its own value from U(0, 255) (timm's "
 
 import tensorflow as tf
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 AREA = (0.02, 1 / 3)  # s_l, s_h, of the image's area (torchvision's and timm's default; the paper's CIFAR runs: 0.4)
 ASPECT = (0.3, 1 / 0.3)  # r_1, r_2 = 1 / r_1: height / width

@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from runner.data import source, unreadable
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from runner.data import folders, source
 from runner.data.cache_home import cache_home
 from runner.data.download import Archive, fetch
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 _BUCKET = "https://s3.amazonaws.com/fast-ai-imageclas"
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from runner.data import balance, pixels
 from runner.data.source import Examples
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -23,10 +23,10 @@ seed and tf.switch_case runs only the chosen operation.
 import numpy as np
 import tensorflow as tf
 
-from runner.bounds import Choices
+from runner.config.bounds import Choices
 from runner.data import erasing
 from runner.data import image_ops as ops
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 # The operations in torchvision's order; Invert only in AutoAugment's sub-policies.
 OPERATIONS = {

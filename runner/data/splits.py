@@ -7,11 +7,11 @@ from typing import Callable, Optional
 import tensorflow as tf
 from omegaconf import DictConfig
 
-from runner.bounds import Choices
+from runner.config.bounds import Choices
 from runner.data import augment, balance, cache_files, digits, folders, imagenette, pipeline, synthetic
 from runner.data import colour, colour_statistics
 from runner.data import source as source_module
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 SOURCES = Choices("data.name", "dataset", {
     "digits": digits.from_config,

@@ -1,1 +1,1 @@
-"""`python -m runner.describe`: the architecture report app (runner/training/model_report.py renders it)."""
+"""`python -m runner.describe`: the architecture report app (runner/architecture/tables.py renders it)."""

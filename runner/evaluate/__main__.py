@@ -13,7 +13,7 @@ import pathlib
 
 from omegaconf import DictConfig
 
-from runner.app import hydra_app
+from runner.shell.app import hydra_app
 
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "an evaluation run it had started ended KILLED"
@@ -22,9 +22,10 @@ WHEN_STOPPED = "an evaluation run it had started ended KILLED"
 @hydra_app("config", __doc__, "python -m runner.evaluate model=resnet50 model.weights=imagenet data=imagenette",
            WHEN_STOPPED, gpu_note=True)
 def main(cfg: DictConfig, run_dir: pathlib.Path) -> float:
-    from runner.evaluate.run import evaluate_weights  # TensorFlow's imports, once the config has composed
+    # TensorFlow's imports, once the config has composed
+    from runner.evaluate.weights_evaluation import evaluate_weights
 
-    return evaluate_weights(cfg)
+    return evaluate_weights(cfg).objective
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import pathlib
 
 from omegaconf import DictConfig
 
-from runner.app import hydra_app
+from runner.shell.app import hydra_app
 
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "no partial export is left"
@@ -22,7 +22,7 @@ WHEN_STOPPED = "no partial export is left"
            "python -m runner.export export.model=runs:/<run_id> export.format=tflite export.output=exported/",
            WHEN_STOPPED)
 def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
-    from runner.export.run import export  # TensorFlow's imports, once the config has composed
+    from runner.export.exporting import export  # TensorFlow's imports, once the config has composed
 
     path, difference = export(cfg, run_dir)
     print(f"wrote {path}: largest difference from Keras {difference:.2e} on {cfg.export.check_images} images")

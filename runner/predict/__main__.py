@@ -13,7 +13,7 @@ import pathlib
 
 from omegaconf import DictConfig
 
-from runner.app import hydra_app
+from runner.shell.app import hydra_app
 
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "no partial CSV is left"
@@ -22,7 +22,7 @@ WHEN_STOPPED = "no partial CSV is left"
 @hydra_app("predict", __doc__, "python -m runner.predict model=resnet50 model.weights=imagenet predict.images=photos/",
            WHEN_STOPPED, download_bars=False)
 def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
-    from runner.predict.run import predict, write  # TensorFlow's imports, once the config has composed
+    from runner.predict.predictions import predict, write  # TensorFlow's imports, once the config has composed
 
     print(write(predict(cfg), cfg.predict))
 

@@ -9,7 +9,7 @@ import mlflow
 from mlflow.entities import Run
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.tracking import store
 
 RUNS_PREFIX = "runs:/"  # MLflow's form of a run's files: runs:/<run_id>

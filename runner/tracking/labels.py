@@ -16,6 +16,12 @@ from runner.tracking.redact import redacted
 from runner.tracking.sweep_parent import parent_run_id
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
+# A run that holds no model says what it is in this tag; a training run carries none.
+ROLE_TAG = "runner.role"
+SWEEP_ROLE = "sweep"  # a sweep's parent (runner/sweep.py)
+EVALUATE_ROLE = "evaluate"  # weights scored as they are (runner.evaluate)
+BENCH_ROLE = "bench"  # a benchmark (runner.bench)
+VISUALIZE_ROLE = "visualize"  # weights' figures (runner.visualize)
 
 
 def run_name(cfg: DictConfig) -> str:

@@ -24,8 +24,8 @@ from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
 from runner import disk, environment
-from runner.errors import UserError
-from runner.messages import named_first_line
+from runner.mistakes.errors import UserError
+from runner.mistakes.messages import named_first_line
 from runner.signals import held
 from runner.tracking import per_class, plots
 from runner.tracking.dashboard import how_to_open

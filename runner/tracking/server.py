@@ -17,8 +17,8 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from runner.environment import environment_set
-from runner.errors import UserError
-from runner.messages import causes, first_line
+from runner.mistakes.errors import UserError
+from runner.mistakes.messages import causes, first_line
 from runner.tracking.store import store_uri
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -15,7 +15,7 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig
 
 from runner.disk import sqlite_file, sqlite_uri
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 DEFAULT_STORE_DIR = pathlib.Path("outputs")  # relative to where the command runs, as Hydra's outputs
 PAGE_SIZE = 1000  # MLflow's largest page; a sweep can have hundreds of children

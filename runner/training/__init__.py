@@ -1,1 +1,2 @@
-"""One run's library: prepare() sets a run up (session.py); the loop, its steps, stops and resume."""
+"""One run's library: the training loop (loop.py) and its steps, stops, resume points and record;
+its set-up, which every app composes, is runner/session."""

@@ -22,7 +22,7 @@ from typing import Callable, Sequence
 
 import tensorflow as tf
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 
 def check_passes(batch_size: int, passes: int, replicas: int) -> None:

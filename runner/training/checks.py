@@ -3,11 +3,11 @@ its bound, a name no table holds, or keys that contradict each other."""
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.bounds import check_bounds
+from runner.config.bounds import check_bounds
+from runner.config.schema import MULTISCALE_METRICS, TEN_CROP_METRICS, Config
 from runner.data.augment import CROPS
 from runner.data.splits import SOURCES
-from runner.errors import UserError
-from runner.schema import MULTISCALE_METRICS, TEN_CROP_METRICS, Config
+from runner.mistakes.errors import UserError
 from runner.training.optim import OPTIMIZERS, SCHEDULES
 
 CHOICES = (SOURCES, CROPS, OPTIMIZERS, SCHEDULES)

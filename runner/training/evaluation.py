@@ -4,7 +4,7 @@ The last epoch has already evaluated the final weights on the centre crops, so t
 evaluation reuses that pass (its predictions make the confusion matrix) and computes only what is
 new: AlexNet's ten crops with eval.ten_crop, VGG's scales with eval.scales. On ImageNet that spares a
 50,000-image pass per run.
-`val_loss` is the training objective's cross-entropy, label smoothing included (what Keras's fit
+`val_loss` is the training loss's cross-entropy, label smoothing included (what Keras's fit
 reports); no loss is logged at the end, only top-1 and top-5, which smoothing does not change.
 """
 
@@ -15,9 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from runner.session.parts import Session
+from runner.session.strategy import distributed
 from runner.training import steps
-from runner.training.session import Session
-from runner.training.strategy import distributed
 
 
 @dataclasses.dataclass

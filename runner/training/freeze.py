@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from builders import names
 from builders.rows import BuiltModel
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 
 def frozen_layers(built: BuiltModel, row: str | None) -> list:

@@ -14,15 +14,15 @@ from typing import Optional, Protocol
 import keras
 import tensorflow as tf
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.parts import Session
+from runner.session.strategy import distributed
 from runner.training import steps
 from runner.training.averaged import averaged_weights, keep_averaged_weights
 from runner.training.evaluation import Evaluation, evaluate
 from runner.training.freeze import freeze, thaws_at
 from runner.training.resume import Start
-from runner.training.session import Session
 from runner.training.stops import DeferredStops, stop_if_requested
-from runner.training.strategy import distributed
 
 History = dict[str, list[float]]
 

@@ -18,7 +18,7 @@ import dataclasses
 
 import tensorflow as tf
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 MIXING_STREAM = 0x6D6978  # told apart from the other seeds derived from trainer.seed
 

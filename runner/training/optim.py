@@ -10,8 +10,8 @@ from typing import Any, Callable
 import keras
 from omegaconf import DictConfig
 
-from runner.bounds import Choices
-from runner.errors import UserError
+from runner.config.bounds import Choices
+from runner.mistakes.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,19 +8,19 @@ import mlflow
 from mlflow.utils.file_utils import local_file_uri_to_path
 from mlflow.utils.uri import is_local_uri
 
+from runner.architecture.picture import drawn_file
+from runner.architecture.tables import model_spec, render
 from runner.data import balance, unreadable
 from runner.data.splits import evaluation_crop
+from runner.session.parts import ModelPart, Session
 from runner.tracking.run import NotRecorded, Run
 from runner.tracking.supersede import end_superseded
 from runner.training import resume
 from runner.training.evaluation import Evaluation, FinalEvaluation, mistakes
 from runner.training.loop import Trained
-from runner.training.model_drawing import drawn_file
-from runner.training.model_report import model_spec, render
-from runner.training.session import ModelPart, Session
 from runner.weights import saved
 from runner.weights.card import Provenance, WeightsCard
-from runner.weights.source import OURS, RUNS_PREFIX
+from runner.weights.reference import OURS, RUNS_PREFIX
 
 
 def recorder(session: Session, start: resume.Start) -> Run | NotRecorded:
@@ -137,7 +137,7 @@ def record_weights(run: Run | NotRecorded, part: ModelPart) -> None:
 def record_evaluation(run: Run | NotRecorded, session: Session, centre: Evaluation) -> None:
     """A centre-crop pass's confusion matrix, per-class figures and most confident mistakes."""
     cfg, splits = session.cfg, session.splits
-    training = (balance.training_shares(cfg.data.sampling, session.training.objective.class_weights,
+    training = (balance.training_shares(cfg.data.sampling, session.training.loss.class_weights,
                                         splits.class_counts) if splits.class_counts else {})
     run.log_confusion_matrix(centre.labels, centre.predicted, splits.class_names, training)
     if session.worker.chief:  # the others record nothing: spare them the pass over the images

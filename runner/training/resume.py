@@ -32,9 +32,9 @@ import mlflow
 import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.strategy import Worker, agreed_epoch
 from runner.training import resume_lock, resume_state
-from runner.training.strategy import Worker, agreed_epoch
 
 log = logging.getLogger(__name__)
 

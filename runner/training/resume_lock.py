@@ -20,7 +20,7 @@ import pathlib
 from collections.abc import Iterator
 from typing import IO
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 LOCK_FILE = "lock"
 

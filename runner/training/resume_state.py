@@ -6,7 +6,7 @@ import json
 import pathlib
 
 from runner import disk
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 STATE_FILE = "state.json"
 # What state.json holds, as ResumePoint.save writes it; the first four are always there.

@@ -12,10 +12,10 @@ host's few cores.
 import keras
 import tensorflow as tf
 
+from runner.session.parts import Session
 from runner.training import mixing
 from runner.training.accumulation import accumulated
-from runner.training.objective import Objective
-from runner.training.session import Session
+from runner.training.loss import Loss
 
 SUMS = ("loss", "top1", "top5", "count")
 RATE = "lr"  # the training steps' sum of the learning rates their updates used: per step, not per example
@@ -43,15 +43,15 @@ def sums(loss, labels, scores):
 
 def make_train_steps(session: Session):
     """A function running `count` training steps (trainer.steps_per_execution) on a distributed iterator
-    of the session's strategy (runner/training/session.py)."""
+    of the session's strategy (runner/session/parts.py)."""
     model, strategy = session.model, session.strategy
-    optimizer, objective = session.training.optimizer, session.training.objective
+    optimizer, loss = session.training.optimizer, session.training.loss
     passes, normalise = session.cfg.trainer.grad_accumulation, session.splits.normalise
     global_batch_size = session.cfg.trainer.batch_size // passes  # of one forward pass
     mix = mixing.from_config(session.cfg)
 
     def replica_step(images, labels):
-        images, targets = normalise(images), tf.one_hot(labels, objective.num_classes)
+        images, targets = normalise(images), tf.one_hot(labels, loss.num_classes)
         if mix:  # seeded by the update count, which a resume point restores
             images, targets = mix(images, targets, optimizer.iterations)
             labels = tf.argmax(targets, axis=-1, output_type=labels.dtype)  # what most of each image shows
@@ -64,12 +64,12 @@ def make_train_steps(session: Session):
     def gradients_and_sums(images, targets, labels):
         with tf.GradientTape() as tape:
             outputs = model(images, training=True)
-            per_example = objective.per_example_loss(targets, outputs)
+            per_example = loss.per_example_loss(targets, outputs)
             # Average over the global batch (of one pass) so the all-reduced gradient is the full batch's.
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-            if objective.weight_decay:
-                loss += objective.l2_penalty(model.trainable_variables)
-            scaled = optimizer.scale_loss(loss)
+            batch_loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+            if loss.weight_decay:
+                batch_loss += loss.l2_penalty(model.trainable_variables)
+            scaled = optimizer.scale_loss(batch_loss)
         gradients = tape.gradient(scaled, model.trainable_variables)
         return gradients, sums(per_example, labels, main_output(outputs))
 
@@ -107,12 +107,12 @@ def make_statistics_average(model, strategy):
 
 def make_eval_step(session: Session, views: bool = False):
     """One evaluation batch: sums, plus the predicted and true labels for the confusion matrix. Its
-    loss is the training objective's cross-entropy (label smoothing included), which needs no training part.
+    loss is the training loss's cross-entropy (label smoothing included), which needs no training part.
     `views`: each example is several views [B, N, H, W, C] (eval.ten_crop's ten crops, eval.scales' scales),
     scored by their averaged softmax (Krizhevsky et al. 2012, Section 4.1; Simonyan & Zisserman 2015, 4.2)."""
     model, strategy, normalise = session.model, session.strategy, session.splits.normalise
     trainer = session.cfg.trainer
-    objective = Objective(session.cfg.data.num_classes, trainer.label_smoothing, aux_loss_weight=None)
+    loss = Loss(session.cfg.data.num_classes, trainer.label_smoothing, aux_loss_weight=None)
 
     def replica_step(images, labels):
         images = normalise(images)
@@ -124,7 +124,7 @@ def make_eval_step(session: Session, views: bool = False):
             probabilities = scores
         else:
             scores = main_output(model(images, training=False))
-            per_example = objective.cross_entropy(labels, scores)
+            per_example = loss.cross_entropy(labels, scores)
             probabilities = tf.nn.softmax(tf.cast(scores, tf.float32))
         result = sums(per_example, labels, scores)
         result["predicted"] = tf.argmax(scores, axis=-1, output_type=tf.int32)

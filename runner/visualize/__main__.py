@@ -8,7 +8,7 @@ visualize.model unset, or visualize.model=<a model.keras file>: those weights on
 validation images, logged on a new run (tag runner.role=visualize). The PNGs land in Hydra's folder
 (outputs/visualize/...): filters.png, feature_maps_<row>.png, top_images_<row>.png,
 projections_<row>.png, figure2_<row>.png, gradcam_<row>.png and occlusion.png.
-Options and the PNG sizes: runner/schema.py VisualizeConfig and runner/visualize/render.py.
+Options and the PNG sizes: runner/config/schema.py VisualizeConfig and runner/visualize/render.py.
 """
 
 import pathlib
@@ -16,7 +16,7 @@ import pathlib
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from runner.app import hydra_app
+from runner.shell.app import hydra_app
 
 # What SIGTERM or Ctrl-C leave, said after the stop (runner/training/stops.py stopped_in_one_line).
 WHEN_STOPPED = "a run it had started ended KILLED"
@@ -25,7 +25,7 @@ WHEN_STOPPED = "a run it had started ended KILLED"
 @hydra_app("visualize", __doc__, "python -m runner.visualize visualize.model=runs:/<run_id>", WHEN_STOPPED,
            download_bars=False)
 def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
-    from runner.visualize.run import visualize_model  # TensorFlow's imports, once the config has composed
+    from runner.visualize.visualization import visualize_model  # TensorFlow's imports, once the config has composed
 
     result = visualize_model(cfg, run_dir, HydraConfig.get().overrides.task)
     for note in result.notes:

@@ -11,7 +11,7 @@ import numpy as np
 
 from runner.visualize import crops, deconvnet, figures
 from runner.visualize.projections import gradient_picture
-from runner.visualize.rows import Row
+from runner.visualize.row_layers import Row
 from runner.visualize.scan import Scan
 from runner.visualize.scores import scored_unit
 

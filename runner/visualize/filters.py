@@ -26,7 +26,7 @@ import keras
 import matplotlib
 import numpy as np
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.visualize import figures
 from runner.weights import saved
 

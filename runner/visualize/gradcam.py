@@ -20,7 +20,7 @@ import tensorflow as tf
 from runner.visualize import figures, guided
 from runner.visualize.classes import Classes
 from runner.visualize.projections import gradient_picture
-from runner.visualize.rows import Row
+from runner.visualize.row_layers import Row
 from runner.visualize.scan import Scan
 
 CAPTION = ("Grad-CAM: red marks where the row's feature maps hold the evidence for the class named above "

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import keras
 import numpy as np
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.visualize import figures
 from runner.visualize.classes import Classes
 from runner.visualize.scan import Scan

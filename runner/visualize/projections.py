@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from runner.visualize import deconvnet, figures, guided
-from runner.visualize.rows import Row
+from runner.visualize.row_layers import Row
 from runner.visualize.scan import Scan
 from runner.visualize.scores import scored_unit
 

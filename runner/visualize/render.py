@@ -35,15 +35,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import keras
 import numpy as np
 
-from runner.schema import VisualizeConfig
+from runner.config.schema import VisualizeConfig
 from runner.visualize import figure2, figures, filters, gradcam, occlusion, projections
 from runner.visualize.classes import Classes
-from runner.visualize.rows import Row, default_rows, explained_row, model_rows, pick
+from runner.visualize.row_layers import Row, default_rows, explained_row, model_rows, pick
 from runner.visualize.scan import Scan, scan
 
 
 class Options(VisualizeConfig):
-    """visualize's settings, as the figures read them; runner/schema.py holds their defaults."""
+    """visualize's settings, as the figures read them; runner/config/schema.py holds their defaults."""
 
     @classmethod
     def of(cls, cfg: Mapping) -> "Options":

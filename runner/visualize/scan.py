@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 import keras
 import numpy as np
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.visualize.scores import scored_unit
 
 

@@ -1,4 +1,4 @@
-"""Published and previous weights: what `model.weights` names and its card (source.py, card.py, the
+"""Published and previous weights: what `model.weights` names and its card (reference.py, card.py, the
 published entries in published.py and their table in docs/weights.md, made by table.py), downloads (download.py),
 reading their files lazily (tensors.py; ours.py for files this project saved), the tables that say
 where each source tensor goes in our models (layouts.py), placing them on a built model (convert.py,

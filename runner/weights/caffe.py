@@ -30,7 +30,7 @@ from typing import BinaryIO, NamedTuple
 
 import numpy as np
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.weights.tensor_map import Tensors
 
 # Protobuf's wire types (protobuf.dev/programming-guides/encoding); groups (3, 4) are not in caffe.proto.

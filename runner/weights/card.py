@@ -3,7 +3,7 @@
 Where the tensors come from and how they are laid out, what the network expects of an image (the
 normalisation, the channel order and the evaluation's crop), the classes it predicts and which rows
 predict them, what its publisher measured, its licence and, for files this project writes, how they
-were made. Every source gives one (runner/weights/source.py): a published entry carries its card, a
+were made. Every source gives one (runner/weights/reference.py): a published entry carries its card, a
 saved model.keras holds its card (runner/weights/saved.py), a run's card is its model file's. MLflow's
 `weights.*` and `preprocessing.*` params are derived from it, never the reverse (torchvision's
 `Weights.meta` and timm's `PretrainedCfg` play the same part).

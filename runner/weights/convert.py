@@ -24,7 +24,7 @@ import keras
 import numpy as np
 
 from builders.names import row_of_layer
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.weights.layouts import IGNORED, KINDS, LAYOUTS, Layout, Row, fill
 from runner.weights.tensor_map import Tensors, as_tensors
 

@@ -17,8 +17,8 @@ from huggingface_hub import hf_hub_download
 from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
 from runner.data.cache_home import cache_home
-from runner.errors import UserError
-from runner.messages import joined_lines
+from runner.mistakes.errors import UserError
+from runner.mistakes.messages import joined_lines
 from runner.weights.published import Published
 
 log = logging.getLogger(__name__)

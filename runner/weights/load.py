@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from builders.rows import BuiltModel
 from runner.weights import convert, ours, tensors
-from runner.weights.source import OURS, Source
+from runner.weights.reference import OURS, Source
 from runner.weights.tensor_map import Tensors
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import h5py
 import keras
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.weights import saved
 from runner.weights.tensor_map import Tensors
 

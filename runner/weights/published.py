@@ -6,7 +6,7 @@ architecture may have several; its first is what `imagenet` alone names."""
 import dataclasses
 import functools
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.weights.card import PublishedMetrics, WeightsCard
 from runner.weights.families import family_card
 

@@ -19,9 +19,9 @@ import numpy as np
 from keras import layers
 
 from runner import disk
-from runner.errors import UserError
-from runner.messages import first_line
 from runner.data.pipeline import Preprocessing, per_channel
+from runner.mistakes.errors import UserError
+from runner.mistakes.messages import first_line
 from runner.weights.card import WeightsCard
 
 CARD = "card.json"

@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 from safetensors import safe_open
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.weights import caffe
 from runner.weights.tensor_map import Tensors
 

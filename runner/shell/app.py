@@ -5,15 +5,15 @@ whose imports of TensorFlow wait until the config has composed) and its options;
 rest the same way for every command:
 
 * a mistake met while Hydra composes the config ends in one line (`error: ...`) and exit status 2, as a
-  mistake the command finds itself does (runner/errors.py); Hydra reports everything else as it does
+  mistake the command finds itself does (runner/mistakes/errors.py); Hydra reports everything else as it does
   (a YAML error as a full traceback, its own errors over several lines, both with exit status 1). With
   HYDRA_FULL_ERROR=1 Hydra's own behaviour, complete tracebacks, is left as it is;
 * every key of the config must be one the schema declares; then TensorFlow is imported without its
   start-up lines, the libraries' INFO lines are quietened, and the GPU note said where the command asks;
 * the body runs with a mistake or a full disk reported in one line, SIGTERM and Ctrl-C in one line, and
   Keras's session cleared after it (a multirun runs its jobs in one process);
-* a run folder left holding only what Hydra wrote goes (runner/run_folder.py);
-* --help starts with what the command does and an example (runner/app_help.py).
+* a run folder left holding only what Hydra wrote goes (runner/shell/run_folder.py);
+* --help starts with what the command does and an example (runner/shell/help.py).
 """
 
 import contextlib
@@ -37,21 +37,23 @@ from hydra.errors import (
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from runner import bounded_yaml, disk, run_folder, schema
-from runner.app_help import with_app_help
-from runner.errors import (
+from runner import disk
+from runner.config import bounded_yaml, schema
+from runner.mistakes.errors import (
     USAGE_EXIT_CODE,
     JobError,
     full_error_wanted,
     reported_as_one_line,
 )
-from runner.known_keys import check_known_keys
-from runner.logs import import_tensorflow_quietly, quiet_libraries
+from runner.mistakes.known_keys import check_known_keys
+from runner.mistakes.usage_errors import hydra_error_line, yaml_error_line
+from runner.shell import run_folder
+from runner.shell.help import with_app_help
+from runner.shell.logs import import_tensorflow_quietly, quiet_libraries
 from runner.signals import Stopped
 from runner.training.stops import stopped_in_one_line
-from runner.usage_errors import hydra_error_line, yaml_error_line
 
-CONF = str(pathlib.Path(__file__).resolve().parents[1] / "conf")
+CONF = str(pathlib.Path(__file__).resolve().parents[2] / "conf")
 # What composing the config raises for a mistake in it; Hydra's other errors (a callback that fails
 # to instantiate) keep its report.
 USAGE_ERRORS = (yaml.MarkedYAMLError, ConfigCompositionException, OverrideParseException, SearchPathException,
@@ -85,7 +87,7 @@ def hydra_app(config_name: str, about: str, example: str, when_stopped: str, *, 
                     import_tensorflow_quietly()
                 quiet_libraries()
                 if gpu_note:
-                    from runner.training.gpu_notice import say_when_no_gpu  # imports TensorFlow
+                    from runner.shell.gpu_notice import say_when_no_gpu  # imports TensorFlow
 
                     say_when_no_gpu(cfg.trainer)
                 if not download_bars:

@@ -9,9 +9,9 @@ import tempfile
 import keras
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.parts import ModelPart, prepare_model
 from runner.tracking import artifacts
-from runner.training.session import ModelPart, prepare_model
 from runner.weights import saved
 from runner.weights.card import WeightsCard
 

@@ -31,9 +31,9 @@ from tensorflow.python.client import device_lib
 
 import builders
 from builders.sizes import Estimate
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.strategy import worker
 from runner.training.optim import make_optimizer
-from runner.training.strategy import worker
 
 GIB = 2**30
 PROBE_SHAPE = (3, 5, 7)  # a shape no optimizer's own variables (its step, its rate) have

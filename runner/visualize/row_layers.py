@@ -13,7 +13,7 @@ import keras
 
 from builders.model import plan
 from builders.names import layers_by_row
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,7 +9,7 @@ Stages (stages.py): decode (the machine's JPEG-decode limit), pipeline (runner.d
 pipeline, first pass), cached (the same with data.cache, after the first epoch), keras (Keras's
 folder loader with RandomCrop and RandomFlip), step (the compiled training step on batches in
 memory) and fit (runner.training.loop.fit on real batches, callbacks and MLflow included); both
-start from the session that runner.training.session.prepare sets up, as training does.
+start from the session that runner.session.parts.prepare sets up, as training does.
 
 infer (inference.py; asked by name, not measured by default) is a table of its own, not a figure:
 the stand-alone model in Keras, SavedModel, TFLite and ONNX Runtime, images/s and latency each.
@@ -30,14 +30,15 @@ from runner.bench.figures import FIGURES, INPUT_STAGES, NOT_ASKED, STAGES, Bench
 from runner.bench.inference import infer
 from runner.bench.inference_rows import STAGE as INFER, Inference
 from runner.bench.memory import PeakRss
-from runner.bench.report import machine, settings
-from runner.bounds import check_bounds
-from runner.errors import UserError
-from runner.schema import BenchConfig
+from runner.bench.summary import machine, settings
+from runner.config.bounds import check_bounds
+from runner.config.schema import BenchConfig
+from runner.mistakes.errors import UserError
+from runner.session.parts import Session, prepare
+from runner.signals import interrupt
+from runner.tracking.labels import BENCH_ROLE, ROLE_TAG
 from runner.tracking.run import Run
 from runner.training.checks import check_trainer
-from runner.training.session import Session, prepare
-from runner.signals import interrupt
 from runner.training.stops import Trap
 
 
@@ -125,7 +126,7 @@ def _bench_run(cfg: DictConfig) -> Iterator[Optional[Run]]:
                                      "tracking.run_name": run_name})
     # SIGTERM raises at once (the input stages have no step boundaries), so the run ends KILLED.
     with Trap(interrupt, (signal.SIGTERM,)), Run(named) as run:
-        run.set_tags({"runner.role": "bench"})
+        run.set_tags({ROLE_TAG: BENCH_ROLE})
         yield run
 
 

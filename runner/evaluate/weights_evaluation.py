@@ -10,20 +10,28 @@ import dataclasses
 import keras
 from omegaconf import DictConfig
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.parts import ModelPart, Session, load_splits, prepare_model
+from runner.tracking.labels import EVALUATE_ROLE, ROLE_TAG
 from runner.tracking.run import Run
 from runner.tracking.server import check_store
 from runner.training.checks import check_trainer
 from runner.training.evaluation import FinalEvaluation, final_evaluation
 from runner.training.record import record_evaluation, record_weights
-from runner.training.session import ModelPart, Session, load_splits, prepare_model
 from runner.weights.card import WeightsCard
 
-ROLE = "evaluate"  # the runner.role tag of an evaluation's run
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateResult:
+    """What an evaluation ends with, for its caller (the app hands the objective to a sweeper)."""
+    objective: float  # sweep.objective's value: eval_top1 unless it names another eval_* metric
+    metrics: dict[str, float]  # eval_top1, eval_top5, ...; published_top1 and _top5 when the card has them
+    model: keras.Model  # the network as scored (restricted to the data's classes where the weights have more)
+    run_id: str
 
 
-def evaluate_weights(cfg: DictConfig) -> float:
-    """Evaluates, records and returns sweep.objective (eval_top1 unless it names an eval_* metric)."""
+def evaluate_weights(cfg: DictConfig) -> EvaluateResult:
+    """Evaluate model.weights on data's validation split and record the run."""
     check_trainer(cfg)
     check_store(cfg)  # a tracking server that does not answer: one line in seconds, before the evaluation
     if not cfg.model.weights:
@@ -37,9 +45,10 @@ def evaluate_weights(cfg: DictConfig) -> float:
     splits = load_splits(part, ("val",))
     session = Session(_scored_on_data_classes(part, splits.class_ids), splits)
     final = final_evaluation(session, None)
-    _record(cfg, session, final, published_metrics(part.card), comparable=session.part is part)
-    name = cfg.sweep.objective.value
-    return final.metrics.get(name, final.metrics["eval_top1"])
+    published = published_metrics(part.card)
+    run_id = _record(cfg, session, final, published, comparable=session.part is part)
+    objective = final.metrics.get(cfg.sweep.objective.value, final.metrics["eval_top1"])
+    return EvaluateResult(objective, {**final.metrics, **published}, session.model, run_id)
 
 
 def _scored_on_data_classes(part: ModelPart, data_ids: list[str]) -> ModelPart:
@@ -69,11 +78,12 @@ def published_metrics(card: WeightsCard | None) -> dict[str, float]:
 
 
 def _record(cfg: DictConfig, session: Session, final: FinalEvaluation, published: dict[str, float],
-            comparable: bool) -> None:
-    """The run, and what it printed. `comparable`: every class of the weights scored, so the difference
-    from the publisher's figures means something (it does on their data: ImageNet's validation set)."""
+            comparable: bool) -> str:
+    """The run (its id returned), and what it printed. `comparable`: every class of the weights scored, so
+    the difference from the publisher's figures means something (it does on their data: ImageNet's
+    validation set)."""
     with Run(cfg) as run:
-        run.set_tags({"runner.role": ROLE})
+        run.set_tags({ROLE_TAG: EVALUATE_ROLE})
         run.log_params(session.part.recorded_params())
         run.log_metrics({**final.metrics, **published}, step=0)
         record_weights(run, session.part)
@@ -85,3 +95,4 @@ def _record(cfg: DictConfig, session: Session, final: FinalEvaluation, published
         print(f"{key}: {ours:.4f} here, {theirs:.4f} published ({session.part.card.metrics.measured_on}): "
               + (f"{ours - theirs:+.4f}" if comparable else "not comparable, only the data's classes were scored"))
     print(f"MLflow run {run.run_id}; open the dashboard with:\n  {run.ui_command()}")
+    return run.run_id

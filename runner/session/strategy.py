@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from tensorflow.python.distribute.cluster_resolver.slurm_cluster_resolver import expand_tasks_per_node
 
 from runner.data.source import Shard
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 # Where a multi-worker cluster is read from: TF_CONFIG (set by hand, `python -m runner.cluster`,
 # Kubeflow's TFJob), else a SLURM allocation of several tasks.

@@ -1,4 +1,4 @@
-"""Export of a stand-alone model (runner/training/stand_alone.py: a run's, a file's, or published
+"""Export of a stand-alone model (runner/session/stand_alone.py: a run's, a file's, or published
 weights) to SavedModel, ONNX or TFLite, each written beside its folder, run on a few images against
 Keras, and only then moved into place. Each format's loader gives a function to call many times
 (the bench's inference stage times them)."""
@@ -16,11 +16,11 @@ from omegaconf import DictConfig
 
 import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
 from runner import disk
-from runner.bounds import check_bounds
-from runner.errors import UserError
-from runner.logs import native_lines_held_back
-from runner.schema import ExportConfig
-from runner.training.stand_alone import stand_alone
+from runner.config.bounds import check_bounds
+from runner.config.schema import ExportConfig
+from runner.mistakes.errors import UserError
+from runner.session.stand_alone import stand_alone
+from runner.shell.logs import native_lines_held_back
 from runner.weights import saved
 
 SEED = 0  # the check's images: the same on every export
@@ -40,7 +40,9 @@ def export(cfg: DictConfig, run_dir: pathlib.Path) -> tuple[pathlib.Path, float]
     folder.mkdir(parents=True, exist_ok=True)
     images = np.random.default_rng(SEED).integers(0, 256, (options.check_images, *model.input_shape[1:]))
     images = images.astype(np.float32)
-    expected = model.predict(images, verbose=0)  # before the export: ONNX's needs a model that has run
+    # Before the export (ONNX's needs a model that has run); called eagerly: predict's tf.function, traced
+    # anew for every model a process exports, would have TensorFlow warn of retracing.
+    expected = keras.ops.convert_to_numpy(model(images, training=False))
     with disk.written_whole(target) as partial:
         chosen.write(model, partial)
         difference = float(np.abs(chosen.load(partial)(images) - expected).max())

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from builders.rows import BuiltModel
 from runner.data.pipeline import Preprocessing
 from runner.data.splits import data_preprocessing
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.tracking import artifacts
 from runner.weights import download, layouts, ours, saved
 from runner.weights.card import WeightsCard

@@ -3,7 +3,7 @@ defaults and bounds.
 
 The YAML files under conf/ are merged into these and set only what their choice changes, so a
 misspelt key or a wrong type fails when the config is composed, with the key's full path in the
-message. A field made by `at_least` carries its smallest valid value, which runner/bounds.py checks
+message. A field made by `at_least` carries its smallest valid value, which runner/config/bounds.py checks
 before anything is built (a type cannot say "positive").
 """
 
@@ -14,8 +14,8 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from runner.bounds import at_least
-from runner.recipe_schema import AugmentConfig, EvalConfig, TrainerConfig
+from runner.config.bounds import at_least
+from runner.config.recipes import AugmentConfig, EvalConfig, TrainerConfig
 
 
 @dataclasses.dataclass
@@ -93,7 +93,7 @@ class ReportFormat(enum.Enum):
     table = "table"
     markdown = "markdown"
     json = "json"
-    png = "png"  # the network drawn, one box per row (runner/training/model_drawing.py)
+    png = "png"  # the network drawn, one box per row (runner/architecture/picture.py)
     svg = "svg"
 
 

@@ -8,8 +8,8 @@ import yaml
 from hydra.errors import MissingConfigException, OverrideParseException
 from omegaconf.errors import OmegaConfBaseException
 
-from runner.messages import first_line
-from runner.suggestions import did_you_mean, for_key
+from runner.mistakes.messages import first_line
+from runner.mistakes.suggestions import did_you_mean, for_key
 
 UNKNOWN_TAG = re.compile(r"could not determine a constructor for the tag '(?:tag:yaml\.org,2002:)?(.+)'")
 # Hydra's words for a mistake inside one config file (it chains the cause only as the context)

@@ -3,7 +3,7 @@
 * `prepare_model(cfg)` -> `ModelPart`: the strategy, the resolved precision, the built model with its
   starting weights and their card, and what the model is fed (every app);
 * `load_splits(part, splits)`: the data of the splits asked for (evaluate and visualize: val only);
-* `prepare_training(part, splits)` -> `TrainingPart`: the optimizer and its slots, the objective, the
+* `prepare_training(part, splits)` -> `TrainingPart`: the optimizer and its slots, the loss, the
   steps per epoch (training and the bench);
 * `prepare(cfg)` -> `Session`: all three, what training and the bench start from.
 
@@ -29,22 +29,22 @@ from omegaconf import DictConfig
 import builders
 from builders.report import Report, report
 from builders.rows import BuiltModel
+from runner.architecture.tables import model_spec
 from runner.data import balance
 from runner.data.pipeline import Preprocessing
 from runner.data.splits import ALL_SPLITS, Splits, evaluation_crop, load
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
+from runner.session.memory_check import check_memory
+from runner.session.strategy import Worker, make_strategy, precision, shard, steps_per_execution, uses_xla, worker
 from runner.training.accumulation import check_passes
 from runner.training.freeze import freeze
 from runner.training.fused_norm import fuse_batch_norms
-from runner.training.memory_check import check_memory
-from runner.training.model_report import model_spec
+from runner.training.loss import Loss
 from runner.training.optim import l2_coefficient, make_optimizer
-from runner.training.objective import Objective
-from runner.training.strategy import Worker, make_strategy, precision, shard, steps_per_execution, uses_xla, worker
 from runner.weights.card import WeightsCard, model_inputs
 from runner.weights.convert import Loaded
 from runner.weights.load import load_into
-from runner.weights.source import as_the_weights_need, classifier_rows, locate
+from runner.weights.reference import as_the_weights_need, classifier_rows, locate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ class ModelPart:
 @dataclasses.dataclass(frozen=True)
 class TrainingPart:
     optimizer: keras.optimizers.Optimizer
-    objective: Objective
+    loss: Loss
     steps_per_epoch: int  # trainer.steps_per_epoch, or the full batches an epoch of the data holds
     steps_per_call: int  # training steps per compiled call: trainer.steps_per_execution, within one epoch
 
@@ -185,10 +185,10 @@ def prepare_training(part: ModelPart, splits: Splits) -> TrainingPart:
         # too, for trainer.unfreeze_epoch.
         optimizer.build(part.model.trainable_variables)
     freeze(part.built, cfg, epoch=0)
-    objective = Objective(cfg.data.num_classes, cfg.trainer.label_smoothing, cfg.model.aux_loss_weight,
-                          l2_coefficient(cfg), balance.class_weights(cfg.data.class_weights, splits.class_counts))
+    loss = Loss(cfg.data.num_classes, cfg.trainer.label_smoothing, cfg.model.aux_loss_weight,
+                l2_coefficient(cfg), balance.class_weights(cfg.data.class_weights, splits.class_counts))
     steps_per_call = max(1, min(part.resolved.steps_per_execution, steps_per_epoch))
-    return TrainingPart(optimizer, objective, steps_per_epoch, steps_per_call)
+    return TrainingPart(optimizer, loss, steps_per_epoch, steps_per_call)
 
 
 def epoch_steps(cfg: DictConfig, splits: Splits) -> int:

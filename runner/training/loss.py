@@ -10,7 +10,7 @@ import tensorflow as tf
 
 
 @dataclasses.dataclass(frozen=True)
-class Objective:
+class Loss:
     num_classes: int
     label_smoothing: float
     aux_loss_weight: float | None

@@ -1,4 +1,4 @@
-"""Prediction: a stand-alone model (runner/training/stand_alone.py: a run's, a file's, or published
+"""Prediction: a stand-alone model (runner/session/stand_alone.py: a run's, a file's, or published
 weights) on image files, read as an evaluation reads its validation images (the same decoding, resize
 and centre crop, in tf.data), the crop as the weights' card states it."""
 
@@ -16,13 +16,13 @@ from tabulate import tabulate
 
 import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
 from runner import disk
-from runner.bounds import check_bounds
+from runner.config.bounds import check_bounds
+from runner.config.schema import PredictConfig
 from runner.data import augment, pipeline, source, unreadable
 from runner.data.folders import IMAGE_SUFFIXES
 from runner.data.splits import DEFAULT_CROP
-from runner.errors import UserError
-from runner.schema import PredictConfig
-from runner.training.stand_alone import stand_alone
+from runner.mistakes.errors import UserError
+from runner.session.stand_alone import stand_alone
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from tabulate import tabulate
 
 from runner.bench.figures import FIGURES, NOT_ASKED, RATIOS, STAGES, Bench
-from runner.training.session import Session
+from runner.session.parts import Session
 
 GIB = 2**30
 

@@ -21,7 +21,7 @@ from tabulate import tabulate
 
 import builders
 from builders.report import Report, report
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 HEADERS = ["#", "name", "type", "kernel / stride / pad", "input", "output", "output size", "RF", "jump",
            "params", "MACs"]

@@ -1,11 +1,11 @@
 """The schemas of a training recipe: how images are augmented, how a model is evaluated, and how the
-trainer runs (runner/schema.py composes them into the whole config)."""
+trainer runs (runner/config/schema.py composes them into the whole config)."""
 
 import dataclasses
 import enum
 from typing import Optional
 
-from runner.bounds import at_least
+from runner.config.bounds import at_least
 
 
 @dataclasses.dataclass
@@ -61,7 +61,7 @@ class Strategy(enum.Enum):
 
 
 class Precision(enum.Enum):
-    auto = "auto"  # the device's fastest: runner.training.strategy.precision
+    auto = "auto"  # the device's fastest: runner.session.strategy.precision
     float32 = "float32"
     mixed_float16 = "mixed_float16"
     mixed_bfloat16 = "mixed_bfloat16"
@@ -75,9 +75,9 @@ class TrainerConfig:
     # > 0: split the CPU into N logical devices (a real MirroredStrategy without GPUs)
     cpu_replicas: int = at_least(0, 0)
     precision: Precision = Precision.auto
-    # None: XLA on one GPU under the default strategy (runner.training.strategy.uses_xla)
+    # None: XLA on one GPU under the default strategy (runner.session.strategy.uses_xla)
     jit_compile: Optional[bool] = None
-    # None: 16 with GPUs, 1 on a CPU (runner.training.strategy.steps_per_execution)
+    # None: 16 with GPUs, 1 on a CPU (runner.session.strategy.steps_per_execution)
     steps_per_execution: Optional[int] = at_least(1, None)
     steps_per_epoch: Optional[int] = at_least(1, None)  # cap, for smoke runs; None: one pass over the data
     label_smoothing: float = 0.0
@@ -87,7 +87,7 @@ class TrainerConfig:
     seed: int = at_least(0, 0)  # NumPy refuses negative seeds
     # With model.freeze: the epoch (1-based) from which the frozen rows train too; None: never.
     unfreeze_epoch: Optional[int] = at_least(1, None)
-    # true: train a model the memory estimate says cannot fit (runner/training/memory_check.py)
+    # true: train a model the memory estimate says cannot fit (runner/session/memory_check.py)
     skip_memory_check: bool = False
     # Polyak averaging: evaluate, checkpoint and save the exponential moving average of the weights,
     # with this decay per update (e.g. 0.9999); null or 0: off (runner/training/averaged.py)

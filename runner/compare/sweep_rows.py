@@ -14,10 +14,9 @@ from typing import Optional
 import mlflow
 from mlflow.entities import Run
 
-from runner.schema import Direction, SweepConfig
+from runner.config.schema import Direction, SweepConfig
+from runner.tracking.labels import EVALUATE_ROLE, ROLE_TAG
 
-# runner.evaluate's runs (runner/evaluate/run.py ROLE): weights scored as they are, trained by no seed.
-EVALUATION_ROLE = "evaluate"
 # A parent run recorded before the sweep.* tags existed optimised the schema's default objective.
 DEFAULT_SWEEP = SweepConfig()
 # `hydra.overrides` joins the job's overrides with spaces, so a value may hold one; split only where
@@ -143,7 +142,7 @@ def _row(client: mlflow.MlflowClient, child: Run, label: str, objective: str) ->
         objective=metrics.get(objective),
         val_top1_curve=val_top1,
         top1_curve=top1,
-        trained=child.data.tags.get("runner.role") != EVALUATION_ROLE,
+        trained=child.data.tags.get(ROLE_TAG) != EVALUATE_ROLE,  # an evaluation: trained by no seed
     )
 
 

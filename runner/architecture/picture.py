@@ -1,6 +1,6 @@
 """The architecture as a picture, drawn from the report's rows as the papers draw their networks.
 
-One box per config row (`drawing_cells`), sized to its output feature map, left to right and wrapped
+One box per config row (`picture_cells`), sized to its output feature map, left to right and wrapped
 onto several lines, so GoogLeNet's 24 rows fit one page of at most about 21 x 12 inches (2,400 px
 at 100 dpi). Matplotlib has no network-diagram artist, so the boxes, arcs and labels are placed
 here by hand. Built on matplotlib.figure.Figure, not pyplot, so no display and no global state, as
@@ -20,8 +20,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
 from builders.report import Report
-from runner.training.drawing_cells import Cell, Scale, cells, scale_of
-from runner.training.model_report import giga
+from runner.architecture.picture_cells import Cell, Scale, cells, scale_of
+from runner.architecture.tables import giga
 
 CAPTION = ("How to read it: each box is one row's output, its height following the feature map's side and its "
            "width the channels (both on log scales), with the row's name, output shape, parameters and size "

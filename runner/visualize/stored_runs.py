@@ -7,12 +7,9 @@ from typing import Iterator, Optional
 import mlflow
 from mlflow.entities import Run
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 from runner.tracking import store
-
-# Runs that hold no model carry the tag runner.role: a sweep's parent ("sweep", runner/sweep.py),
-# a benchmark ("bench", runner/bench), an evaluation or weights' figures; training runs carry none.
-ROLE = "runner.role"
+from runner.tracking.labels import ROLE_TAG
 
 
 def open_store(uri: str) -> mlflow.MlflowClient:
@@ -24,12 +21,12 @@ def find_run(client: mlflow.MlflowClient, run_id: Optional[str]) -> Run:
     if run_id:
         run = store.run_by_id(client, run_id, "visualize.model", "omit visualize.model for the latest finished run",
                               given=f"runs:/{run_id}")
-        if ROLE in run.data.tags:
-            raise UserError(f"visualize.model=runs:/{run_id} is a {run.data.tags[ROLE]} run, which has no model: "
+        if ROLE_TAG in run.data.tags:  # a run that holds no model (tracking/labels.py)
+            raise UserError(f"visualize.model=runs:/{run_id} is a {run.data.tags[ROLE_TAG]} run, which has no model: "
                             "give a training run (python -m runner.compare lists a sweep's jobs)")
         return run
     for run in _finished_runs(client):
-        if ROLE not in run.data.tags:
+        if ROLE_TAG not in run.data.tags:
             return run
     raise UserError(f"no finished training run in {client.tracking_uri}: train one (python -m runner) "
                     "or set visualize.model=runs:/<run_id>")

@@ -10,8 +10,8 @@ import dataclasses
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import UserError
-from runner.suggestions import for_key
+from runner.mistakes.errors import UserError
+from runner.mistakes.suggestions import for_key
 
 
 def check_known_keys(node: DictConfig, path: str = "") -> None:

@@ -1,5 +1,5 @@
 """What a config value may be, checked before anything is built: the bounds the schema's fields carry
-(`at_least`, which runner/schema.py uses), and the names of a closed choice, looked up in the one table that
+(`at_least`, which runner/config/schema.py uses), and the names of a closed choice, looked up in the one table that
 also dispatches them (`Choices`).
 
 The schema already rejects a wrong type (`trainer.epochs=many`) when the config is composed; these
@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from runner.errors import UserError
+from runner.mistakes.errors import UserError
 
 
 def at_least(minimum: int, default: Any = dataclasses.MISSING, *, default_factory: Any = dataclasses.MISSING,

@@ -15,30 +15,30 @@ import keras
 from omegaconf import DictConfig
 
 import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
-from runner.bounds import check_bounds
-from runner.errors import UserError
+from runner.architecture.tables import model_spec
+from runner.config.bounds import check_bounds
+from runner.config.schema import VisualizeConfig
 from runner.data import pipeline
 from runner.data.pipeline import Preprocessing
 from runner.data.splits import Splits, load
-from runner.schema import VisualizeConfig
+from runner.mistakes.errors import UserError
+from runner.session.parts import load_splits, prepare_model
 from runner.tracking.artifacts import RUNS_PREFIX, run_config, run_id_of
+from runner.tracking.labels import ROLE_TAG, VISUALIZE_ROLE
 from runner.tracking.run import Run
 from runner.tracking.server import check_store
 from runner.tracking.store import store_uri
-from runner.training.model_report import model_spec
 from runner.training.record import record_weights
-from runner.training.session import load_splits, prepare_model
 from runner.visualize.classes import Classes
 from runner.visualize.filters import first_conv
 from runner.visualize.occlusion import check_fractions
 from runner.visualize.render import Options, chosen_rows, visualize
-from runner.visualize.source import announced, find_run, log_figures, open_store
+from runner.visualize.stored_runs import announced, find_run, log_figures, open_store
 from runner.weights import saved
 from runner.weights.card import WeightsCard
-from runner.weights.source import run_model
+from runner.weights.reference import run_model
 
 ARTIFACT_FOLDER = "visualize"
-ROLE = "visualize"  # the runner.role tag of a run that records weights' figures
 
 
 @dataclasses.dataclass
@@ -102,7 +102,7 @@ def _of_weights(cfg: DictConfig, folder: pathlib.Path) -> Visualization:
     paths, notes = _drawn(part.model, model_spec(part.cfg), splits, part.preprocessing, cfg.visualize, folder,
                           _classes(part.model, part.card, splits.class_names))
     with Run(cfg) as run:
-        run.set_tags({"runner.role": ROLE})
+        run.set_tags({ROLE_TAG: VISUALIZE_ROLE})
         run.log_params(part.recorded_params())
         record_weights(run, part)
         for path in paths:

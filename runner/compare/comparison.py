@@ -13,8 +13,8 @@ from mlflow.entities import Run
 
 from runner.compare.groups import by_recipe
 from runner.compare.plots import save_figure
-from runner.compare.rows import Row, objective_of, sweep_rows
 from runner.compare.select import sweep_children
+from runner.compare.sweep_rows import Row, objective_of, sweep_rows
 from runner.compare.table import csv_text, markdown, terminal_table
 
 MARKDOWN, CSV, FIGURE = "comparison.md", "comparison.csv", "comparison.png"
