@@ -43,6 +43,18 @@ def test_every_unreadable_file_is_found_with_the_decoders_reason(dirty_tree):
     assert all("\n" not in why for why in found.values())
 
 
+def test_a_long_file_check_shows_its_progress(tmp_path, monkeypatch, capsys):
+    root = make_image_folder(tmp_path / "photos", classes=CLASSES, per_class=1)
+    paths = sorted(str(path) for path in root.rglob("*") if path.is_file())
+    monkeypatch.setattr(unreadable, "PROGRESS_FROM", len(paths))
+    assert unreadable.find(paths, MAX_PIXELS) == {}
+    said = capsys.readouterr().out
+    assert f"checking that {len(paths)} image files decode" in said and f"{len(paths)}/{len(paths)}" in said
+    monkeypatch.setattr(unreadable, "PROGRESS_FROM", len(paths) + 1)
+    unreadable.find(paths[:-1], MAX_PIXELS)  # not the cached verdict: other files
+    assert capsys.readouterr().out == ""
+
+
 @pytest.mark.parametrize("channels", [3, 1])
 def test_readable_kinds_are_used_and_unreadable_ones_skipped(dirty_tree, channels):
     readable, broken = dirty_files()
