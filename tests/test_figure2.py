@@ -116,14 +116,15 @@ def tanh_model():
     return keras.Model(inputs, keras.layers.AveragePooling2D(2, name="s")(x))
 
 
-def test_scores_are_taken_before_a_saturating_activation_and_it_is_put_back():
+def test_scores_are_taken_before_a_saturating_activation_and_it_is_put_back(capsys):
     model = tanh_model()
     rng = np.random.default_rng(0)
     # Fixed positive weights: every image drives tanh to saturation, whatever random state tests before left.
     model.get_layer("c_conv").set_weights([rng.uniform(0.05, 0.15, (3, 3, 1, 3)), np.zeros(3)])
     images = rng.uniform(0, 255, size=(12, 8, 8, 1)).astype(np.uint8)
     batches = [(images[:6], np.zeros(6)), (images[6:], np.zeros(6))]
-    scanned = scan(model, batches, ["a"], lambda batch: np.asarray(batch, np.float32) / 4, 2, 12)
+    scanned = scan(model, batches, ["a"], lambda batch: np.asarray(batch, np.float32) / 4, 2, 12, progress=True)
+    assert "12/12" in capsys.readouterr().out  # the progress bar, at its end
     assert scanned.scored_before == "c_tanh (tanh)" and "before c_tanh (tanh)" in scanned.score_name()
     saturated = keras.ops.convert_to_numpy(model(images.astype(np.float32) / 4)).max(axis=(1, 2))
     assert np.isclose(saturated, 1.0, atol=1e-3).mean() > 0.5, "the images drive tanh to saturation"

@@ -62,7 +62,7 @@ def visualize(model: keras.Model, spec: Mapping, batches: Iterable, class_names:
     folder.mkdir(parents=True, exist_ok=True)
     paths = [filters.model_filters(model, folder / "filters.png")]
     top_probe = _probe(model, top)
-    scanned = scan(top_probe, batches, class_names, normalise, options.images, options.max_images)
+    scanned = scan(top_probe, batches, class_names, normalise, options.images, options.max_images, progress=True)
     for row in shown_rows:
         paths.append(_feature_maps(model, row, scanned, options, folder))
     ranked = scanned.ranked_channels(options.top_k)[: options.channels]

@@ -38,11 +38,13 @@ class Scan:
 
 
 def scan(probe: keras.Model, batches: Iterable, class_names: Sequence[str], normalise: Callable,
-         shown_count: int, scanned_count: int) -> Scan:
+         shown_count: int, scanned_count: int, progress: bool = False) -> Scan:
     """`batches` yields (uint8 images [B, H, W, C], labels [B]); read until max(shown, scanned) images.
-    `probe` maps images to the top row's output; `normalise`, uint8 images to what it takes."""
+    `probe` maps images to the top row's output; `normalise`, uint8 images to what it takes. `progress`:
+    Keras's progress bar over the images (hundreds through a deep network take a while on a CPU)."""
     wanted = max(shown_count, scanned_count)
     shown, labels, pictures, peaks, where, seen = [], [], [], [], [], 0
+    bar = keras.utils.Progbar(wanted, unit_name="image") if progress else None
     with scored_unit(probe) as scored_before:
         for batch, batch_labels in batches:
             batch = np.asarray(batch)[: wanted - seen]
@@ -56,6 +58,8 @@ def scan(probe: keras.Model, batches: Iterable, class_names: Sequence[str], norm
             where.append(flat.argmax(axis=1))
             pictures.append(batch)
             seen += len(images)
+            if bar:
+                bar.update(seen, finalize=seen >= wanted)
             if seen >= wanted:
                 break
     if not seen:
