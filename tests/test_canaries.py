@@ -45,6 +45,17 @@ def relied_on(api: str, ours: str, dist: str, via: str = ""):
                     f"{type(error).__name__}: {error}")
 
 
+def test_hydra_internal_utils_get_args_parser_reads_help_and_overrides_as_hydra_main_does():
+    from hydra._internal import utils as hydra_internals
+
+    with relied_on("hydra._internal.utils.get_args_parser", "runner/shell/help.py", "hydra-core"):
+        # argparse takes the overrides as one run of words: help.py adds its own right after the last
+        args = hydra_internals.get_args_parser().parse_args(["--help", "model=lenet", "data=digits"])
+        assert args.help is True, f"--help reads as {args.help!r}"
+        assert args.overrides == ["model=lenet", "data=digits"], f"the overrides read as {args.overrides!r}"
+        assert hydra_internals.get_args_parser().parse_args(["model=lenet"]).help is False
+
+
 def test_hydra_main_reports_what_composing_raises_through_hydra_internal_utils_run_and_report(monkeypatch):
     from hydra._internal import utils as hydra_internals
     from hydra.errors import ConfigCompositionException

@@ -20,7 +20,6 @@ import datetime
 import gc
 import json
 import pathlib
-import signal
 from typing import Callable, Iterator, Optional
 
 from omegaconf import DictConfig
@@ -35,11 +34,9 @@ from runner.config.bounds import check_bounds
 from runner.config.schema import BenchConfig
 from runner.mistakes.errors import UserError
 from runner.session.parts import Session, prepare
-from runner.signals import interrupt
 from runner.tracking.labels import BENCH_ROLE, ROLE_TAG
 from runner.tracking.run import Run
 from runner.training.checks import check_trainer
-from runner.training.stops import Trap
 
 
 def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib.Path]:
@@ -124,8 +121,9 @@ def _bench_run(cfg: DictConfig) -> Iterator[Optional[Run]]:
     run_name = cfg.tracking.run_name or f"bench-{cfg.model.name}-{cfg.data.name}-{started:%Y%m%d-%H%M%S}"
     named = stages.with_values(cfg, {"tracking.experiment": cfg.tracking.experiment or "bench",
                                      "tracking.run_name": run_name})
-    # SIGTERM raises at once (the input stages have no step boundaries), so the run ends KILLED.
-    with Trap(interrupt, (signal.SIGTERM,)), Run(named) as run:
+    # SIGTERM raises at once (the shell's stopped_in_one_line: the input stages have no step boundaries),
+    # so the run ends KILLED.
+    with Run(named) as run:
         run.set_tags({ROLE_TAG: BENCH_ROLE})
         yield run
 
