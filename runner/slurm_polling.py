@@ -20,9 +20,10 @@ class SlurmPolling(Callback):
 
             from runner.slurm_queue import QueueWatcher
 
-            # Every SLURM job of this process asks the watcher of their class; polls at most every 600 s,
-            # as submitit's own for SLURM jobs.
-            SlurmJob.watcher = QueueWatcher(delay_s=600)
+            # Every SLURM job of this process asks the watcher of their class. submitit's own waits up to
+            # 600 s between sacct calls; squeue is cheap for slurmctld (it answers from memory), so polls
+            # are at most a minute apart and a job SLURM ended is noticed within a minute.
+            SlurmJob.watcher = QueueWatcher(delay_s=60)
 
 
 @functools.cache

@@ -93,7 +93,8 @@ def test_a_sweep_whose_job_slurm_cancelled_ends_failed_instead_of_waiting(slurm,
     try:
         job = running_job(env, sweep)
         subprocess.run(["scancel", job], env=env, check=True, timeout=30)
-        output, _ = sweep.communicate(timeout=120)
+        # SLURM kills the job within KillWait (30 s) and the watcher polls at most a minute apart.
+        output, _ = sweep.communicate(timeout=180)
     finally:
         sweep.kill()
     assert sweep.returncode != 0
