@@ -2,6 +2,7 @@
 Shared helpers are modules of their own (helpers.py, apps.py, image_folders.py, sweeps.py)."""
 
 import collections
+import gc
 import math
 import os
 import tempfile
@@ -26,11 +27,14 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
 
 @pytest.fixture(autouse=True)
 def fresh_keras_session():
-    """Keras's global state (layer names, the graph) reset after every test. Without the full garbage
-    collection clear_session does by default, which costs about a second a test in a process holding
-    TensorFlow; Python's own collector frees the rest."""
+    """Keras's global state (layer names, the graph) reset after every test, and what the test left
+    collected, then frozen (gc.freeze): a full collection walks every object the process holds, over a
+    second in a test process after a few hundred tests, and the apps collect at each command's end
+    (their Keras session's clear); frozen, the objects of earlier tests are not walked again."""
     yield
     keras.backend.clear_session(free_memory=False)
+    gc.collect()
+    gc.freeze()
 
 
 # Seconds each test file took in the last run that ran it, in pytest's cache (.pytest_cache).

@@ -14,7 +14,7 @@ import time
 import mlflow
 import pytest
 
-from helpers import compose, new_store
+from helpers import compose, new_store, server_environment
 from runner.tracking.dashboard import UI_ADDRESS, how_to_open
 from runner.tracking.run import Run
 from test_tracking_server import answers, free_port
@@ -76,7 +76,7 @@ def dashboard(finished_run, tmp_path_factory):
     with open(log, "w") as output:  # a file, not a pipe: nothing reads it while the dashboard runs
         process = subprocess.Popen([sys.executable, "-m", "mlflow", *command[1:], "--port", str(port),
                                     "--workers", "1"],
-                                   stdout=output, stderr=output,
+                                   stdout=output, stderr=output, env=server_environment(),
                                    start_new_session=True)  # its own group: it serves from uvicorn children
     url = f"http://127.0.0.1:{port}"
     try:
@@ -87,7 +87,7 @@ def dashboard(finished_run, tmp_path_factory):
             time.sleep(0.3)
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGKILL)  # the CLI, uvicorn and the job runner's consumers at once
+        os.killpg(process.pid, signal.SIGKILL)  # the CLI and uvicorn at once
         process.wait(timeout=30)
 
 

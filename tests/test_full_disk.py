@@ -47,16 +47,16 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("error:")]
 
 
-def full_disk_at_second_last_weights(monkeypatch) -> list[str]:
-    """Keras's second write of last.weights.h5 (epoch 1, after epoch 0's resume point) stops half-way
-    on a full disk, as a real one does: half a file under the name Keras was given. Returns the calls
-    so far, whose last is the failed one once it failed."""
+def full_disk_at_second_checkpoint(monkeypatch) -> list[str]:
+    """Keras's second write of a checkpoint (epoch 1's; epoch 0 wrote the best, which the last links)
+    stops half-way on a full disk, as a real one does: half a file under the name Keras was given.
+    Returns the checkpoint writes so far, whose last is the failed one once it failed."""
     original, calls = keras.Model.save_weights, []
 
     def save_weights(model, filepath, *args, **kwargs):
         original(model, filepath, *args, **kwargs)
         calls.append(filepath)
-        if "last" in str(filepath) and sum("last" in str(call) for call in calls) == 2:
+        if len(calls) == 2:
             os.truncate(filepath, os.path.getsize(filepath) // 2)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
@@ -64,9 +64,14 @@ def full_disk_at_second_last_weights(monkeypatch) -> list[str]:
     return calls
 
 
+def final_name(partial: str) -> str:
+    """best.weights.h5 or last.weights.h5, for the partial name Keras was given (disk.partial_name)."""
+    return "best.weights.h5" if "best" in pathlib.Path(partial).name else "last.weights.h5"
+
+
 def full_once_disk_is(calls: list[str], method):
     def written(*args, **kwargs):
-        if sum("last" in str(call) for call in calls) >= 2:
+        if len(calls) >= 2:
             raise MlflowException(STORE_FULL)
         return method(*args, **kwargs)
     return written
@@ -78,15 +83,15 @@ def leftovers(folder: pathlib.Path) -> list[str]:
 
 @pytest.mark.e2e
 def test_a_full_disk_is_one_line_naming_the_file_and_the_run_ends_failed(tmp_path, monkeypatch):
-    full_disk_at_second_last_weights(monkeypatch)
+    calls = full_disk_at_second_checkpoint(monkeypatch)
     result = run_here(tmp_path)
-    checkpoints = tmp_path / "run" / "checkpoints"
+    written = tmp_path / "run" / "checkpoints" / final_name(calls[-1])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     [line] = error_lines(result.stderr)
-    assert line.startswith(f"error: no space left on device writing {checkpoints / 'last.weights.h5'} (")
+    assert line.startswith(f"error: no space left on device writing {written} (")
     assert " free there); free some space, then rerun the same command" in line
     # Epoch 0's file is still there, whole; the half-written one is gone.
-    with h5py.File(checkpoints / "last.weights.h5") as whole:
+    with h5py.File(written) as whole:
         assert len(whole.keys())
     assert leftovers(tmp_path / "run") == []
     run = the_run(tmp_path)
@@ -97,7 +102,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_the_run_ends_failed(tmp_pat
 @pytest.mark.e2e
 def test_a_store_that_cannot_be_written_leaves_the_run_running_and_says_so(tmp_path, monkeypatch):
     with monkeypatch.context() as patched:
-        calls = full_disk_at_second_last_weights(patched)
+        calls = full_disk_at_second_checkpoint(patched)
         for name in ("set_tag", "set_terminated"):  # from the moment the disk is full
             patched.setattr(mlflow.MlflowClient, name, full_once_disk_is(calls, getattr(mlflow.MlflowClient, name)))
         result = run_here(tmp_path)
@@ -105,7 +110,7 @@ def test_a_store_that_cannot_be_written_leaves_the_run_running_and_says_so(tmp_p
     [line] = error_lines(result.stderr)
     running = the_run(tmp_path)
     assert running.info.status == "RUNNING"
-    assert "no space left on device writing" in line and "last.weights.h5" in line
+    assert "no space left on device writing" in line and final_name(calls[-1]) in line
     assert f"the MLflow store {new_store(tmp_path)} is full (" in line
     assert f"MLflow run {running.info.run_id} stays RUNNING" in line and "rerun the same command" in line
     # What the rerun resumes (tests/test_resume.py proves that it does): this run, its first epoch done.
@@ -184,7 +189,7 @@ def tmpfs(folder: pathlib.Path, options: str) -> Iterator[None]:
 @pytest.mark.e2e
 def test_on_a_full_tmpfs_the_run_ends_in_one_line_not_a_segfault(small_tmpfs):
     """The store and the run folder on a 3 MB tmpfs with 1.8 MB free: HDF5 used to crash the process
-    (exit 139) after writing half of last.weights.h5. A subprocess: how the process ends is the point."""
+    (exit 139) after writing half of a checkpoint. A subprocess: how the process ends is the point."""
     free = shutil.disk_usage(small_tmpfs).free
     (small_tmpfs / "filler").write_bytes(b"\0" * (free - 1800 * 1024))
     process = subprocess.run([sys.executable, "-m", "runner", "trainer.epochs=2", "trainer.steps_per_epoch=3",

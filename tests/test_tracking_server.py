@@ -18,6 +18,7 @@ import mlflow
 import pytest
 
 from apps import SHELL_UNSET, run_app
+from helpers import server_environment
 from runner.tracking.server import request_settings
 
 EPOCHS = 5
@@ -47,7 +48,7 @@ class MlflowServer:
                 [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(self.port),
                  "--workers", "1", "--backend-store-uri", f"sqlite:///{self.folder}/server.db",
                  "--artifacts-destination", str(self.folder / "artifacts")],
-                stdout=output, stderr=output,
+                stdout=output, stderr=output, env=server_environment(),
                 start_new_session=True)  # its own process group: the CLI serves from a uvicorn child
         deadline = time.monotonic() + 180
         while not answers(self.url):

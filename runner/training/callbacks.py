@@ -15,11 +15,10 @@ def standard_callbacks(cfg: DictConfig, run_dir: pathlib.Path) -> list[keras.cal
     """Best and last weights in run_dir/checkpoints, early stopping and the plateau schedule, as configured."""
     checkpoints = run_dir / "checkpoints"
     checkpoints.mkdir(parents=True, exist_ok=True)
-    callbacks = [
-        WholeFileCheckpoint(checkpoints / "best.weights.h5", monitor="val_top1", mode="max",
-                            save_best_only=True, save_weights_only=True),
-        WholeFileCheckpoint(checkpoints / "last.weights.h5", save_weights_only=True),
-    ]
+    best = WholeFileCheckpoint(checkpoints / "best.weights.h5", monitor="val_top1", mode="max",
+                               save_best_only=True, save_weights_only=True)
+    # After the best (a resume point's counters follow this order), linking the epochs the best wrote.
+    callbacks = [best, WholeFileCheckpoint(checkpoints / "last.weights.h5", same_as=best, save_weights_only=True)]
     if cfg.trainer.early_stopping_patience:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_top1", mode="max",
                                                        patience=cfg.trainer.early_stopping_patience))
