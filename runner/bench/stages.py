@@ -21,6 +21,7 @@ import tensorflow as tf
 from omegaconf import DictConfig, OmegaConf
 
 from runner.data import imagenette
+from runner.data.source import as_written
 from runner.data.splits import SOURCES, load, training_augmentation
 from runner.environment import environment_set
 from runner.mistakes.messages import first_line
@@ -64,8 +65,8 @@ def timed_batches(dataset: tf.data.Dataset, warmup: int, batches: int) -> tuple[
 def decode(cfg: DictConfig) -> tuple[int, float]:
     """The training files read and decoded whole (no crop, no resize), in parallel on every core."""
     _need_folder(cfg, "decoding")
-    files = SOURCES.of(cfg.data.name)(cfg).train.keys.map(lambda path, label: path)
-    summaries = files.repeat().map(_decoded_summary, num_parallel_calls=AUTOTUNE, deterministic=False)
+    files = SOURCES.of(cfg.data.name)(cfg).train.keys.map(as_written(lambda path, label: path))
+    summaries = files.repeat().map(as_written(_decoded_summary), num_parallel_calls=AUTOTUNE, deterministic=False)
     dataset = summaries.batch(cfg.trainer.batch_size).prefetch(AUTOTUNE)
     return timed_batches(dataset, cfg.bench.warmup_batches, cfg.bench.batches)
 
@@ -119,7 +120,7 @@ def keras_baseline(cfg: DictConfig) -> tuple[int, float]:
     if cfg.augment.flip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=cfg.trainer.seed))
     augmentation = keras.Sequential(layers)
-    augmented = images.map(lambda x, y: (augmentation(x, training=True), y), num_parallel_calls=AUTOTUNE)
+    augmented = images.map(as_written(lambda x, y: (augmentation(x, training=True), y)), num_parallel_calls=AUTOTUNE)
     try:
         return timed_batches(augmented.repeat().prefetch(AUTOTUNE), cfg.bench.warmup_batches, cfg.bench.batches)
     except tf.errors.InvalidArgumentError as error:  # it has no way to skip a file it cannot decode

@@ -6,6 +6,7 @@ import tensorflow as tf
 from omegaconf import ListConfig
 
 from runner.config.bounds import Choices
+from runner.data.source import as_written
 from runner.mistakes.errors import UserError
 
 BALANCE_STREAM = 0x62616C  # told apart from the augmentation's seeds, drawn from the same trainer.seed
@@ -76,4 +77,4 @@ def balanced_keys(keys: tf.data.Dataset, labels: np.ndarray, seed: int) -> tf.da
         return tf.nest.map_structure(lambda column: tf.gather(column, index), every_key)
 
     seeds = tf.data.Dataset.random(seed + BALANCE_STREAM, rerandomize_each_iteration=True).batch(2)
-    return seeds.take(len(labels)).map(draw, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return seeds.take(len(labels)).map(as_written(draw), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from runner.data.cache_home import cache_home
 from runner.data.colour import Components
-from runner.data.source import Examples
+from runner.data.source import Examples, as_written
 from runner.disk import written_whole
 
 SAMPLE_IMAGES = 1000
@@ -57,7 +57,7 @@ def _moments(examples: Examples, sample: tf.data.Dataset, channels: int):
                 tf.matmul(pixels, pixels, transpose_a=True))
 
     zero = (tf.constant(0.0, tf.float64), tf.zeros([channels], tf.float64), tf.zeros([channels] * 2, tf.float64))
-    totals = sample.map(moments, num_parallel_calls=tf.data.AUTOTUNE).reduce(
+    totals = sample.map(as_written(moments), num_parallel_calls=tf.data.AUTOTUNE).reduce(
         zero, lambda sums, one: tuple(total + value for total, value in zip(sums, one)))
     return tuple(total.numpy() for total in totals)
 

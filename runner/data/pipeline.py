@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 
 from runner.data import balance, pixels
-from runner.data.source import Examples
+from runner.data.source import Examples, as_written
 from runner.mistakes.errors import UserError
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -16,7 +16,7 @@ AUTOTUNE = tf.data.AUTOTUNE
 def cached(examples: Examples, view, *, deterministic: bool = True, filename: str = "") -> Examples:
     """The examples' pixels through `view` (e.g. augment.resized), decoded once and kept in memory
     (or in `filename`'s files); in their order unless not `deterministic`."""
-    images = examples.keys.map(lambda key, label: (examples.pixels(key, view), label),
+    images = examples.keys.map(as_written(lambda key, label: (examples.pixels(key, view), label)),
                                num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     return Examples(images.cache(filename), examples.count, pixels.decoded, examples.labels)
 
@@ -46,14 +46,14 @@ def training(examples: Examples, view, *, batch_size: int, seed: int, shuffle_bu
     # repeats given trainer.seed (stateful random ops in a map would repeat each epoch's draws).
     seeds = tf.data.Dataset.random(seed, rerandomize_each_iteration=True).batch(2)
     images = tf.data.Dataset.zip(keys, seeds).map(
-        lambda example, image_seed: (examples.pixels(example[0], view(image_seed)), example[1]),
+        as_written(lambda example, image_seed: (examples.pixels(example[0], view(image_seed)), example[1])),
         num_parallel_calls=AUTOTUNE, deterministic=False)
     return images.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
 
 def evaluation(examples: Examples, view, *, batch_size: int):
     """Every example once, in order, the last batch possibly smaller."""
-    images = examples.keys.map(lambda key, label: (examples.pixels(key, view), label),
+    images = examples.keys.map(as_written(lambda key, label: (examples.pixels(key, view), label)),
                                num_parallel_calls=AUTOTUNE)
     return images.batch(batch_size).prefetch(AUTOTUNE)
 

@@ -8,6 +8,11 @@ import tensorflow as tf
 
 from runner.data import pixels
 
+# A map's function traced as written, without AutoGraph, which tf.data applies by default: the data code
+# writes its branches as tf.cond, and converting it (AutoGraph parses the source of every function a map
+# calls) took about 0.7 s of each fresh process's first run.
+as_written = tf.autograph.experimental.do_not_convert
+
 
 @dataclasses.dataclass
 class Examples:

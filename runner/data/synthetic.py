@@ -24,7 +24,8 @@ def from_config(cfg, training: bool = True) -> source.Source:
 
 def _examples(count: int, split: int, shape, num_classes: int, seed: int) -> source.Examples:
     # Labels cycle through the classes, so every split is balanced.
-    keys = tf.data.Dataset.range(count).map(lambda index: (index, tf.cast(index % num_classes, tf.int32)))
+    label = source.as_written(lambda index: (index, tf.cast(index % num_classes, tf.int32)))
+    keys = tf.data.Dataset.range(count).map(label)
     return source.Examples(
         keys, count, lambda index, view: pixels.decoded(image(index, split, shape, num_classes, seed), view),
         (np.arange(count) % num_classes).astype(np.int32))

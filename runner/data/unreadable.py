@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from runner.data import image_sizes
 from runner.data.cache_home import cache_home
+from runner.data.source import as_written
 from runner.disk import written_whole
 
 # TensorFlow's wrapping of an op's message:
@@ -80,7 +81,7 @@ def _sizes(paths: list[str]) -> dict[str, int | None]:
 
 def _decode_all(paths: list[str], largest: int) -> dict[str, str]:
     names = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string))
-    shapes = names.map(lambda path: (path, tf.shape(_decode(tf.io.read_file(path)))),
+    shapes = names.map(as_written(lambda path: (path, tf.shape(_decode(tf.io.read_file(path))))),
                        num_parallel_calls=_parallel_decodes(largest), deterministic=False)
     decodable, bar = set(), None
     if len(paths) >= PROGRESS_FROM:

@@ -7,6 +7,10 @@ training step the learning rate its update used; averages are taken on the host,
 count gives the same numbers. Steps take uint8 batches and `normalise` them first
 (runner.data.splits.Splits.normalise): on the device, in the compiled graph, instead of on the
 host's few cores.
+
+The functions are traced without AutoGraph, as Keras's own steps are: their loops are tf.while_loop
+and their branches tf.cond, written out, and converting them (AutoGraph parses the source of every
+function a step calls) took about 1.4 s of each fresh process's first run.
 """
 
 import keras
@@ -74,17 +78,21 @@ def make_train_steps(session: Session):
         return gradients, sums(per_example, labels, main_output(outputs))
 
     xla = session.part.resolved.jit_compile
-    step = tf.function(replica_step, jit_compile=xla) if xla else replica_step
+    step = tf.function(replica_step, jit_compile=xla, autograph=False) if xla else replica_step
 
-    @tf.function
+    def one_step(index, iterator, totals):
+        # Read before the update, which uses the rate at this update count (a warm-up's first is 0).
+        rate = tf.cast(keras.ops.convert_to_tensor(optimizer.learning_rate), tf.float32)
+        per_replica = strategy.run(step, args=next(iterator))
+        return index + 1, {key: totals[key] + strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS} | {
+            RATE: totals[RATE] + rate}
+
+    @tf.function(autograph=False)
     def train_steps(iterator, count):
-        totals = {key: tf.constant(0.0) for key in (*SUMS, RATE)}
-        for _ in tf.range(count):  # a tensor: any count, the epoch's remainder too, one trace
-            # Read before the update, which uses the rate at this update count (a warm-up's first is 0).
-            rate = tf.cast(keras.ops.convert_to_tensor(optimizer.learning_rate), tf.float32)
-            per_replica = strategy.run(step, args=next(iterator))
-            totals = {key: totals[key] + strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS} | {
-                RATE: totals[RATE] + rate}
+        start = (tf.zeros_like(count), {key: tf.constant(0.0) for key in (*SUMS, RATE)})
+        # `count` a tensor: any count, the epoch's remainder too, one trace.
+        _, totals = tf.while_loop(lambda index, _: index < count,
+                                  lambda index, totals: one_step(index, iterator, totals), start)
         return totals
 
     return train_steps
@@ -96,7 +104,7 @@ def make_statistics_average(model, strategy):
     one replica's values per worker; averaged, every worker holds one model to evaluate and save."""
     statistics = model.non_trainable_variables
 
-    @tf.function
+    @tf.function(autograph=False)
     def average():
         local = strategy.run(lambda: [tf.identity(variable.value) for variable in statistics])
         for variable, per_replica in zip(statistics, local):
@@ -132,7 +140,7 @@ def make_eval_step(session: Session, views: bool = False):
         result["confidence"] = tf.reduce_max(probabilities, axis=-1)  # of the predicted class
         return result
 
-    @tf.function
+    @tf.function(autograph=False)
     def eval_step(images, labels):
         per_replica = strategy.run(replica_step, args=(images, labels))
         totals = {key: strategy.reduce("SUM", per_replica[key], axis=None) for key in SUMS}
