@@ -159,7 +159,7 @@ def _log_comparison(client: mlflow.MlflowClient, run_id: str, sweep_dir: str) ->
     directory.mkdir(parents=True, exist_ok=True)  # a sweep whose jobs all failed early made none
     comparison = compare_sweep(client, run_id, directory)
     print(comparison.table)
-    print(f"wrote {', '.join(str(path) for path in comparison.paths)} (also on the parent run's artifacts)")
+    print(comparison.written)
     optuna_results = directory / "optimization_results.yaml"  # the Optuna sweeper's best trial
     if optuna_results.exists():
         client.log_artifact(run_id, str(optuna_results))

@@ -7,7 +7,13 @@ import math
 import os
 import tempfile
 
-from runner.shell.logs import import_tensorflow_quietly
+# One thread per op in every TensorFlow of the session (this process and those the tests start, which
+# inherit it): two pytest-xdist workers and the processes their tests start keep both cores busy already,
+# and TensorFlow's pools, oversubscribed, spin waiting for work (measured on 2 cores: a seventh less wall
+# time for the same tests). The commands themselves keep TensorFlow's default, a thread per core.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+
+from runner.shell.logs import import_tensorflow_quietly  # noqa: E402
 
 import_tensorflow_quietly()  # before Keras imports it: without the lines it writes as it loads, as the commands do
 

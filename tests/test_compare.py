@@ -297,9 +297,10 @@ def test_the_command_prints_the_table_and_writes_the_files(store, tmp_path):
     rows = [line.split()[0] for line in result.stdout.splitlines() if line.startswith("model=")]
     assert rows == ["model=vgg16", "model=lenet", "model=resnet18"]
     assert "138.4M" in result.stdout and "97.50%" in result.stdout
-    for name in ("comparison.md", "comparison.csv", "comparison.png"):
-        assert f"wrote {tmp_path / name}" in result.stdout and (tmp_path / name).is_file()
-    assert f"logged on the sweep's parent run {runs['depth']} (sweep-depth)" in result.stdout
+    names = ("comparison.md", "comparison.csv", "comparison.png")
+    assert f"wrote {', '.join(str(tmp_path / name) for name in names)} (also on the sweep's parent run " \
+           f"{runs['depth']}, sweep-depth)" in result.stdout
+    assert all((tmp_path / name).is_file() for name in names)
 
 
 def test_the_command_reports_a_mistake_in_one_line(store, tmp_path):

@@ -3,6 +3,7 @@ job runs as the command itself; the others run the same app in this process (tes
 
 import csv
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -59,6 +60,8 @@ def test_default_command_trains_lenet_on_digits_to_97_percent(tmp_path):
     assert run.info.run_id in result.stdout and "mlflow ui --backend-store-uri" in result.stdout
     artifacts = client.get_run(run.info.run_id).info.artifact_uri.removeprefix("file://")
     assert f"figures and artifacts: {artifacts}\n" in result.stdout
+    # The table's title says the head is digits' ten classes, as describe's does.
+    assert "head sized for 10 classes (data=digits;" in (pathlib.Path(artifacts) / "architecture.md").read_text()
 
 
 @pytest.mark.e2e

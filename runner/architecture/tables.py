@@ -52,12 +52,16 @@ class Described(Report):
 
 
 def describe(cfg: DictConfig) -> Described:
-    built = report(builders.build(model_spec(cfg)))
-    return Described(**vars(built), num_classes=OmegaConf.select(cfg, "data.num_classes", default=None),
+    return described(builders.build(model_spec(cfg)), cfg)
+
+
+def described(built, cfg: DictConfig) -> Described:
+    """The report of `built` (a BuiltModel of `cfg`'s model), with the classes `cfg`'s data gives it."""
+    return Described(**vars(report(built)), num_classes=OmegaConf.select(cfg, "data.num_classes", default=None),
                      data=OmegaConf.select(cfg, "data.name", default=None))
 
 
-def render(result: Report, fmt: str) -> str:
+def render(result: Described, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(result.to_dict(), indent=2)
     rows = [_cells(number, layer) for number, layer in enumerate(result.layers, start=1)]
@@ -76,9 +80,9 @@ def render(result: Report, fmt: str) -> str:
     return f"{title}\n{table}\n" + "\n".join(notes) + "\n"
 
 
-def _head(result: Report) -> str:
+def _head(result: Described) -> str:
     """Why the parameters differ from the zoo's table: the head's width follows data=."""
-    classes = getattr(result, "num_classes", None)
+    classes = result.num_classes
     if classes is None:
         return ""
     note = f", head sized for {classes} classes (data={result.data}"

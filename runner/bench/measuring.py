@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Optional
 
 from omegaconf import DictConfig
 
+from runner import disk
 from runner.bench import peer, stages
 from runner.bench.figures import FIGURES, INPUT_STAGES, NOT_ASKED, STAGES, Bench, Stage, median_round
 from runner.bench.inference import infer
@@ -69,7 +70,8 @@ def run_bench(cfg: DictConfig, output_dir: pathlib.Path) -> tuple[Bench, pathlib
         path = pathlib.Path(cfg.bench.output) if cfg.bench.output else output_dir / "bench.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(result.as_json(), indent=2) + "\n"
-        path.write_text(text)
+        with disk.written_whole(path) as partial:  # a full disk or a kill leaves no half a JSON
+            partial.write_text(text)
         if run is not None:
             _record(run, result, text)
     return result, path

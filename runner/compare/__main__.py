@@ -28,9 +28,7 @@ def main(cfg: DictConfig, run_dir: pathlib.Path) -> None:
     comparison = compare_sweep(client, parent.info.run_id, run_dir)
     print(comparison.table)
     print()
-    for path in comparison.paths:
-        print(f"wrote {path}")
-    print(f"logged on the sweep's parent run {parent.info.run_id} ({parent.info.run_name})")
+    print(comparison.written)
 
 
 if __name__ == "__main__":

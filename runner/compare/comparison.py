@@ -27,6 +27,12 @@ class Comparison:
     table: str  # the terminal text
     paths: list[pathlib.Path]  # the Markdown, the CSV and the figure, as logged on the parent
 
+    @property
+    def written(self) -> str:
+        """The line that says where the comparison is: its files, and the parent run that holds them too."""
+        return (f"wrote {', '.join(str(path) for path in self.paths)} (also on the sweep's parent run "
+                f"{self.parent.info.run_id}, {self.parent.info.run_name})")
+
 
 def compare_sweep(client: mlflow.MlflowClient, parent_run_id: str, out_dir: pathlib.Path) -> Comparison:
     """Write the comparison of the sweep's children into out_dir and log it on the parent run."""

@@ -15,10 +15,10 @@ import os
 import re
 from pathlib import Path
 
-import keras
 import psutil
 import tensorflow as tf
 
+from runner import progress
 from runner.data import image_sizes
 from runner.data.cache_home import cache_home
 from runner.data.source import as_written
@@ -86,7 +86,7 @@ def _decode_all(paths: list[str], largest: int) -> dict[str, str]:
     decodable, bar = set(), None
     if len(paths) >= PROGRESS_FROM:
         print(f"checking that {len(paths)} image files decode (once: the verdict is kept for the next run)")
-        bar = keras.utils.Progbar(len(paths), unit_name="file")
+        bar = progress.bar(len(paths), unit_name="file")
     for path, _ in shapes.ignore_errors().as_numpy_iterator():
         decodable.add(path.decode())
         if bar and len(decodable) % 100 == 0:

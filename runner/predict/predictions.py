@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from tabulate import tabulate
 
 import builders  # noqa: F401  (registers its layers, LRN and the padded pools, which saved models use)
-from runner import disk
+from runner import disk, progress
 from runner.config.bounds import check_bounds
 from runner.config.schema import PredictConfig
 from runner.data import augment, pipeline, source, unreadable
@@ -122,7 +122,7 @@ def _probabilities(model: keras.Model, files: list[str], resize_ratio: float, ba
     batches = pipeline.evaluation(examples, augment.centre_crop((height, width), resize_ratio),
                                   batch_size=batch_size)
     # Keras's progress bar when there is more than one batch to wait for.
-    bar = keras.utils.Progbar(len(files), unit_name="image") if len(files) > batch_size else None
+    bar = progress.bar(len(files), unit_name="image") if len(files) > batch_size else None
     outputs = []
     for images, _ in batches:
         outputs.append(model.predict_on_batch(images))

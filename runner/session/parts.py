@@ -27,9 +27,8 @@ import tensorflow as tf
 from omegaconf import DictConfig
 
 import builders
-from builders.report import Report, report
 from builders.rows import BuiltModel
-from runner.architecture.tables import model_spec
+from runner.architecture.tables import Described, described, model_spec
 from runner.data import balance
 from runner.data.pipeline import Preprocessing
 from runner.data.splits import ALL_SPLITS, Splits, evaluation_crop, load
@@ -66,7 +65,7 @@ class ModelPart:
     worker: Worker
     resolved: Resolved
     built: BuiltModel
-    report: Report
+    report: Described  # with the classes data= sized the head for
     classifier: tuple[str, ...]  # the rows that predict the classes, the last first
     preprocessing: Preprocessing  # what the model takes: the weights' card's and the data's
     card: WeightsCard | None = None  # of model.weights; None: random initialisation
@@ -148,7 +147,7 @@ def prepare_model(cfg: DictConfig, *, for_training: bool = True, classes_from_we
             classifier = _weights_classifier(weights.card, rows, built) if weights else rows
             loaded = load_into(built, weights, classifier) if weights else None
     card = weights.card if weights else None
-    return ModelPart(cfg, strategy, worker(strategy), resolved, built, report(built), rows,
+    return ModelPart(cfg, strategy, worker(strategy), resolved, built, described(built, cfg), rows,
                      model_inputs(cfg.data, card), card, loaded)
 
 

@@ -11,10 +11,10 @@ reports); no loss is logged at the end, only top-1 and top-5, which smoothing do
 import dataclasses
 from typing import Optional
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from runner.progress import bar as progress_bar, finish
 from runner.session.parts import Session
 from runner.session.strategy import distributed
 from runner.training import steps
@@ -46,7 +46,7 @@ def evaluate(session: Session, dataset: tf.data.Dataset, eval_step, progress: bo
     totals = {key: 0.0 for key in steps.SUMS}
     labels, predicted, confidence = [], [], []
     known = int(dataset.cardinality())
-    bar = keras.utils.Progbar(known if known >= 0 else None, unit_name="batch") if progress else None
+    bar = progress_bar(known if known >= 0 else None, unit_name="batch") if progress else None
     batches = 0
     for images, batch_labels in distributed(session.strategy, dataset):
         batch_totals, batch_predicted, batch_true, batch_confidence = eval_step(images, batch_labels)
@@ -59,7 +59,7 @@ def evaluate(session: Session, dataset: tf.data.Dataset, eval_step, progress: bo
         if bar:
             bar.update(batches)
     if bar and bar.target is None:  # a bar of unknown length ends when the data does
-        bar.update(batches, finalize=True)
+        finish(bar, batches)
     return Evaluation(steps.averages(totals), np.concatenate(labels), np.concatenate(predicted),
                       np.concatenate(confidence))
 

@@ -14,6 +14,7 @@ from typing import Optional, Protocol
 import keras
 import tensorflow as tf
 
+from runner import progress
 from runner.mistakes.errors import UserError
 from runner.session.parts import Session
 from runner.session.strategy import distributed
@@ -80,7 +81,8 @@ def _fit(session: Session, hooks: EpochHooks, start: Start) -> Trained:
     freeze(session.part.built, cfg, start.epoch)  # a resumed run may be past the thaw
     train_steps, average_statistics = _training_functions(session)
     eval_step = steps.make_eval_step(session)
-    callback_list = keras.callbacks.CallbackList(hooks.callbacks, add_progbar=True, model=model, verbose=1,
+    callback_list = keras.callbacks.CallbackList(hooks.callbacks, add_progbar=True, model=model,
+                                                 verbose=progress.verbosity(),
                                                  epochs=cfg.trainer.epochs, steps=session.training.steps_per_epoch)
     model.optimizer = session.training.optimizer  # what ReduceLROnPlateau and checkpoints reach for
     model.stop_training = False

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 
 from runner.mistakes.errors import UserError
+from runner.progress import bar as progress_bar
 from runner.visualize.scores import scored_unit
 
 
@@ -44,7 +45,7 @@ def scan(probe: keras.Model, batches: Iterable, class_names: Sequence[str], norm
     Keras's progress bar over the images (hundreds through a deep network take a while on a CPU)."""
     wanted = max(shown_count, scanned_count)
     shown, labels, pictures, peaks, where, seen = [], [], [], [], [], 0
-    bar = keras.utils.Progbar(wanted, unit_name="image") if progress else None
+    bar = progress_bar(wanted, unit_name="image") if progress else None
     with scored_unit(probe) as scored_before:
         for batch, batch_labels in batches:
             batch = np.asarray(batch)[: wanted - seen]
