@@ -1,20 +1,22 @@
 """The shell every command runs in (runner/shell/app.py): --help that says what the command does, the stop's
 line, and no run folder left behind by a command that wrote nothing into it."""
 
+import gc
 import json
 import pathlib
 import signal
 import string
 import subprocess
 import sys
+import weakref
 
 import pytest
 from omegaconf import OmegaConf
 
 from apps import run_app
-from helpers import REPO, new_store
+from helpers import CONF, REPO, new_store
 from runner.architecture import tables
-from runner.shell import help as app_help, run_folder
+from runner.shell import app as shell, help as app_help, run_folder
 from runner.signals import Stopped, interrupt
 from runner.training import train as training
 
@@ -157,3 +159,26 @@ def test_training_traps_stops_itself_and_the_stop_it_raises_is_one_line(tmp_path
     assert handlers and handlers[0] is not interrupt and result.returncode == status
     name = "SIGTERM" if status == 143 else "SIGINT"
     assert result.stderr == f"stopped by {name}; the same command resumes from the last completed epoch\n"
+
+
+class Node:
+    """An object in a reference cycle: only a garbage collection frees it."""
+
+    def __init__(self):
+        self.itself = self
+
+
+def test_what_was_alive_before_a_body_is_left_out_of_its_collections_and_its_garbage_is_collected(
+        monkeypatch, tmp_path):
+    seen = {}
+
+    @shell.hydra_app("describe", "`python -m example`: an example.", "python -m example", "nothing")
+    def example(cfg, run_dir):
+        seen["frozen"] = gc.get_freeze_count()
+        seen["garbage"] = weakref.ref(Node())
+
+    gc.unfreeze()  # what the session's own fixture froze
+    monkeypatch.setattr(sys, "argv", ["example", "--config-path", str(CONF), f"hydra.run.dir={tmp_path}"])
+    example()
+    assert seen["frozen"] > 100_000, "the modules and TensorFlow's state, frozen before the body"
+    assert seen["garbage"]() is None, "the body's cycles, collected after it"

@@ -66,26 +66,6 @@ def test_a_killed_worker_stops_the_other_and_the_same_commands_resume_the_run(tm
     assert "[worker 0]" in resumed.stdout and "[worker 1]" in resumed.stdout
 
 
-# Every key of the training recipes at once, on LeNet and digits (one channel: the colour steps act on
-# brightness and contrast).
-EVERY_RECIPE_KEY = ["augment=scale_jitter", "augment.scale_range=[256,320]", "augment.pca_lighting=0.1",
-                    "augment.photometric=1.0", "augment.policy=randaugment", "augment.random_erasing=0.25",
-                    "augment.mixup=0.2", "augment.cutmix=1.0", "eval.scales=[224,288]", "trainer.ema=0.99",
-                    "trainer.grad_accumulation=2", "data.class_weights=balanced", "data.sampling=balanced"]
-
-
-@pytest.mark.e2e
-def test_every_recipe_key_at_once_trains_two_workers_into_one_model(tmp_path):
-    result = run_cluster(tmp_path, "trainer.epochs=1", "trainer.steps_per_epoch=3", "trainer.batch_size=32",
-                         *EVERY_RECIPE_KEY)
-    assert result.returncode == 0, result.stdout[-3000:]
-    client, [run] = runs(tmp_path)
-    assert run.info.status == "FINISHED" and "eval_top1_multiscale" in run.data.metrics
-    for chief, other in zip(final_weights(tmp_path / "run" / "model.keras"),
-                            final_weights(tmp_path / "run" / "worker1" / "model.keras")):
-        np.testing.assert_array_equal(chief, other)
-
-
 def wait_for_epoch(tmp_path, launcher, epoch) -> dict[int, psutil.Process]:
     """The two worker processes, once both resume points hold `epoch` epochs."""
     deadline = time.monotonic() + 300

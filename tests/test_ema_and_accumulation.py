@@ -155,6 +155,21 @@ def test_four_passes_of_a_batch_update_as_the_whole_batch_does(strategy):
     assert_weights_equal(trained, reference_sgd(model, start, batches, session.splits.normalise), rtol=1e-4)
 
 
+@pytest.mark.e2e
+def test_a_deep_net_accumulates_with_the_l2_term():
+    """ResNet-18's gradients and their L2 terms, summed inside the passes' loop, made TensorFlow's graph
+    optimizer fail the second call of the steps (AlreadyExistsError); the term is added once an update."""
+    session = prepare(compose("model=resnet18", "data=synthetic", "model.input_shape=[32,32,3]", "data.train_size=16",
+                              "data.val_size=8", "trainer.batch_size=8", "trainer.grad_accumulation=2", *QUICK))
+    assert session.training.loss.weight_decay > 0
+    start = [weight.copy() for weight in session.model.get_weights()]
+    train_steps, batches = steps.make_train_steps(session), iter(distributed(session.strategy, session.splits.train))
+    counted = [float(train_steps(batches, tf.constant(1))["count"]) for _ in range(2)]  # a step a call, as in an epoch
+    assert counted == [8, 8]
+    assert not any(np.array_equal(before, after) for before, after in zip(start, session.model.get_weights())
+                   if before.ndim == 4), "every convolution moved"
+
+
 @pytest.mark.parametrize("batch_size, passes, replicas, says", [
     (32, 3, 1, "trainer.grad_accumulation=3 does not divide trainer.batch_size=32"),
     (36, 4, 2, "a pass of 9 images .* does not split over 2 replicas; make batch_size a multiple of 8")])

@@ -10,14 +10,16 @@ rest the same way for every command:
   HYDRA_FULL_ERROR=1 Hydra's own behaviour, complete tracebacks, is left as it is;
 * every key of the config must be one the schema declares; then TensorFlow is imported without its
   start-up lines, the libraries' INFO lines are quietened, and the GPU note said where the command asks;
-* the body runs with a mistake or a full disk reported in one line, SIGTERM and Ctrl-C in one line, and
-  Keras's session cleared after it (a multirun runs its jobs in one process);
+* the body runs with a mistake or a full disk reported in one line, SIGTERM and Ctrl-C in one line, what
+  was alive before it kept out of its garbage collections, and Keras's session cleared after it (a
+  multirun runs its jobs in one process);
 * a run folder left holding only what Hydra wrote goes (runner/shell/run_folder.py);
 * --help starts with what the command does and an example (runner/shell/help.py).
 """
 
 import contextlib
 import functools
+import gc
 import os
 import pathlib
 import signal
@@ -92,12 +94,9 @@ def hydra_app(config_name: str, about: str, example: str, when_stopped: str, *, 
                     say_when_no_gpu(cfg.trainer)
                 if not download_bars:
                     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-                with reported_as_one_line(full_disk_advice), _stops(when_stopped, stops_at_once):
-                    try:
-                        return body(cfg, run_dir)
-                    finally:
-                        if tensorflow:
-                            _clear_keras_session()
+                with reported_as_one_line(full_disk_advice), _stops(when_stopped, stops_at_once), \
+                        _objects_of_its_own(tensorflow):
+                    return body(cfg, run_dir)
             finally:
                 if hydra_config.mode == RunMode.RUN:  # a sweep's folders are the sweep's record
                     run_folder.remove_if_hydras_alone(run_dir, f"{hydra_config.job.name}.log",
@@ -132,10 +131,24 @@ def _stop_raised_in_one_line(consequence: str) -> Iterator[None]:
         sys.exit(stop.exit_code)
 
 
-def _clear_keras_session() -> None:
-    import keras  # imported by then: the command imports TensorFlow
+@contextlib.contextmanager
+def _objects_of_its_own(tensorflow: bool) -> Iterator[None]:
+    """The body's objects apart from the process's, and Keras's session cleared after it.
 
-    keras.backend.clear_session()
+    What is alive as the body starts (the modules, TensorFlow's and Hydra's state: about half a million
+    objects) is frozen out of Python's garbage collections (gc.freeze), so that the collection Keras's
+    clear_session makes walks only what the body made: half a second less a job, and a tenth of a small
+    run's time (LeNet, ten jobs of a multirun: 28 s, frozen 21 s). What was alive at the start and dies
+    later, such as the job's config, is never collected: about a megabyte a job.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if tensorflow:
+            import keras  # imported by then: the command imports TensorFlow
+
+            keras.backend.clear_session()
 
 
 @contextlib.contextmanager

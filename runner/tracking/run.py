@@ -194,7 +194,7 @@ class Run:
 
     @_held
     def log_curves(self, history: dict[str, list[float]]) -> None:
-        self._client.log_figure(self.run_id, plots.curves(history), "curves.png")
+        self._client.log_figure(self.run_id, plots.curves(history), "curves.png", save_kwargs=plots.SAVED_AS)
 
     @_held
     def log_confusion_matrix(self, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str],
@@ -203,7 +203,7 @@ class Run:
         columns: what training saw of each class) and the most confused pairs: CSV files, and MLflow
         tables the dashboard's artifact view shows as tables."""
         figure = plots.confusion_matrix(y_true, y_pred, class_names)
-        self._client.log_figure(self.run_id, figure, "confusion_matrix.png")
+        self._client.log_figure(self.run_id, figure, "confusion_matrix.png", save_kwargs=plots.SAVED_AS)
         for name, columns in (("per_class", {**per_class.table(y_true, y_pred, class_names), **(training or {})}),
                               ("confused_pairs", per_class.confused_pairs(y_true, y_pred, class_names))):
             self.log_text(per_class.as_csv(columns), f"{name}.csv")
@@ -212,7 +212,8 @@ class Run:
     @_held
     def log_mistakes(self, images: np.ndarray, titles: list[str]) -> None:
         if len(images):
-            self._client.log_figure(self.run_id, plots.mistakes(images, titles), "mistakes.png")
+            self._client.log_figure(self.run_id, plots.mistakes(images, titles), "mistakes.png",
+                                    save_kwargs=plots.SAVED_AS)
 
     @_held
     def log_artifact(self, path: str | os.PathLike, folder: Optional[str] = None) -> None:

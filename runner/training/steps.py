@@ -62,6 +62,9 @@ def make_train_steps(session: Session):
         # trainer.grad_accumulation: the batch in that many passes, one update (training/accumulation.py)
         gradients, totals = accumulated(gradients_and_sums, (images, targets, labels), passes,
                                         model.trainable_variables, SUMS)
+        if loss.weight_decay:
+            gradients = [l2 if gradient is None else gradient + l2
+                         for gradient, l2 in zip(gradients, l2_gradients())]
         optimizer.apply(gradients, model.trainable_variables)
         return totals
 
@@ -70,12 +73,19 @@ def make_train_steps(session: Session):
             outputs = model(images, training=True)
             per_example = loss.per_example_loss(targets, outputs)
             # Average over the global batch (of one pass) so the all-reduced gradient is the full batch's.
-            batch_loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
-            if loss.weight_decay:
-                batch_loss += loss.l2_penalty(model.trainable_variables)
-            scaled = optimizer.scale_loss(batch_loss)
+            scaled = optimizer.scale_loss(tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size))
         gradients = tape.gradient(scaled, model.trainable_variables)
         return gradients, sums(per_example, labels, main_output(outputs))
+
+    def l2_gradients():
+        """The gradients of the L2 term, scaled as the loss is, once an update: the term is the same in
+        every pass of an accumulation, so added to the passes' mean it counts once, as in one pass of
+        the whole batch. (Inside the passes' loop, TensorFlow's graph optimizer turns the sum of a deep
+        net's gradients and their L2 terms into temporary variables that the loop's second pass finds
+        already made: AlreadyExistsError.)"""
+        with tf.GradientTape() as tape:
+            scaled = optimizer.scale_loss(loss.l2_penalty(model.trainable_variables))
+        return tape.gradient(scaled, model.trainable_variables)
 
     xla = session.part.resolved.jit_compile
     step = tf.function(replica_step, jit_compile=xla, autograph=False) if xla else replica_step
