@@ -25,7 +25,6 @@ from matplotlib.ticker import MaxNLocator
 
 from runner.compare.groups import SEED
 from runner.compare.sweep_rows import Row
-from runner.tracking.plots import SAVED_AS
 
 RUNS_PER_LEGEND_COLUMN = 20
 MAX_HYPERPARAMETER_PANELS = 4
@@ -33,7 +32,7 @@ LOG_SCALED = ("lr", "weight_decay", "min_lr")  # keys (their last part) swept ov
 
 
 def save_figure(rows: list[Row], path: pathlib.Path, objective: str) -> None:
-    figure(rows, objective).savefig(path, dpi=110, **SAVED_AS)
+    figure(rows, objective).savefig(path, dpi=110)
 
 
 def figure(rows: list[Row], objective: str) -> Figure:
