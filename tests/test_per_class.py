@@ -37,8 +37,16 @@ def test_the_most_confident_mistakes_come_first():
 def test_the_mistakes_figure_shows_each_image_under_its_title():
     from runner.tracking import plots
 
-    images = np.zeros((5, 8, 8, 1), np.uint8)
+    images = np.stack([np.full((28, 14, 1), 10 * index, np.uint8) for index in range(5)])  # portrait: 28 x 14
     figure = plots.mistakes(images, [f"true cat\npredicted dog ({index})" for index in range(5)])
-    shown = [axes for axes in figure.axes if axes.images]
-    assert len(shown) == 5 and len(figure.axes) == 8  # a 4-wide grid, two rows
-    assert shown[4].get_title() == "true cat\npredicted dog (4)"
+    [axes] = figure.axes
+    [picture] = axes.images
+    tiles = picture.get_array()
+    gap, band = 1, 7  # a fourteenth of the shorter side, a quarter of the height
+    assert tiles.shape == (2 * (band + 28 + gap) + gap, 4 * (14 + gap) + gap)  # a 4-wide grid, two rows
+    for index, text in enumerate(axes.texts):
+        top, left = (index // 4) * (band + 28 + gap) + band, (index % 4) * (14 + gap) + gap
+        assert (tiles[top : top + 28, left : left + 14] == 10 * index).all(), "each image in its tile"
+        assert text.get_text() == f"true cat\npredicted dog ({index})"
+        assert text.get_position() == (left + 7, top - 0.5), "centred over its tile"
+    assert len(axes.texts) == 5 and (tiles[band + 28 + gap + band :, 14 + 2 * gap :] == 255).all(), "blank past the last"

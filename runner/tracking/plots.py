@@ -1,4 +1,4 @@
-"""The run's figures: learning curves and the validation confusion matrix.
+"""The run's figures: learning curves, the validation confusion matrix and the most confident mistakes.
 
 Figures are built on matplotlib.figure.Figure, not pyplot, so no global figure state builds up
 over a long sweep and no display is needed. Their margins are fixed, or computed from the labels'
@@ -68,18 +68,24 @@ def _annotate(axes, counts: np.ndarray) -> None:
 
 
 def mistakes(images: np.ndarray, titles: list[str]) -> Figure:
-    """A grid of images, each under its title; gray images in gray."""
+    """A grid of images (four a line), each under its title; gray images in gray.
+
+    The tiles are pasted into one picture, drawn as one image with the titles over its blank bands:
+    a set of axes per image cost about twice as much (16 images: 0.27 s a run). Bands and gaps are
+    fractions of a tile, so the grid looks the same at every input size."""
     columns = max(1, min(4, len(images)))
     rows = max(1, -(-len(images) // columns))
-    height = 3.3 * rows + 0.5  # 0.5 inch for the title
-    figure = Figure(figsize=(3 * columns, height))
-    figure.suptitle("the most confident mistakes", y=1 - 0.1 / height)
-    # Room above each image for its two-line title (about 0.35 inch), above the first line too.
-    grid = {"left": 0.02, "right": 0.98, "bottom": 0.01, "top": 1 - 0.85 / height, "hspace": 0.3, "wspace": 0.1}
-    for index, axes in enumerate(np.ravel(figure.subplots(rows, columns, squeeze=False, gridspec_kw=grid))):
-        axes.set_axis_off()
-        if index < len(images):
-            image = images[index]
-            axes.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
-            axes.set_title(titles[index], fontsize=8)
+    height, width = images.shape[1:3]
+    gap, band = max(1, min(height, width) // 14), max(1, height // 4)
+    cell_width, cell_height = width + gap, band + height + gap
+    tiles = np.full((rows * cell_height + gap, columns * cell_width + gap, *images.shape[3:]), 255, np.uint8)
+    figure = Figure(figsize=(3 * columns, 3.3 * rows + 0.5))
+    axes = figure.add_axes((0.02, 0.01, 0.96, 1 - 0.55 / (3.3 * rows + 0.5)))
+    axes.set_axis_off()
+    for index, (image, title) in enumerate(zip(images, titles)):
+        top, left = (index // columns) * cell_height + band, (index % columns) * cell_width + gap
+        tiles[top : top + height, left : left + width] = image
+        axes.text(left + width / 2, top - gap / 2, title, fontsize=8, ha="center", va="bottom")
+    axes.imshow(tiles[..., 0] if tiles.shape[-1] == 1 else tiles, cmap="gray", vmin=0, vmax=255)
+    figure.suptitle("the most confident mistakes", y=1 - 0.1 / (3.3 * rows + 0.5))
     return figure
