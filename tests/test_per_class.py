@@ -49,4 +49,5 @@ def test_the_mistakes_figure_shows_each_image_under_its_title():
         assert (tiles[top : top + 28, left : left + 14] == 10 * index).all(), "each image in its tile"
         assert text.get_text() == f"true cat\npredicted dog ({index})"
         assert text.get_position() == (left + 7, top - 0.5), "centred over its tile"
-    assert len(axes.texts) == 5 and (tiles[band + 28 + gap + band :, 14 + 2 * gap :] == 255).all(), "blank past the last"
+    assert len(axes.texts) == 5
+    assert (tiles[band + 28 + gap + band :, 14 + 2 * gap :] == 255).all(), "blank past the last image"
