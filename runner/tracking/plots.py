@@ -79,13 +79,14 @@ def mistakes(images: np.ndarray, titles: list[str]) -> Figure:
     gap, band = max(1, min(height, width) // 14), max(1, height // 4)
     cell_width, cell_height = width + gap, band + height + gap
     tiles = np.full((rows * cell_height + gap, columns * cell_width + gap, *images.shape[3:]), 255, np.uint8)
-    figure = Figure(figsize=(3 * columns, 3.3 * rows + 0.5))
-    axes = figure.add_axes((0.02, 0.01, 0.96, 1 - 0.55 / (3.3 * rows + 0.5)))
+    inches = 3.3 * rows + 0.5  # the figure's height: 0.5 inch for its title
+    figure = Figure(figsize=(3 * columns, inches))
+    axes = figure.add_axes((0.02, 0.01, 0.96, 1 - 0.55 / inches))
     axes.set_axis_off()
     for index, (image, title) in enumerate(zip(images, titles)):
         top, left = (index // columns) * cell_height + band, (index % columns) * cell_width + gap
         tiles[top : top + height, left : left + width] = image
         axes.text(left + width / 2, top - gap / 2, title, fontsize=8, ha="center", va="bottom")
     axes.imshow(tiles[..., 0] if tiles.shape[-1] == 1 else tiles, cmap="gray", vmin=0, vmax=255)
-    figure.suptitle("the most confident mistakes", y=1 - 0.1 / (3.3 * rows + 0.5))
+    figure.suptitle("the most confident mistakes", y=1 - 0.1 / inches)
     return figure

@@ -194,7 +194,7 @@ class Run:
 
     @_held
     def log_curves(self, history: dict[str, list[float]]) -> None:
-        self._client.log_figure(self.run_id, plots.curves(history), "curves.png", save_kwargs=plots.SAVED_AS)
+        self._log_figure(plots.curves(history), "curves.png")
 
     @_held
     def log_confusion_matrix(self, y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str],
@@ -202,8 +202,7 @@ class Run:
         """The matrix's picture, and beside it each class's precision, recall and F1 (and `training`'s
         columns: what training saw of each class) and the most confused pairs: CSV files, and MLflow
         tables the dashboard's artifact view shows as tables."""
-        figure = plots.confusion_matrix(y_true, y_pred, class_names)
-        self._client.log_figure(self.run_id, figure, "confusion_matrix.png", save_kwargs=plots.SAVED_AS)
+        self._log_figure(plots.confusion_matrix(y_true, y_pred, class_names), "confusion_matrix.png")
         for name, columns in (("per_class", {**per_class.table(y_true, y_pred, class_names), **(training or {})}),
                               ("confused_pairs", per_class.confused_pairs(y_true, y_pred, class_names))):
             self.log_text(per_class.as_csv(columns), f"{name}.csv")
@@ -212,8 +211,10 @@ class Run:
     @_held
     def log_mistakes(self, images: np.ndarray, titles: list[str]) -> None:
         if len(images):
-            self._client.log_figure(self.run_id, plots.mistakes(images, titles), "mistakes.png",
-                                    save_kwargs=plots.SAVED_AS)
+            self._log_figure(plots.mistakes(images, titles), "mistakes.png")
+
+    def _log_figure(self, figure, artifact_file: str) -> None:
+        self._client.log_figure(self.run_id, figure, artifact_file, save_kwargs=plots.SAVED_AS)
 
     @_held
     def log_artifact(self, path: str | os.PathLike, folder: Optional[str] = None) -> None:
