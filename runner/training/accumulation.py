@@ -14,8 +14,8 @@ epoch always ends between updates, so a resume point never holds half an accumul
 
 Each pass's loss averages over the global batch of one pass (batch_size / k, as
 runner/training/steps.py sets it): the mean of the k gradients is then the gradient of the whole
-batch's mean loss, as one pass of batch_size would give, and steps.py adds the L2 term's once. Batch
-norm sees batch_size / k images a pass (per replica, / replicas again).
+batch's mean loss, as one pass of batch_size would give, and steps.py adds the L2 term's gradient
+once. Batch norm sees batch_size / k images a pass (per replica, / replicas again).
 """
 
 from typing import Callable, Sequence
